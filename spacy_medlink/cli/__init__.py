@@ -1,0 +1,4 @@
+"""`python -m spacy_medlink ...`: one typer app, one module per command group."""
+from ._app import app, benchmark_app  # noqa: F401
+
+# Importing a module registers its commands on `app` / `benchmark_app`.

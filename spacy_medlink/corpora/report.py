@@ -1,0 +1,109 @@
+"""Conservation accounting for converters: every annotation read is kept or
+dropped with a reason, and the two add up."""
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Union
+
+MAX_EXAMPLES = 5
+
+
+class CorpusFormatError(ValueError):
+    """Malformed corpus input; the message names the file and line."""
+
+    def __init__(self, path: Union[str, Path], line: int, message: str):
+        self.path = str(path)
+        self.line = line
+        super().__init__(f"{path}:{line}: {message}")
+
+
+@dataclass
+class ConversionReport:
+    source: str = ""
+    documents_read: int = 0
+    documents_kept: int = 0
+    mentions_read: int = 0
+    mentions_kept: int = 0
+    # reason -> count of mentions (or documents, prefixed "document: ") not kept
+    dropped: Counter = field(default_factory=Counter)
+    # reason -> count of annotations kept but changed (prefix stripped, ...)
+    notes: Counter = field(default_factory=Counter)
+    # reason -> first few "file:line: detail" locations
+    examples: Dict[str, List[str]] = field(default_factory=dict)
+    # label -> mentions kept
+    labels: Counter = field(default_factory=Counter)
+
+    def drop(self, reason: str, where: str = "") -> None:
+        self.dropped[reason] += 1
+        self._example(reason, where)
+
+    def note(self, reason: str, where: str = "") -> None:
+        self.notes[reason] += 1
+        self._example(reason, where)
+
+    def keep(self, label: str) -> None:
+        self.mentions_kept += 1
+        self.labels[label] += 1
+
+    def _example(self, reason: str, where: str) -> None:
+        if where:
+            ex = self.examples.setdefault(reason, [])
+            if len(ex) < MAX_EXAMPLES:
+                ex.append(where)
+
+    @property
+    def mentions_dropped(self) -> int:
+        return sum(n for r, n in self.dropped.items() if not r.startswith("document: "))
+
+    def is_balanced(self) -> bool:
+        return self.mentions_read == self.mentions_kept + self.mentions_dropped
+
+    def merge(self, other: "ConversionReport") -> "ConversionReport":
+        self.documents_read += other.documents_read
+        self.documents_kept += other.documents_kept
+        self.mentions_read += other.mentions_read
+        self.mentions_kept += other.mentions_kept
+        self.dropped.update(other.dropped)
+        self.notes.update(other.notes)
+        self.labels.update(other.labels)
+        for reason, ex in other.examples.items():
+            mine = self.examples.setdefault(reason, [])
+            mine.extend(ex[: MAX_EXAMPLES - len(mine)])
+        return self
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "documents_read": self.documents_read,
+            "documents_kept": self.documents_kept,
+            "mentions_read": self.mentions_read,
+            "mentions_kept": self.mentions_kept,
+            "mentions_dropped": self.mentions_dropped,
+            "dropped": dict(self.dropped),
+            "notes": dict(self.notes),
+            "labels": dict(self.labels),
+            "examples": self.examples,
+        }
+
+    def format(self) -> str:
+        lines = [
+            f"{self.source}",
+            f"  documents read {self.documents_read}, kept {self.documents_kept}",
+            f"  mentions read {self.mentions_read}, kept {self.mentions_kept}, "
+            f"not kept {self.mentions_dropped}",
+        ]
+        for label, n in sorted(self.labels.items()):
+            lines.append(f"    kept {label}: {n}")
+        for reason, n in sorted(self.dropped.items()):
+            lines.append(f"  NOT KEPT ({n}): {reason}")
+            lines.extend(f"      e.g. {w}" for w in self.examples.get(reason, []))
+        for reason, n in sorted(self.notes.items()):
+            lines.append(f"  changed ({n}): {reason}")
+        return "\n".join(lines)
+
+    def warn_if_dropped(self) -> None:
+        """Used by readers inside `spacy train`, where nobody reads a report."""
+        if self.dropped:
+            summary = ", ".join(f"{n} {r}" for r, n in sorted(self.dropped.items()))
+            warnings.warn(f"[spacy-medlink] {self.source}: not kept: {summary}")
