@@ -1,0 +1,1 @@
+"""One module per component; factories are registered through entry points."""

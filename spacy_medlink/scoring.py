@@ -1,0 +1,105 @@
+"""One scorer for NER and concept normalization, shared by every component.
+
+NER is spaCy's strict mention-level P/R/F (``ents_*``). Normalization is
+scored twice, the way the biomedical literature does:
+
+* mention level (``nen_p/r/f``, ``nen_per_type``): a predicted mention is right
+  when its character span, its label and its *set* of concept IDs all equal a
+  gold mention's. Composite IDs compare as sets (``D1|D2`` == ``D2|D1``).
+* document level (``nen_doc_p/r/f``, ``nen_doc_per_type``), as in the
+  BioCreative V CDR task: the set of (label, concept ID) pairs of a document,
+  composite IDs split into their atoms, against the gold set.
+
+Gold mentions without a concept (``kb_id_ == ""``) count for NER and are left
+out of normalization; a predicted ID on such a span is neither right nor
+wrong, as spaCy does for unannotated tokens. A predicted mention with no ID
+makes no normalization claim: it can only cost recall.
+
+An optional ``id_resolver`` maps every atomic ID (gold and predicted) before
+comparison, so a pipeline can score against the KB it links to, where corpus
+IDs have since been merged into another concept (``OMIM:…`` → ``D…``).
+"""
+from collections import defaultdict
+from typing import Any, Callable, Dict, FrozenSet, Iterable, Optional, Set, Tuple
+
+from spacy.scorer import PRFScore, get_ner_prf
+from spacy.tokens import Doc
+from spacy.training import Example
+from spacy.util import registry
+
+from .kb.ids import split_kb_id
+
+IdResolver = Callable[[str], str]
+_Mention = Tuple[int, int, str, FrozenSet[str]]
+
+
+def _ids(kb_id: str, resolver: Optional[IdResolver]) -> FrozenSet[str]:
+    atoms = split_kb_id(kb_id)
+    return frozenset(resolver(a) for a in atoms) if resolver else atoms
+
+
+def _mentions(doc: Doc, resolver: Optional[IdResolver]) -> Tuple[Set[_Mention], Set[Tuple[int, int, str]]]:
+    """(mentions with IDs, spans of mentions without an ID)."""
+    linked: Set[_Mention] = set()
+    nil: Set[Tuple[int, int, str]] = set()
+    for ent in doc.ents:
+        ids = _ids(ent.kb_id_, resolver)
+        if ids:
+            linked.add((ent.start_char, ent.end_char, ent.label_, ids))
+        else:
+            nil.add((ent.start_char, ent.end_char, ent.label_))
+    return linked, nil
+
+
+def _prf_dict(totals: PRFScore, per_type: Dict[str, PRFScore], prefix: str) -> Dict[str, Any]:
+    empty = len(totals) == 0
+    return {
+        f"{prefix}_p": None if empty else totals.precision,
+        f"{prefix}_r": None if empty else totals.recall,
+        f"{prefix}_f": None if empty else totals.fscore,
+        f"{prefix}_per_type": {k: v.to_dict() for k, v in sorted(per_type.items())},
+    }
+
+
+def score_nen(
+    examples: Iterable[Example], *, id_resolver: Optional[IdResolver] = None, **kwargs
+) -> Dict[str, Any]:
+    """Mention- and document-level normalization P/R/F, overall and per label."""
+    mention = defaultdict(PRFScore)
+    document = defaultdict(PRFScore)
+    for eg in examples:
+        gold, gold_nil = _mentions(eg.reference, id_resolver)
+        pred, _ = _mentions(eg.predicted, id_resolver)
+        pred = {m for m in pred if m[:3] not in gold_nil}
+        for label in {m[2] for m in gold | pred}:
+            mention[label].score_set({m for m in pred if m[2] == label}, {m for m in gold if m[2] == label})
+        gold_doc = {(m[2], i) for m in gold for i in m[3]}
+        pred_doc = {(m[2], i) for m in pred for i in m[3]}
+        for label in {label for label, _ in gold_doc | pred_doc}:
+            document[label].score_set({p for p in pred_doc if p[0] == label}, {g for g in gold_doc if g[0] == label})
+    out = _prf_dict(sum(mention.values(), PRFScore()), mention, "nen")
+    out.update(_prf_dict(sum(document.values(), PRFScore()), document, "nen_doc"))
+    return out
+
+
+def score_ner_nen(examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
+    """spaCy's strict NER scores plus normalization, for joint components."""
+    examples = list(examples)
+    scores = get_ner_prf(examples)
+    scores.update(score_nen(examples, **kwargs))
+    return scores
+
+
+@registry.scorers("medlink.nen_scorer.v1")
+def make_nen_scorer() -> Callable[..., Dict[str, Any]]:
+    """For linkers that put IDs on entities found by another component."""
+    return score_nen
+
+
+@registry.scorers("medlink.ner_nen_scorer.v1")
+def make_ner_nen_scorer() -> Callable[..., Dict[str, Any]]:
+    """For components that find and link entities in one go."""
+    return score_ner_nen
+
+
+NEN_SCORE_WEIGHTS = {"nen_f": 1.0, "nen_p": 0.0, "nen_r": 0.0, "nen_doc_f": 0.0, "nen_doc_p": 0.0, "nen_doc_r": 0.0}

@@ -1,0 +1,116 @@
+"""Normalization scores on hand-computed examples."""
+import pytest
+import spacy
+from spacy.tokens import Span
+from spacy.training import Example
+from spacy.util import registry
+
+from spacy_medlink.scoring import score_ner_nen, score_nen
+
+TEXT = "Cisplatin caused renal and hepatic failure and seizures in rats given haloperidol ."
+# token indices: Cisplatin0 caused1 renal2 and3 hepatic4 failure5 and6 seizures7 in8 rats9 given10 haloperidol11 .12
+
+
+def make_doc(nlp, ents):
+    doc = nlp.make_doc(TEXT)
+    doc.ents = [Span(doc, s, e, label=label, kb_id=kb) for s, e, label, kb in ents]
+    return doc
+
+
+@pytest.fixture
+def nlp():
+    return spacy.blank("en")
+
+
+GOLD = [
+    (0, 1, "Chemical", "D002945"),
+    (2, 6, "Disease", "D058186|D017093"),
+    (7, 8, "Disease", "D012640"),
+    (11, 12, "Chemical", ""),  # no concept: NER only
+]
+
+
+def test_perfect(nlp):
+    eg = Example(make_doc(nlp, GOLD), make_doc(nlp, GOLD))
+    scores = score_ner_nen([eg])
+    assert scores["ents_f"] == pytest.approx(1.0)
+    assert scores["nen_f"] == pytest.approx(1.0)
+    assert scores["nen_doc_f"] == pytest.approx(1.0)
+
+
+def test_hand_computed(nlp):
+    pred = [
+        (0, 1, "Chemical", "D002945"),  # right
+        (2, 6, "Disease", "D017093|D058186"),  # right: composite compared as a set
+        (7, 8, "Disease", "D004827"),  # wrong ID
+        (11, 12, "Chemical", "D006220"),  # gold has no concept: ignored for NEN
+    ]
+    eg = Example(make_doc(nlp, pred), make_doc(nlp, GOLD))
+    s = score_nen([eg])
+    # mention level: gold linked 3, predicted (counted) 3, tp 2
+    assert s["nen_p"] == pytest.approx(2 / 3)
+    assert s["nen_r"] == pytest.approx(2 / 3)
+    assert s["nen_per_type"]["Chemical"] == {"p": pytest.approx(1.0), "r": pytest.approx(1.0), "f": pytest.approx(1.0)}
+    assert s["nen_per_type"]["Disease"]["p"] == pytest.approx(1 / 2)
+    # document level: gold {C:D002945, D:D058186, D:D017093, D:D012640};
+    # pred {C:D002945, D:D017093, D:D058186, D:D004827} -> tp 3, fp 1, fn 1
+    assert s["nen_doc_p"] == pytest.approx(3 / 4)
+    assert s["nen_doc_r"] == pytest.approx(3 / 4)
+    assert s["nen_doc_per_type"]["Disease"]["r"] == pytest.approx(2 / 3)
+
+
+def test_span_or_label_must_match(nlp):
+    pred = [
+        (0, 1, "Disease", "D002945"),  # wrong label
+        (2, 5, "Disease", "D058186|D017093"),  # wrong span
+        (7, 8, "Disease", ""),  # no ID: costs recall only
+    ]
+    eg = Example(make_doc(nlp, pred), make_doc(nlp, GOLD))
+    s = score_ner_nen([eg])
+    assert s["nen_p"] == pytest.approx(0.0)
+    assert s["nen_r"] == pytest.approx(0.0)
+    assert s["ents_p"] == pytest.approx(1 / 3)
+    # document level ignores spans: D058186 and D017093 are found (as Disease),
+    # D002945 predicted as a Disease is a false positive
+    assert s["nen_doc_per_type"]["Disease"]["p"] == pytest.approx(2 / 3)
+    assert s["nen_doc_per_type"]["Disease"]["r"] == pytest.approx(2 / 3)
+    # the Chemical ID was predicted under the Disease label: not found
+    assert s["nen_doc_per_type"]["Chemical"]["r"] == pytest.approx(0.0)
+
+
+def test_partial_composite_is_wrong_at_mention_level(nlp):
+    pred = [(2, 6, "Disease", "D058186")]
+    eg = Example(make_doc(nlp, pred), make_doc(nlp, GOLD))
+    s = score_nen([eg])
+    assert s["nen_p"] == pytest.approx(0.0)
+    assert s["nen_doc_p"] == pytest.approx(1.0)
+    assert s["nen_doc_r"] == pytest.approx(1 / 4)
+
+
+def test_id_resolver(nlp):
+    gold = [(7, 8, "Disease", "OMIM:123")]
+    pred = [(7, 8, "Disease", "D012640")]
+    eg = Example(make_doc(nlp, pred), make_doc(nlp, gold))
+    assert score_nen([eg])["nen_f"] == pytest.approx(0.0)
+    resolved = score_nen([eg], id_resolver=lambda i: {"OMIM:123": "D012640"}.get(i, i))
+    assert resolved["nen_f"] == pytest.approx(1.0)
+
+
+def test_micro_average_over_documents(nlp):
+    right = Example(make_doc(nlp, GOLD), make_doc(nlp, GOLD))
+    empty = Example(make_doc(nlp, []), make_doc(nlp, GOLD))
+    s = score_nen([right, empty])
+    assert s["nen_p"] == pytest.approx(1.0)
+    assert s["nen_r"] == pytest.approx(0.5)
+    assert s["nen_doc_r"] == pytest.approx(0.5)
+
+
+def test_no_gold_ids_gives_none(nlp):
+    eg = Example(make_doc(nlp, []), make_doc(nlp, [(0, 1, "Chemical", "")]))
+    s = score_nen([eg])
+    assert s["nen_f"] is None and s["nen_doc_f"] is None
+
+
+def test_registered():
+    assert registry.scorers.get("medlink.nen_scorer.v1")() is score_nen
+    assert registry.scorers.get("medlink.ner_nen_scorer.v1")() is score_ner_nen
