@@ -180,14 +180,20 @@ def _parse_record(path: Path, line: int, record) -> Tuple[str, List[Tuple[int, i
         start, end, label = ent["start"], ent["end"], ent["type"]
         if not (_is_int(start) and _is_int(end) and 0 <= start < end <= len(text)):
             raise CorpusFormatError(
-                path, line, f"entity {j}: offsets {start!r}-{end!r} outside the text of {len(text)} characters"
+                path,
+                line,
+                f"entity {j}: offsets {start!r}-{end!r} outside the text of {len(text)} characters",
             )
         if "text" in ent and text[start:end] != ent["text"]:
             raise CorpusFormatError(
-                path, line, f"entity {j}: {ent['text']!r} does not match text[{start}:{end}] = {text[start:end]!r}"
+                path,
+                line,
+                f"entity {j}: {ent['text']!r} does not match text[{start}:{end}] = {text[start:end]!r}",
             )
         if label is not None and label not in GENIA_TYPES:
-            raise CorpusFormatError(path, line, f"entity {j}: type {label!r} not in {GENIA_TYPES} or null")
+            raise CorpusFormatError(
+                path, line, f"entity {j}: type {label!r} not in {GENIA_TYPES} or null"
+            )
         entities.append((start, end, label))
     return text, entities
 

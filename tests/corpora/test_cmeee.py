@@ -206,3 +206,15 @@ def test_chip_malformed_line(tmp_path, nlp, line2):
     with pytest.raises(CorpusFormatError) as err:
         _read(path, nlp)
     assert err.value.path == str(path) and err.value.line == 2
+
+
+def test_unaligned_entity_is_counted(tmp_path, nlp):
+    # char segmentation puts a space in the previous token's whitespace, so an
+    # entity that starts on it cannot align: dropped and counted, never silently
+    path = tmp_path / "space.txt"
+    path.write_text("肺 病变|||1    3    sym|||2    3    sym|||")
+    docs, report = _read(path, nlp)
+    assert [(s.text, s.label_) for s in docs[0].spans["nested"]] == [("病变", "sym")]
+    assert report.dropped == Counter({"does not align with tokens": 1})
+    assert report.examples["does not align with tokens"] == [f"{path}:1: record 0, sym 1-3"]
+    assert report.is_balanced()
