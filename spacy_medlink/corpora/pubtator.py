@@ -301,22 +301,21 @@ def _make_spans(
             continue
         expanded.append((line, span, start, end))
     # A widened mention must not swallow a neighbour that the corpus kept apart.
-    result = list(aligned)
+    result = [(line, span, span.start_char, span.end_char) for line, span in aligned]
     for line, span, start, end in expanded:
         clash = any(
-            span.start < other.end and other.start < span.end
-            and not (start < other.end_char and other.start_char < end)
-            for _, other in result
+            span.start < other.end and other.start < span.end and not (start < o_end and o_start < end)
+            for _, other, o_start, o_end in result
         )
         if clash:
             report.drop("expanded to token boundaries, then overlapped another mention", _where(path, line))
             continue
         report.note("expanded to token boundaries", f"{_where(path, line)}: {text[start:end]!r} -> {span.text!r}")
-        result.append((line, span))
+        result.append((line, span, start, end))
     result.sort(key=lambda item: item[0])
-    for _, span in result:
+    for _, span, _, _ in result:
         report.keep(span.label_)
-    return result
+    return [(line, span) for line, span, _, _ in result]
 
 
 class _BadMention(ValueError):
