@@ -1,0 +1,155 @@
+"""`convert`: a raw corpus file to a DocBin (.spacy) and its conversion report.
+
+Like `spacy convert`, but every corpus format keeps the concept IDs, nested
+spans and relations (``store_user_data=True``), and nothing is lost quietly:
+the report saying what was read, kept, changed and not kept (with the reason)
+is printed and written next to the DocBin as ``<name>.report.json``.
+"""
+import itertools
+from enum import Enum
+from pathlib import Path
+from typing import Iterator, Optional
+
+import srsly
+import typer
+from spacy.language import Language
+from spacy.tokens import Doc, DocBin
+from wasabi import msg
+
+from ..corpora.report import ConversionReport, CorpusFormatError
+from ._app import app
+
+_SUFFIXES = (".gz", ".txt", ".json", ".jsonl", ".iob2", ".PubTator")
+
+
+class CorpusFormat(str, Enum):
+    pubtator = "pubtator"
+    cmeee = "cmeee"
+    genia = "genia"
+
+
+class Misaligned(str, Enum):
+    expand = "expand"
+    drop = "drop"
+
+
+@app.command("convert")
+def convert_cli(
+    # fmt: off
+    input_path: Path = typer.Argument(..., help="Corpus file (.gz is read too)", exists=True, dir_okay=False),
+    output_dir: Path = typer.Argument(..., help="Output directory (created if missing)", file_okay=False),
+    file_format: CorpusFormat = typer.Option(..., "--format", "-f", help="Input format"),
+    name: Optional[str] = typer.Option(None, "--name", "-n", help="Output file stem (default: the input name without suffixes, plus _SPLIT)"),
+    label_map: Optional[str] = typer.Option(None, "--label-map", "-l", help="pubtator: type -> label, as a preset (ncbi), a JSON object or a .json file"),
+    split: Optional[str] = typer.Option(None, "--split", "-s", help="genia (JSONL): keep one split only (train, dev, test)"),
+    misaligned: Misaligned = typer.Option(Misaligned.expand, "--misaligned", "-m", help="pubtator: widen mentions that split a token to token boundaries, or drop them"),
+    lenient: bool = typer.Option(False, "--lenient", help="pubtator: drop and count malformed mention lines instead of stopping"),
+    drop_duplicates: bool = typer.Option(False, "--drop-duplicates", help="pubtator: drop a document whose PMID was seen before (default keeps it, as the official counts do)"),
+    limit: int = typer.Option(0, "--limit", help="Stop after this many docs (0: all), e.g. for a smoke run"),
+    base: Optional[Path] = typer.Option(None, "--base", "-b", help="Pipeline whose tokenizer to use (default: the biomedical tokenizer; blank 'zh' for cmeee)"),
+    # fmt: on
+) -> None:
+    """Convert a PubTator, CMeEE or GENIA file to OUTPUT_DIR/NAME.spacy and NAME.report.json."""
+    if file_format != CorpusFormat.pubtator:
+        given = {
+            "--label-map": label_map is not None,
+            "--misaligned": misaligned != Misaligned.expand,
+            "--lenient": lenient,
+            "--drop-duplicates": drop_duplicates,
+        }
+        for option, is_given in given.items():
+            if is_given:
+                msg.fail(f"{option} only applies to --format pubtator", exits=1)
+    if split is not None and file_format != CorpusFormat.genia:
+        msg.fail("--split only applies to --format genia", exits=1)
+    nlp = _tokenizer_nlp(file_format, base)
+    report = ConversionReport(source=str(input_path))
+    try:
+        docs = _read(
+            file_format,
+            input_path,
+            nlp,
+            report,
+            label_map=label_map,
+            split=split,
+            misaligned=misaligned.value,
+            strict=not lenient,
+            duplicates="drop" if drop_duplicates else "keep",
+        )
+        if limit > 0:
+            docs = itertools.islice(docs, limit)  # lazily: the report counts only what was read
+        doc_bin = DocBin(store_user_data=True, docs=docs)
+    except (CorpusFormatError, ValueError) as err:
+        msg.fail("Conversion failed", str(err), exits=1)
+    stem = name or default_stem(input_path, split)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    output_path = output_dir / f"{stem}.spacy"
+    report_path = output_dir / f"{stem}.report.json"
+    doc_bin.to_disk(output_path)
+    srsly.write_json(report_path, report.to_dict())
+    print(report.format())
+    if not report.is_balanced():  # a reader bug, never a data problem
+        msg.fail("Report does not balance: mentions read != kept + not kept", exits=1)
+    if report.mentions_dropped:
+        msg.warn(f"{report.mentions_dropped} mentions not kept (reasons above)")
+    msg.good(f"Wrote {len(doc_bin)} docs to {output_path}", f"Report: {report_path}")
+
+
+def default_stem(input_path: Path, split: Optional[str] = None) -> str:
+    """"CDR_TrainingSet.PubTator.txt" -> "CDR_TrainingSet"; a split is appended."""
+    stem = input_path.name
+    while any(stem.endswith(suffix) for suffix in _SUFFIXES):
+        stem = stem[: stem.rindex(".")]
+    return f"{stem}_{split}" if split else stem
+
+
+def _tokenizer_nlp(file_format: CorpusFormat, base: Optional[Path]) -> Language:
+    import spacy
+
+    if base is not None:
+        return spacy.load(base)
+    if file_format == CorpusFormat.cmeee:
+        return spacy.blank("zh")  # one token per character: every entity aligns
+    from ..tokenizer import biomed_nlp
+
+    return biomed_nlp("en")
+
+
+def _read(
+    file_format: CorpusFormat,
+    path: Path,
+    nlp: Language,
+    report: ConversionReport,
+    *,
+    label_map: Optional[str],
+    split: Optional[str],
+    misaligned: str,
+    strict: bool,
+    duplicates: str,
+) -> Iterator[Doc]:
+    # Readers are imported here so that one missing format never breaks the others.
+    if file_format == CorpusFormat.pubtator:
+        from ..corpora.pubtator import read_pubtator
+
+        return read_pubtator(
+            path,
+            nlp,
+            report,
+            label_map=label_map,
+            misaligned=misaligned,
+            strict=strict,
+            duplicates=duplicates,
+        )
+    if file_format == CorpusFormat.cmeee:
+        from ..corpora.cmeee import read_cmeee
+
+        return read_cmeee(path, nlp, report)
+    if ".iob2" in path.suffixes:
+        if split is not None:
+            raise ValueError("--split applies to the GENIA JSONL; an .iob2 file is one split already")
+        from ..corpora.genia import read_genia_iob2
+
+        return read_genia_iob2(path, nlp, report)
+    from ..corpora.genia import read_genia
+
+    return read_genia(path, nlp, report, split=split)
