@@ -247,14 +247,14 @@ def _join_passages(path: Path, passages: List[_Line]) -> Tuple[str, str]:
 
 
 def _split_annotations(path: Path, annotations: List[_Line]) -> Tuple[List[_Line], List[_Line]]:
-    """Relation lines and mention lines. A mention line has an integer start
-    offset, or looks like one that is broken (an integer end offset); a
-    relation line has a word (CID, Association, ...) in the second field."""
+    """Relation lines and mention lines. A relation line has 4 or 5 fields
+    (BioRED adds a novelty column) and a word (CID, Association, ...) where a
+    mention has its start offset; anything else is a mention line, checked
+    as one, so a broken mention is never mistaken for a relation."""
     relations, mentions = [], []
     for line, fields in annotations:
         second = fields[1].strip()
-        third = fields[2].strip() if len(fields) > 2 else ""
-        if not _INT.match(second) and not _INT.match(third) and len(fields) >= 4 and _RELATION_TYPE.match(second):
+        if len(fields) in (4, 5) and _RELATION_TYPE.match(second) and not _INT.match(fields[2].strip()):
             relations.append((line, [f.strip() for f in fields]))
         else:
             mentions.append((line, fields))

@@ -247,6 +247,8 @@ BAD_MENTIONS = [
     ("227508\t0\t8\tNaloxone\tChemical", "too few fields"),
     ("227508\tzero\t8\tNaloxone\tChemical\tD009270", "non-integer offset"),
     ("227508\t0\t8.5\tNaloxone\tChemical\tD009270", "non-integer offset"),
+    ("227508\tzero\teight\tNaloxone\tChemical\tD009270", "non-integer offset"),
+    ("227508\tCID\t8\tNaloxone", "too few fields"),
     ("227508\t120\t130\tNaloxone\tChemical\tD009270", "offset past the end of the text"),
     ("227508\t8\t8\t\tChemical\tD009270", "empty or negative span"),
     ("227508\t8\t0\tNaloxone\tChemical\tD009270", "empty or negative span"),
