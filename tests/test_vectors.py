@@ -177,3 +177,15 @@ def test_neighbours_needs_vocab_for_floret(tiny_vectors):
     result = _invoke("vectors", "neighbours", model, "cisplatin")
     assert result.exit_code == 1
     assert "--vocab" in result.output
+
+
+def test_jsonl_for_pretraining_keeps_case_and_skips_empty_lines(tmp_path, unlabeled):
+    output = tmp_path / "raw.jsonl"
+    result = _invoke("vectors", "jsonl", output, *unlabeled)
+    assert result.exit_code == 0, result.output
+    assert list(srsly.read_jsonl(output)) == [
+        {"text": NATURAL[0]},
+        {"text": NATURAL[1]},
+        {"text": "the dose was 0 mg/kg . serum na+ rose 0 0"},
+    ]
+    assert "Wrote 3 of 4 lines" in result.output and "1 empty lines skipped" in result.output

@@ -183,6 +183,43 @@ def text_cli(
     )
 
 
+@vectors_app.command("jsonl")
+def jsonl_cli(
+    # fmt: off
+    output: Path = typer.Argument(..., help="Output .jsonl: one {\"text\": ...} per input line", dir_okay=False),
+    inputs: List[Path] = typer.Argument(..., help="UTF-8 text files, one unit per line (.gz is read too)", exists=True, dir_okay=False),
+    limit_lines: int = typer.Option(0, "--limit-lines", help="Read only the first N lines of each input (0: all)"),
+    # fmt: on
+) -> None:
+    """Raw text for `spacy pretrain` (spacy.JsonlCorpus.v1), which tokenizes it itself.
+
+    Case is kept (pretraining sees SHAPE and PREFIX), "<dig>"/"<cit>" are
+    handled as in `text`, and lines left empty are skipped and counted.
+    """
+    counts = dict(lines=0, written=0, empty_skipped=0, digit_masks=0, citations_dropped=0)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with output.open("w", encoding="utf8") as out:
+            for path in inputs:
+                for line in read_lines(path, limit_lines):
+                    counts["lines"] += 1
+                    text, n_dig, n_cit = unmask(line)
+                    counts["digit_masks"] += n_dig
+                    counts["citations_dropped"] += n_cit
+                    if not text:
+                        counts["empty_skipped"] += 1
+                        continue
+                    out.write(srsly.json_dumps({"text": text}) + "\n")
+                    counts["written"] += 1
+    except CorpusFormatError as err:
+        msg.fail("JSONL preparation failed", str(err), exits=1)
+    msg.good(
+        f"Wrote {counts['written']:,} of {counts['lines']:,} lines to {output}",
+        f"{counts['empty_skipped']:,} empty lines skipped; {counts['digit_masks']:,} <dig> -> "
+        f"{DIGIT_TOKEN!r}, {counts['citations_dropped']:,} <cit> dropped",
+    )
+
+
 class FloretModel(str, Enum):
     cbow = "cbow"
     skipgram = "skipgram"
