@@ -1,0 +1,72 @@
+"""The spaCy project end to end on a small slice: assets, convert, KB, train,
+assemble, evaluate, package; then the wheel loads in a fresh process with no
+import of ours (entry points only) and links entities to the KB."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture(scope="module")
+def smoke_project(data_dir, tmp_path_factory):
+    project = tmp_path_factory.mktemp("project")
+    shutil.copy(ROOT / "project.yml", project / "project.yml")
+    shutil.copytree(ROOT / "configs", project / "configs")
+    cmd = [sys.executable, "-m", "spacy", "project", "run", "smoke", str(project), "--vars.data_dir", str(data_dir)]
+    result = subprocess.run(cmd, cwd=project, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return project
+
+
+def test_smoke_workflow_scores_ner_and_normalization(smoke_project):
+    scores = json.loads((smoke_project / "training/smoke/metrics.json").read_text())
+    assert set(scores) >= {"ner", "linker"}
+    assert scores["ner"]["ents_f"] is not None
+    for key in ("nen_p", "nen_r", "nen_f", "nen_doc_f", "nen_per_type", "nen_doc_per_type"):
+        assert key in scores["linker"], key
+    report = json.loads((smoke_project / "corpus/smoke/train.report.json").read_text())
+    assert report["documents_read"] == 40
+    assert report["mentions_read"] == report["mentions_kept"] + report["mentions_dropped"]
+
+
+def test_smoke_package_loads_in_fresh_process(smoke_project, tmp_path):
+    wheels = list((smoke_project / "training/smoke/packages").glob("*/dist/*.whl"))
+    assert len(wheels) == 1
+    with zipfile.ZipFile(wheels[0]) as zf:
+        meta = [n for n in zf.namelist() if n.endswith("METADATA")]
+        requires = zf.read(meta[0]).decode()
+    assert "Requires-Dist: spacy-medlink" in requires
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheels[0])],
+        check=True,
+    )
+    script = (
+        "import json, spacy\n"
+        "from spacy.tokens import Span\n"
+        "nlp = spacy.load('en_medlink_smoke')\n"
+        "doc = nlp.make_doc('Patients with familial Mediterranean fever (FMF) and breast cancer.')\n"
+        "doc.ents = [Span(doc, 2, 5, label='Disease'), Span(doc, 6, 7, label='Disease'), Span(doc, 9, 11, label='Disease')]\n"
+        "doc = nlp.get_pipe('linker')(doc)\n"
+        "full = nlp('Patients with breast cancer and ovarian cancer.')\n"
+        "print(json.dumps({'pipe_names': nlp.pipe_names,\n"
+        "  'linked': [(e.text, e.kb_id_, e._.medlink_score) for e in doc.ents],\n"
+        "  'ents': [(e.text, e.label_, e.kb_id_) for e in full.ents]}))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(target))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["pipe_names"] == ["tok2vec", "ner", "linker"]
+    linked = {text: kb_id for text, kb_id, _ in result["linked"]}
+    assert linked["familial Mediterranean fever"] == "D010505"
+    assert linked["FMF"] == "D010505"  # short form resolved through its long form
+    assert linked["breast cancer"] == "D001943"
+    assert all(kb_id for _, _, kb_id in result["ents"])
