@@ -1,0 +1,512 @@
+"""medlink_joint_tagger: joint NER and normalization by two tagging heads with feedback.
+
+The method of Zhao et al. (AAAI 2019); the model is `medlink.JointTagger.v1`
+(spacy_medlink/ml/joint_tagger.py, where the feedback, the cycle-breaking and
+the loss are documented). This module turns Docs into tag targets and tag
+scores back into ``doc.ents``:
+
+* MER tags (BIO or BILUO over the entity labels) are decoded to the best
+  *valid* sequence (Viterbi with the CRF, or constrained Viterbi over the
+  softmax), so spans never need repair;
+* each span's concept is the argmax of the MEN distribution averaged over its
+  tokens, nil excluded, among the concepts seen with the span's label in
+  training (``restrict_concepts``);
+* the MEN head only knows concepts seen in training. Where its pooled
+  probability is below ``men_threshold`` and a KB was given at initialize,
+  the span gets the KB candidate generator's top-1 instead (typed by label,
+  document-defined abbreviations looked up by their long form), like
+  ``medlink_kb_linker``. The KB ships inside the pipeline.
+
+``span._.medlink_score`` is the pooled MEN probability, or the KB score where
+the KB decided; ``span._.medlink_candidates`` the ranked list from the same
+source.
+"""
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy
+import srsly
+from spacy import util
+from spacy.errors import Errors
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc, Span
+from spacy.training import Example, biluo_tags_to_spans, iob_to_biluo, validate_examples, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, set_dropout_rate
+
+from ..ml.joint_tagger import (
+    JointScores,
+    decode_mer,
+    joint_loss_and_gradient,
+    mer_constraints,
+    set_joint_labels,
+)
+from .extensions import install_span_extensions
+from .kb_linker import _merge
+
+if TYPE_CHECKING:
+    # Imported lazily: spaCy imports every factory module on each spacy.blank.
+    from ..kb.candidates import Candidate, CandidateGenerator
+
+NIL = "O"
+
+default_model_config = """
+[model]
+@architectures = "medlink.JointTagger.v1"
+lstm_width = 256
+lstm_depth = 1
+dropout = 0.2
+feedback = "both"
+feedback_init = "uniform"
+use_crf = true
+
+[model.tok2vec]
+@architectures = "spacy.Tok2Vec.v2"
+
+[model.tok2vec.embed]
+@architectures = "spacy.MultiHashEmbed.v2"
+width = 96
+attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
+rows = [5000, 1000, 2500, 2500]
+include_static_vectors = false
+
+[model.tok2vec.encode]
+@architectures = "spacy.MaxoutWindowEncoder.v2"
+width = 96
+depth = 4
+window_size = 1
+maxout_pieces = 3
+"""
+DEFAULT_JOINT_MODEL = Config().from_str(default_model_config)["model"]
+DEFAULT_JOINT_SCORER = {"@scorers": "medlink.ner_nen_scorer.v1"}
+JOINT_SCORE_WEIGHTS = {
+    "ents_f": 0.5,
+    "ents_p": 0.0,
+    "ents_r": 0.0,
+    "ents_per_type": None,
+    "nen_f": 0.5,
+    "nen_p": 0.0,
+    "nen_r": 0.0,
+    "nen_doc_f": 0.0,
+    "nen_doc_p": 0.0,
+    "nen_doc_r": 0.0,
+}
+
+
+@Language.factory(
+    "medlink_joint_tagger",
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type", "span._.medlink_score", "span._.medlink_candidates"],
+    default_config={
+        "model": DEFAULT_JOINT_MODEL,
+        "tag_scheme": "BIO",
+        "men_weight": 1.0,
+        "aux_weight": 1.0,
+        "men_threshold": 0.5,
+        "restrict_concepts": True,
+        "k": 10,
+        "use_abbreviations": True,
+        "type_map": {},
+        "scorer": DEFAULT_JOINT_SCORER,
+    },
+    default_score_weights=JOINT_SCORE_WEIGHTS,
+)
+def make_joint_tagger(
+    nlp: Language,
+    name: str,
+    model: Model[List[Doc], JointScores],
+    tag_scheme: str,
+    men_weight: float,
+    aux_weight: float,
+    men_threshold: float,
+    restrict_concepts: bool,
+    k: int,
+    use_abbreviations: bool,
+    type_map: Dict[str, str],
+    scorer: Optional[Callable],
+) -> "JointTagger":
+    """Find, type and ground entities in one model (Zhao et al., 2019).
+
+    model: a `medlink.JointTagger.v1` (encoder, MER/MEN heads, feedback, CRF).
+    tag_scheme (str): MER tags, "BIO" or "BILUO".
+    men_weight (float): weight of the MEN loss against the MER loss.
+    aux_weight (float): weight of the first-guess heads of the feedback cycle.
+    men_threshold (float): pooled MEN probability under which the KB decides
+        (if a KB was given at initialize).
+    restrict_concepts (bool): a span's concept is chosen among those seen with
+        its label in training.
+    k (int): candidates kept in ``span._.medlink_candidates``.
+    use_abbreviations (bool): KB lookups use a short form's long form.
+    type_map (Dict[str, str]): entity label -> KB type, where they differ.
+    """
+    return JointTagger(
+        nlp.vocab,
+        model,
+        name,
+        tag_scheme=tag_scheme,
+        men_weight=men_weight,
+        aux_weight=aux_weight,
+        men_threshold=men_threshold,
+        restrict_concepts=restrict_concepts,
+        k=k,
+        use_abbreviations=use_abbreviations,
+        type_map=type_map,
+        scorer=scorer,
+    )
+
+
+class JointTagger(TrainablePipe):
+    """Joint MER + MEN tagger. Labels: entity types and concept IDs (with the
+    types each was seen with), inferred from the training data."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "medlink_joint_tagger",
+        *,
+        tag_scheme: str = "BIO",
+        men_weight: float = 1.0,
+        aux_weight: float = 1.0,
+        men_threshold: float = 0.5,
+        restrict_concepts: bool = True,
+        k: int = 10,
+        use_abbreviations: bool = True,
+        type_map: Optional[Dict[str, str]] = None,
+        scorer: Optional[Callable] = None,
+    ) -> None:
+        if tag_scheme not in ("BIO", "BILUO"):
+            raise ValueError(f"[{name}] tag_scheme must be 'BIO' or 'BILUO', not {tag_scheme!r}")
+        install_span_extensions()
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.cfg: Dict[str, Any] = {
+            "labels": [],
+            "concepts": {},  # concept ID -> entity labels it was seen with
+            "tag_scheme": tag_scheme,
+            "men_weight": men_weight,
+            "aux_weight": aux_weight,
+            "men_threshold": men_threshold,
+            "restrict_concepts": restrict_concepts,
+            "k": k,
+            "use_abbreviations": use_abbreviations,
+            "type_map": dict(type_map or {}),
+            "nI": None,
+        }
+        self.scorer = scorer
+        self.generator: Optional["CandidateGenerator"] = None
+        self._cache: Dict[str, Any] = {}
+
+    # -- labels -------------------------------------------------------------------
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return tuple(self.cfg["labels"])
+
+    @property
+    def concepts(self) -> Tuple[str, ...]:
+        """Concept tags of the MEN head; tag 0 is nil, tag i+1 is concepts[i]."""
+        return tuple(self.cfg["concepts"])
+
+    @property
+    def mer_tags(self) -> Tuple[str, ...]:
+        moves = "BI" if self.cfg["tag_scheme"] == "BIO" else "BILU"
+        return (NIL,) + tuple(f"{m}-{label}" for label in self.labels for m in moves)
+
+    @property
+    def label_data(self) -> Dict[str, Any]:
+        return {"entities": list(self.labels), "concepts": {c: list(ls) for c, ls in self.cfg["concepts"].items()}}
+
+    def add_label(self, label: str) -> int:
+        """Add an entity label (before initialization only: the heads are sized then)."""
+        if not isinstance(label, str):
+            raise ValueError(Errors.E187)
+        if label in self.labels:
+            return 0
+        if self.model.get_ref("heads").layers:
+            raise ValueError(f"[{self.name}] cannot add label {label!r} after initialization")
+        self.cfg["labels"].append(label)
+        self.vocab.strings.add(label)
+        return 1
+
+    def _set_model_labels(self) -> None:
+        heads = self.model.get_ref("heads")
+        if self.cfg.get("nI") and not heads.has_dim("nI"):
+            heads.set_dim("nI", self.cfg["nI"])
+        set_joint_labels(self.model, self.mer_tags, self.cfg["tag_scheme"], len(self.concepts))
+        self._cache = {}
+
+    # -- training -----------------------------------------------------------------
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Dict[str, Any]] = None,
+        kb_path: Optional[Path] = None,
+    ) -> None:
+        """Infer the labels (or take them from `labels`, as `spacy init labels`
+        writes `label_data`), size the heads and load the optional KB.
+
+        labels (dict): {"entities": [...], "concepts": {concept_id: [labels]}}.
+        kb_path (Path): a `spacy_medlink kb build` folder, for the fallback.
+        """
+        validate_get_examples(get_examples, "JointTagger.initialize")
+        if labels is None:
+            entity_labels = set()
+            concepts: Dict[str, set] = {}
+            for eg in get_examples():
+                for ent in eg.reference.ents:
+                    entity_labels.add(ent.label_)
+                    if ent.kb_id_:
+                        concepts.setdefault(ent.kb_id_, set()).add(ent.label_)
+            labels = {"entities": sorted(entity_labels), "concepts": {c: sorted(concepts[c]) for c in sorted(concepts)}}
+        self.cfg["labels"] = []
+        for label in labels["entities"]:
+            self.cfg["labels"].append(label)
+            self.vocab.strings.add(label)
+        self.cfg["concepts"] = {c: list(ls) for c, ls in labels["concepts"].items()}
+        if not self.labels:
+            raise ValueError(Errors.E143.format(name=self.name))
+        doc_sample = [eg.x for eg in islice(get_examples(), 10)]
+        if not doc_sample:
+            raise ValueError(Errors.E923.format(name=self.name))
+        heads = self.model.get_ref("heads")
+        heads.layers[:] = []  # re-initialization starts from fresh heads
+        if not heads.has_dim("nI"):
+            tok2vec = self.model.get_ref("tok2vec")
+            tok2vec.initialize(X=doc_sample)
+            heads.set_dim("nI", tok2vec.predict(doc_sample)[0].shape[1])
+        self.cfg["nI"] = heads.get_dim("nI")
+        self._set_model_labels()
+        self.model.initialize(X=doc_sample)
+        self.generator = None
+        if kb_path is not None:
+            from ..kb.candidates import CandidateGenerator
+
+            self.generator = CandidateGenerator.from_disk(Path(kb_path))
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd=None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "JointTagger.update")
+        if not any(len(eg.predicted) for eg in examples):
+            return losses
+        set_dropout_rate(self.model, drop)
+        scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        loss, d_scores = self.get_loss(examples, scores)
+        backprop(d_scores)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def get_loss(self, examples: Iterable[Example], scores: JointScores) -> Tuple[float, JointScores]:
+        """Joint loss (ml.joint_tagger.joint_loss, in torch) and its gradient w.r.t. the scores."""
+        examples = list(examples)
+        validate_examples(examples, "JointTagger.get_loss")
+        mer_gold, men_gold = self._targets(examples, scores.mer.shape[1])
+        return joint_loss_and_gradient(
+            scores, mer_gold, men_gold, men_weight=self.cfg["men_weight"], aux_weight=self.cfg["aux_weight"]
+        )
+
+    def _targets(self, examples: Sequence[Example], n_positions: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
+        """Gold MER and MEN tag indices (B, T), -1 where unknown.
+
+        Unknown: padding, tokens that do not align with the reference, missing
+        annotation; for MEN also the tokens of a mention without a concept ID,
+        or with one not among the concept tags.
+        """
+        mer = numpy.full((len(examples), n_positions), -1, dtype=numpy.int64)
+        men = numpy.full((len(examples), n_positions), -1, dtype=numpy.int64)
+        tag_index = {tag: i for i, tag in enumerate(self.mer_tags)}
+        concept_index = {c: i + 1 for i, c in enumerate(self.concepts)}
+        bio = self.cfg["tag_scheme"] == "BIO"
+        for b, eg in enumerate(examples):
+            x_ents, tags = eg.get_aligned_ents_and_ner()
+            for i, tag in enumerate(tags):
+                if tag is None:
+                    continue
+                if bio:
+                    tag = tag.replace("U-", "B-", 1).replace("L-", "I-", 1)
+                mer[b, i] = tag_index.get(tag, -1)
+                if tag == NIL:
+                    men[b, i] = 0
+            ids = {(e.start_char, e.end_char, e.label_): e.kb_id_ for e in eg.reference.ents}
+            for ent in x_ents:
+                index = concept_index.get(ids.get((ent.start_char, ent.end_char, ent.label_), ""))
+                if index is not None:
+                    men[b, ent.start : ent.end] = index
+        return mer, men
+
+    # -- prediction ---------------------------------------------------------------
+    def predict(self, docs: Iterable[Doc]) -> Optional[JointScores]:
+        docs = list(docs)
+        if not any(len(doc) for doc in docs):
+            return None
+        return self.model.predict(docs)
+
+    def set_annotations(self, docs: Iterable[Doc], scores: Optional[JointScores]) -> None:
+        docs = list(docs)
+        if scores is None:
+            for doc in docs:
+                doc.ents = []
+            return
+        tags = self.mer_tags
+        paths = decode_mer(scores, self._constraints())
+        ops = self.model.ops
+        decided: List[List[Tuple[Span, str, Optional[float], List[List[Any]]]]] = []
+        unsure: List[Tuple[int, int]] = []  # (doc, span) pairs for the KB
+        for d, (doc, path) in enumerate(zip(docs, paths)):
+            path_tags = [tags[i] for i in path]
+            if self.cfg["tag_scheme"] == "BIO":
+                path_tags = iob_to_biluo(path_tags)
+            spans = biluo_tags_to_spans(doc, path_tags)
+            men = ops.to_numpy(scores.men[d, : len(doc)]) if spans else None
+            doc_out = []
+            for span in spans:
+                cid, prob, ranked = self._men_concept(men[span.start : span.end], span.label_)
+                if prob < self.cfg["men_threshold"] and self.generator is not None:
+                    unsure.append((d, len(doc_out)))
+                doc_out.append((span, cid, prob, ranked))
+            decided.append(doc_out)
+        if unsure:
+            found = self._kb_candidates(docs, [decided[d][s][0] for d, s in unsure])
+            for (d, s), cands in zip(unsure, found):
+                if cands:
+                    span = decided[d][s][0]
+                    decided[d][s] = (span, cands[0].concept_id, float(cands[0].score),
+                                     [[c.concept_id, float(c.score)] for c in cands])
+        for doc, doc_out in zip(docs, decided):
+            doc.ents = [Span(doc, s.start, s.end, label=s.label, kb_id=cid) for s, cid, _, _ in doc_out]
+            for ent, (_, _, score, ranked) in zip(doc.ents, doc_out):
+                ent._.medlink_score = score
+                ent._.medlink_candidates = ranked
+
+    def _men_concept(self, men_logits: numpy.ndarray, label: str) -> Tuple[str, float, List[List[Any]]]:
+        """(concept, pooled probability, ranked [concept, probability]) for one span."""
+        logits = men_logits - men_logits.max(axis=1, keepdims=True)
+        probs = numpy.exp(logits)
+        probs /= probs.sum(axis=1, keepdims=True)
+        pooled = probs.mean(axis=0)[1:]  # nil excluded, not renormalized: nil mass = doubt
+        allowed = self._label_concepts(label)
+        if allowed is not None:
+            pooled = numpy.where(allowed, pooled, -1.0)
+        order = numpy.argsort(-pooled, kind="stable")[: self.cfg["k"]]
+        ranked = [[self.concepts[i], float(pooled[i])] for i in order if pooled[i] >= 0]
+        if not ranked:
+            return "", 0.0, []
+        return ranked[0][0], ranked[0][1], ranked
+
+    def _label_concepts(self, label: str) -> Optional[numpy.ndarray]:
+        if not self.cfg["restrict_concepts"]:
+            return None
+        masks = self._cache.setdefault("label_concepts", {})
+        if label not in masks:
+            masks[label] = numpy.asarray([label in ls for ls in self.cfg["concepts"].values()], dtype=bool)
+        return masks[label]
+
+    def _constraints(self):
+        if "constraints" not in self._cache:
+            self._cache["constraints"] = mer_constraints(self.model)
+        return self._cache["constraints"]
+
+    def _kb_candidates(self, docs: Sequence[Doc], spans: Sequence[Span]) -> List[List["Candidate"]]:
+        """KB candidates for spans, in one batched lookup (as medlink_kb_linker)."""
+        assert self.generator is not None
+        type_map = self.cfg["type_map"]
+        long_forms: Dict[int, Dict[str, str]] = {}
+        queries: List[str] = []
+        types: List[Optional[str]] = []
+        counts: List[int] = []
+        for span in spans:
+            doc = span.doc
+            if self.cfg["use_abbreviations"] and id(doc) not in long_forms:
+                from ..kb.abbreviations import abbreviation_map
+
+                long_forms[id(doc)] = abbreviation_map(doc)
+            texts = [span.text]
+            long_form = long_forms.get(id(doc), {}).get(span.text)
+            if long_form and long_form != span.text:
+                texts.insert(0, long_form)
+            counts.append(len(texts))
+            queries.extend(texts)
+            types.extend([type_map.get(span.label_, span.label_)] * len(texts))
+        found = iter(self.generator(queries, k=self.cfg["k"], types=types))
+        return [_merge(list(islice(found, n)), self.cfg["k"]) for n in counts]
+
+    def score(self, examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
+        """NER + normalization scores; IDs resolved through the KB when there is one."""
+        if self.scorer is None:
+            return {}
+        if self.generator is not None:
+            kwargs.setdefault("id_resolver", self.generator.kb.resolve)
+        return self.scorer(examples, **kwargs)
+
+    # -- serialization: cfg (labels) first, so the heads exist before their weights load
+    def to_bytes(self, *, exclude=tuple()) -> bytes:
+        serialize = {
+            "cfg": lambda: srsly.json_dumps(self.cfg),
+            "vocab": lambda: self.vocab.to_bytes(exclude=exclude),
+            "model": self.model.to_bytes,
+            "kb": lambda: self.generator.to_bytes() if self.generator is not None else b"",
+        }
+        return util.to_bytes(serialize, exclude)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude=tuple()) -> "JointTagger":
+        def load_kb(b: bytes) -> None:
+            from ..kb.candidates import CandidateGenerator
+
+            self.generator = CandidateGenerator.from_bytes(b) if b else None
+
+        deserialize = {
+            "cfg": lambda b: self._load_cfg(srsly.json_loads(b)),
+            "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
+            "model": lambda b: self.model.from_bytes(b),
+            "kb": load_kb,
+        }
+        util.from_bytes(bytes_data, deserialize, exclude)
+        return self
+
+    def to_disk(self, path, *, exclude=tuple()) -> None:
+        serialize = {
+            "cfg": lambda p: srsly.write_json(p, self.cfg),
+            "vocab": lambda p: self.vocab.to_disk(p, exclude=exclude),
+            "model": lambda p: self.model.to_disk(p),
+        }
+        if self.generator is not None:
+            serialize["kb"] = lambda p: self.generator.to_disk(p)
+        util.to_disk(path, serialize, exclude)
+
+    def from_disk(self, path, *, exclude=tuple()) -> "JointTagger":
+        def load_model(p: Path) -> None:
+            with open(p, "rb") as file_:
+                self.model.from_bytes(file_.read())
+
+        def load_kb(p: Path) -> None:
+            from ..kb.candidates import CandidateGenerator
+
+            self.generator = CandidateGenerator.from_disk(p) if p.exists() else None
+
+        deserialize = {
+            "cfg": lambda p: self._load_cfg(srsly.read_json(p)),
+            "vocab": lambda p: self.vocab.from_disk(p, exclude=exclude),
+            "model": load_model,
+            "kb": load_kb,
+        }
+        util.from_disk(path, deserialize, exclude)
+        return self
+
+    def _load_cfg(self, cfg: Dict[str, Any]) -> None:
+        self.cfg.update(cfg)
+        self._set_model_labels()

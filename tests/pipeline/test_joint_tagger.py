@@ -1,0 +1,243 @@
+"""medlink_joint_tagger, in the manner of spaCy's test_spancat.py: a tiny set
+(2 labels, 3 concepts) learned to perfection, serialization round trips, and
+the KB fallback for a concept the MEN head never saw."""
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+import srsly
+from spacy.training import Example
+from thinc.api import Adam
+
+from spacy_medlink.kb.candidates import CandidateGenerator
+from spacy_medlink.kb.concept_kb import Concept, ConceptKB
+from spacy_medlink.ml.crf import is_valid
+from spacy_medlink.ml.joint_tagger import serialize_torch_module
+
+CONFIGS = Path(__file__).parents[2] / "configs"
+
+TRAIN_DATA = [
+    ("Aspirin can cause gastric ulcer in elderly patients.",
+     [(0, 7, "Chemical", "D001241"), (18, 31, "Disease", "D014456")]),
+    ("Patients with gastric ulcer were given ibuprofen.",
+     [(14, 27, "Disease", "D014456"), (39, 48, "Chemical", "D007052")]),
+    ("Ibuprofen and aspirin are drugs.",
+     [(0, 9, "Chemical", "D007052"), (14, 21, "Chemical", "D001241")]),
+    ("No ulcer was seen after ibuprofen.",
+     [(3, 8, "Disease", "D014456"), (24, 33, "Chemical", "D007052")]),
+]
+
+
+def _model_config(feedback="both", use_crf=True, feedback_init="uniform"):
+    return {
+        "@architectures": "medlink.JointTagger.v1",
+        "lstm_width": 32,
+        "lstm_depth": 1,
+        "dropout": 0.0,
+        "feedback": feedback,
+        "feedback_init": feedback_init,
+        "use_crf": use_crf,
+        "tok2vec": {
+            "@architectures": "spacy.Tok2Vec.v2",
+            "embed": {"@architectures": "spacy.MultiHashEmbed.v2", "width": 32,
+                      "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"], "rows": [500, 100, 100, 100],
+                      "include_static_vectors": False},
+            "encode": {"@architectures": "spacy.MaxoutWindowEncoder.v2", "width": 32, "depth": 1,
+                       "window_size": 1, "maxout_pieces": 2},
+        },
+    }
+
+
+def _examples(nlp, data=TRAIN_DATA):
+    examples = []
+    for text, ents in data:
+        ref = nlp.make_doc(text)
+        ref.ents = [ref.char_span(s, e, label=label, kb_id=kb_id) for s, e, label, kb_id in ents]
+        examples.append(Example(nlp.make_doc(text), ref))
+    return examples
+
+
+def _train(nlp, examples, n_iter=25, kb_path=None):
+    if kb_path is not None:
+        nlp.config["initialize"]["components"]["medlink_joint_tagger"] = {"kb_path": str(kb_path)}
+    nlp.initialize(lambda: examples)
+    optimizer = Adam(0.01)
+    for _ in range(n_iter):
+        nlp.update(examples, sgd=optimizer, losses={})
+    return nlp
+
+
+def _make_nlp(tag_scheme="BIO", **model):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("medlink_joint_tagger", config={"model": _model_config(**model), "tag_scheme": tag_scheme})
+    return nlp
+
+
+def _predicted(nlp, texts):
+    return [
+        [(e.start_char, e.end_char, e.label_, e.kb_id_, e._.medlink_score, e._.medlink_candidates) for e in doc.ents]
+        for doc in nlp.pipe(texts)
+    ]
+
+
+@pytest.fixture(scope="module")
+def kb_dir(tmp_path_factory) -> Path:
+    """A tiny KB: the three training concepts, plus "gastric ulcer" as its own
+    concept (D013276, never seen in training)."""
+    kb = ConceptKB()
+    kb.add(Concept("D001241", "Aspirin", ("acetylsalicylic acid",), ("Chemical",)))
+    kb.add(Concept("D007052", "Ibuprofen", (), ("Chemical",)))
+    kb.add(Concept("D014456", "Ulcer", ("ulcers",), ("Disease",)))
+    kb.add(Concept("D013276", "Stomach Ulcer", ("gastric ulcer",), ("Disease",)))
+    kb.add(Concept("D003920", "Diabetes Mellitus", (), ("Disease",)))
+    path = tmp_path_factory.mktemp("kb") / "kb"
+    CandidateGenerator(kb).to_disk(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(kb_dir):
+    """One trained pipeline with a KB, shared by the serialization tests."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("medlink_joint_tagger", config={"model": _model_config(), "use_abbreviations": False})
+    return _train(nlp, _examples(nlp), kb_path=kb_dir)
+
+
+def test_initialize_infers_labels():
+    nlp = _make_nlp(tag_scheme="BILUO")
+    nlp.initialize(lambda: _examples(nlp))
+    jt = nlp.get_pipe("medlink_joint_tagger")
+    assert jt.labels == ("Chemical", "Disease")
+    assert jt.concepts == ("D001241", "D007052", "D014456")
+    assert jt.label_data["concepts"]["D014456"] == ["Disease"]
+    assert jt.mer_tags == ("O", "B-Chemical", "I-Chemical", "L-Chemical", "U-Chemical",
+                           "B-Disease", "I-Disease", "L-Disease", "U-Disease")
+    # given labels (as `spacy init labels` writes them) win over the data
+    nlp2 = _make_nlp()
+    nlp2.initialize(lambda: _examples(nlp2))
+    labels = {"entities": ["Disease"], "concepts": {"D014456": ["Disease"]}}
+    jt2 = nlp2.get_pipe("medlink_joint_tagger")
+    jt2.initialize(lambda: _examples(nlp2), nlp=nlp2, labels=labels)
+    assert jt2.labels == ("Disease",) and jt2.concepts == ("D014456",)
+    assert jt2.mer_tags == ("O", "B-Disease", "I-Disease")
+
+
+def test_targets_mark_unknowns():
+    """MER/MEN gold: O tokens are nil for MEN; a mention without ID is unknown (-1) for MEN."""
+    nlp = _make_nlp()
+    data = TRAIN_DATA + [("An ulcer was seen.", [(3, 8, "Disease", "")])]
+    examples = _examples(nlp, data)
+    nlp.initialize(lambda: examples)
+    jt = nlp.get_pipe("medlink_joint_tagger")
+    mer, men = jt._targets(examples[-1:], 6)
+    tags, concepts = jt.mer_tags, ("O",) + jt.concepts
+    assert [tags[i] for i in mer[0, :5]] == ["O", "B-Disease", "O", "O", "O"]
+    assert mer[0, 5] == -1  # padding
+    assert men[0].tolist() == [0, -1, 0, 0, 0, -1]
+    mer, men = jt._targets(examples[:1], 9)
+    assert [concepts[i] for i in men[0]] == ["D001241", "O", "O", "D014456", "D014456", "O", "O", "O", "O"]
+
+
+@pytest.mark.parametrize(
+    "feedback,use_crf,tag_scheme,feedback_init",
+    [("none", False, "BIO", "uniform"), ("none", True, "BILUO", "uniform"),
+     ("both", False, "BILUO", "first_pass"), ("both", True, "BIO", "uniform")],
+)
+def test_overfitting_ner_and_nen(feedback, use_crf, tag_scheme, feedback_init):
+    nlp = _make_nlp(tag_scheme=tag_scheme, feedback=feedback, use_crf=use_crf, feedback_init=feedback_init)
+    examples = _examples(nlp)
+    _train(nlp, examples)
+    predicted = _predicted(nlp, [text for text, _ in TRAIN_DATA])
+    for (text, gold), pred in zip(TRAIN_DATA, predicted):
+        assert [p[:4] for p in pred] == gold, text
+        for p in pred:
+            assert p[4] > 0.5 and p[5][0] == [p[3], p[4]]
+    scores = nlp.evaluate(examples)
+    assert scores["ents_f"] == 1.0 and scores["nen_f"] == 1.0 and scores["nen_doc_f"] == 1.0
+
+
+@pytest.mark.parametrize("feedback", ["mer", "men"])
+def test_one_way_feedback_learns(feedback):
+    nlp = _make_nlp(feedback=feedback, use_crf=False)
+    examples = _examples(nlp)
+    losses = []
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(5):
+        losses.append(nlp.update(examples, sgd=optimizer, losses={})["medlink_joint_tagger"])
+    assert losses[-1] < losses[0]
+
+
+def test_predictions_are_valid_and_empty_docs(trained):
+    jt = trained.get_pipe("medlink_joint_tagger")
+    docs = list(trained.pipe(["", "aspirin", "ulcer ulcer aspirin ibuprofen gastric", " "]))
+    assert docs[0].ents == ()
+    assert [e.label_ for e in docs[1].ents] == ["Chemical"]
+    scores = jt.predict([trained.make_doc("ulcer gastric aspirin ibuprofen")])
+    from spacy_medlink.ml.joint_tagger import decode_mer
+
+    for path in decode_mer(scores, jt._constraints()):
+        assert is_valid(path, jt._constraints())
+    assert trained("").ents == ()
+
+
+def test_serialization_round_trips(trained, tmp_path):
+    texts = [text for text, _ in TRAIN_DATA] + ["Gastric ulcer after aspirin and ibuprofen."]
+    jt = trained.get_pipe("medlink_joint_tagger")
+    expected = _predicted(trained, texts)
+    raw = jt.predict([trained.make_doc(t) for t in texts])
+
+    # to_bytes / from_bytes into a fresh, uninitialized pipe
+    nlp2 = spacy.blank("en")
+    jt2 = nlp2.add_pipe("medlink_joint_tagger", config={"model": _model_config(), "use_abbreviations": False})
+    jt2.from_bytes(jt.to_bytes())
+    assert jt2.generator is not None and jt2.cfg == jt.cfg
+    assert _predicted(nlp2, texts) == expected
+    raw2 = jt2.predict([nlp2.make_doc(t) for t in texts])
+    for a, b in zip(raw, raw2):
+        if a is not None:
+            numpy.testing.assert_array_equal(a, b)
+
+    # to_disk / from_disk
+    jt.to_disk(tmp_path / "pipe")
+    assert (tmp_path / "pipe" / "kb").is_dir()
+    nlp3 = spacy.blank("en")
+    jt3 = nlp3.add_pipe("medlink_joint_tagger", config={"model": _model_config(), "use_abbreviations": False})
+    jt3.from_disk(tmp_path / "pipe")
+    assert _predicted(nlp3, texts) == expected
+
+    # the whole pipeline, through spacy.load
+    trained.to_disk(tmp_path / "nlp")
+    assert _predicted(spacy.load(tmp_path / "nlp"), texts) == expected
+
+    # torch weights are stored as raw arrays in msgpack, not pickled
+    state = srsly.msgpack_loads(serialize_torch_module(jt.model.get_ref("heads").layers[0].shims[0]._model))
+    assert "men_out.weight" in state and "crf.transitions" in state
+
+
+def test_kb_fallback_for_unseen_concept(trained):
+    jt = trained.get_pipe("medlink_joint_tagger")
+    text = "Patients with gastric ulcer were given aspirin."
+    old = jt.cfg["men_threshold"]
+    try:
+        jt.cfg["men_threshold"] = 0.0  # MEN always decides: only concepts seen in training
+        ents = trained(text).ents
+        assert [(e.text, e.kb_id_) for e in ents] == [("gastric ulcer", "D014456"), ("aspirin", "D001241")]
+        jt.cfg["men_threshold"] = 1.01  # the KB always decides
+        ents = trained(text).ents
+        assert [(e.text, e.kb_id_) for e in ents] == [("gastric ulcer", "D013276"), ("aspirin", "D001241")]
+        assert ents[0]._.medlink_score == 1.0  # exact name match in the KB
+        assert ents[0]._.medlink_candidates[0] == ["D013276", 1.0]
+        # typed lookup: the Disease span never gets a Chemical concept
+        assert all(c in ("D013276", "D014456", "D003920") for c, _ in ents[0]._.medlink_candidates)
+    finally:
+        jt.cfg["men_threshold"] = old
+    # scoring resolves IDs through the KB
+    assert trained.evaluate(_examples(trained))["nen_f"] == 1.0
+
+
+def test_configs_pass_debug_config():
+    from spacy.cli.debug_config import debug_config
+
+    for cfg in sorted(CONFIGS.glob("*joint*.cfg")):
+        debug_config(cfg, overrides={"paths.train": "train.spacy", "paths.dev": "dev.spacy"})
