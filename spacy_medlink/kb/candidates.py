@@ -1,0 +1,392 @@
+"""Candidate generation: exact match on a normalized name, then char n-gram TF-IDF.
+
+For each mention the generator returns up to k concepts, best first:
+
+1. concepts with a name whose normalized form equals the mention's (score 1.0),
+   preferred names before synonyms;
+2. then the nearest names by cosine similarity of character n-gram TF-IDF
+   vectors (scikit-learn's TfidfVectorizer), each concept scored by its best
+   name.
+
+The similarity search is exact, not approximate: one sparse product of the
+mention vectors with the name vectors, keeping only the top scores per row
+(`sparse_dot_topn`, which never builds the full product). With entity types,
+the product runs against the names of concepts of that type only (a column
+slice of the index built on first use), which is both faster and keeps a
+type's candidates from being crowded out by other types' names.
+
+Index rows are *distinct normalized names*; each row links to its concepts
+(and the original spelling of the name for each). Everything is saved as
+numpy arrays (allow_pickle=False), msgpack and JSON.
+"""
+import re
+import unicodedata
+from collections import OrderedDict
+from pathlib import Path
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy
+import scipy.sparse
+import srsly
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from .concept_kb import ConceptKB
+
+INDEX_DIR = "candidates"
+FORMAT_VERSION = 1
+_ARRAYS = ("idf", "n_data", "n_indices", "n_indptr", "rt_data", "rt_indices", "rt_indptr", "retrieval_ngrams",
+           "link_indptr", "link_concepts", "link_preferred",
+           "concept_types")
+
+
+class Candidate(NamedTuple):
+    concept_id: str
+    score: float
+    name: str  # the KB name that matched
+
+
+_POSSESSIVE = re.compile(r"(?<=\w)['’]s\b")
+_NON_ALNUM = re.compile(r"[\W_]+")
+
+
+def normalize_name(text: str, mode: str = "full") -> str:
+    """The key names and mentions are matched on.
+
+    "lower": Unicode NFKC + casefold + whitespace collapsed. "full" also drops
+    possessive 's ("Crohn's disease" = "Crohn disease") and turns every run of
+    punctuation into one space ("non-small-cell" = "non small cell").
+    """
+    text = unicodedata.normalize("NFKC", text).casefold()
+    if mode == "full":
+        text = _POSSESSIVE.sub("", text)
+        text = _NON_ALNUM.sub(" ", text)
+    elif mode != "lower":
+        raise ValueError(f"Unknown normalization {mode!r} (expected 'lower' or 'full')")
+    return " ".join(text.split())
+
+
+class CandidateGenerator:
+    """Top-k concept candidates for mention strings, from a ConceptKB.
+
+    kb: the concepts and names to index.
+    ngram_range, min_df, max_df, analyzer: TfidfVectorizer settings for the
+        names. max_df drops the n-grams found in more than that share of
+        names: they say little about a name, and their long posting lists
+        are most of the cost of the sparse product.
+    normalize: "full" or "lower", see `normalize_name`.
+    retrieval_max_names, retrieval_pool: the search runs in two steps. First
+        the `retrieval_pool` best names by the n-grams found in at most
+        `retrieval_max_names` names (common n-grams have long posting lists, which are most of
+        the cost of a sparse product), then those names rescored by the full
+        TF-IDF cosine.
+    name_pool: names kept per requested candidate before deduplication by
+        concept (several names of one concept often score alike).
+    n_threads: threads for the sparse top-k product (1 = sequential).
+    cache_size: mention results remembered (LRU); 0 turns the cache off.
+    """
+
+    def __init__(
+        self,
+        kb: ConceptKB,
+        *,
+        ngram_range: Tuple[int, int] = (3, 3),
+        min_df: int = 1,
+        max_df: float = 1.0,
+        analyzer: str = "char_wb",
+        normalize: str = "full",
+        name_pool: int = 4,
+        retrieval_max_names: int = 5000,
+        retrieval_pool: int = 100,
+        n_threads: int = 1,
+        cache_size: int = 0,
+        _build: bool = True,
+    ) -> None:
+        self.kb = kb
+        self.cfg = {
+            "ngram_range": list(ngram_range),
+            "min_df": min_df,
+            "max_df": max_df,
+            "analyzer": analyzer,
+            "normalize": normalize,
+            "name_pool": name_pool,
+            "retrieval_max_names": retrieval_max_names,
+            "retrieval_pool": retrieval_pool,
+        }
+        self.n_threads = n_threads
+        self.cache_size = cache_size
+        self._cache: "OrderedDict[Tuple[str, Optional[str], int], List[Candidate]]" = OrderedDict()
+        self._type_nt: Dict[str, Tuple[scipy.sparse.csr_matrix, numpy.ndarray]] = {}
+        self._as_lists: Optional[Tuple[List[int], List[int], List[int]]] = None
+        if _build:
+            self._build()
+
+    # -- building ---------------------------------------------------------------
+    def _vectorizer(self) -> TfidfVectorizer:
+        return TfidfVectorizer(
+            analyzer=self.cfg["analyzer"],
+            ngram_range=tuple(self.cfg["ngram_range"]),
+            min_df=self.cfg["min_df"],
+            max_df=self.cfg["max_df"],
+            lowercase=False,  # keys are normalized already
+            dtype=numpy.float32,
+        )
+
+    def _build(self) -> None:
+        mode = self.cfg["normalize"]
+        self.concept_ids: List[str] = self.kb.concept_ids
+        concept_index = {cid: i for i, cid in enumerate(self.concept_ids)}
+        self.types: List[str] = sorted({t for c in self.kb for t in c.types})
+        bits = {t: 1 << i for i, t in enumerate(self.types)}
+        if len(self.types) > 32:
+            raise ValueError("At most 32 entity types are supported")
+        self.concept_types = numpy.zeros(len(self.concept_ids), dtype=numpy.uint32)
+        key_links: Dict[str, Dict[int, Tuple[bool, str]]] = {}
+        for concept in self.kb:
+            ci = concept_index[concept.concept_id]
+            for t in concept.types:
+                self.concept_types[ci] |= bits[t]
+            for j, name in enumerate((concept.name,) + concept.synonyms):
+                key = normalize_name(name, mode)
+                if not key:
+                    continue
+                links = key_links.setdefault(key, {})
+                if ci not in links or (j == 0 and not links[ci][0]):
+                    links[ci] = (j == 0, name)
+        self.keys: List[str] = list(key_links)
+        self.key_index: Dict[str, int] = {k: i for i, k in enumerate(self.keys)}
+        lengths = numpy.fromiter((len(v) for v in key_links.values()), dtype=numpy.int64, count=len(self.keys))
+        self.link_indptr = numpy.concatenate([[0], numpy.cumsum(lengths)]).astype(numpy.int64)
+        self.link_concepts = numpy.empty(int(self.link_indptr[-1]), dtype=numpy.int32)
+        self.link_preferred = numpy.empty(int(self.link_indptr[-1]), dtype=numpy.bool_)
+        self.link_names: List[str] = []
+        pos = 0
+        for links in key_links.values():
+            # preferred names first, so ties among exact hits favour them
+            for ci, (preferred, name) in sorted(links.items(), key=lambda x: not x[1][0]):
+                self.link_concepts[pos] = ci
+                self.link_preferred[pos] = preferred
+                self.link_names.append(name)
+                pos += 1
+        vectorizer = self._vectorizer()
+        matrix = vectorizer.fit_transform(self.keys)
+        self.vectorizer = vectorizer
+        self.names_matrix = matrix.tocsr().astype(numpy.float32)
+        df = numpy.bincount(self.names_matrix.indices, minlength=matrix.shape[1])
+        self.retrieval_ngrams = numpy.flatnonzero(df <= self.cfg["retrieval_max_names"]).astype(numpy.int32)
+        self.rt = self.names_matrix[:, self.retrieval_ngrams].T.tocsr()
+        self.rt.sort_indices()
+
+    # -- querying -----------------------------------------------------------------
+    def __call__(
+        self,
+        mentions: Sequence[str],
+        k: int = 10,
+        types: Optional[Sequence[Optional[str]]] = None,
+    ) -> List[List[Candidate]]:
+        """Up to k candidates per mention, best first; `types` filters per mention."""
+        if types is not None and len(types) != len(mentions):
+            raise ValueError(f"{len(mentions)} mentions but {len(types)} types")
+        mode = self.cfg["normalize"]
+        keys = [normalize_name(m, mode) for m in mentions]
+        mention_types: List[Optional[str]] = list(types) if types is not None else [None] * len(mentions)
+        results: List[Optional[List[Candidate]]] = [None] * len(mentions)
+        todo: Dict[Optional[str], List[int]] = {}
+        for i, (key, t) in enumerate(zip(keys, mention_types)):
+            if self.cache_size:
+                hit = self._cache.get((key, t, k))
+                if hit is not None:
+                    self._cache.move_to_end((key, t, k))
+                    results[i] = hit
+                    continue
+            todo.setdefault(t, []).append(i)
+        for t, rows in todo.items():
+            for start in range(0, len(rows), 4096):
+                batch = rows[start : start + 4096]
+                found = self._search([keys[i] for i in batch], k, t)
+                for i, cands in zip(batch, found):
+                    results[i] = cands
+                    if self.cache_size:
+                        self._cache[(keys[i], t, k)] = cands
+                        if len(self._cache) > self.cache_size:
+                            self._cache.popitem(last=False)
+        return results  # type: ignore[return-value]
+
+    def _type_index(self, type_: Optional[str]) -> Tuple[scipy.sparse.csr_matrix, Optional[numpy.ndarray], int]:
+        """The name-vector matrix to search (restricted to a type), its row ids, the type bitmask."""
+        if type_ is None:
+            return self.rt, None, 0
+        if type_ not in self.types:
+            return self.rt[:, :0], numpy.zeros(0, dtype=numpy.int64), -1
+        bit = 1 << self.types.index(type_)
+        if type_ not in self._type_nt:
+            has_type = (self.concept_types[self.link_concepts] & bit) != 0
+            key_has_type = numpy.add.reduceat(has_type.astype(numpy.int32), self.link_indptr[:-1]) > 0
+            key_has_type &= numpy.diff(self.link_indptr) > 0
+            rows = numpy.flatnonzero(key_has_type)
+            self._type_nt[type_] = (self.rt[:, rows].tocsr(), rows)
+        nt, rows = self._type_nt[type_]
+        return nt, rows, bit
+
+    def _search(self, keys: List[str], k: int, type_: Optional[str]) -> List[List[Candidate]]:
+        from sparse_dot_topn import sp_matmul_topn
+
+        rt, rows, bit = self._type_index(type_)
+        if bit == -1:
+            return [[] for _ in keys]
+        queries = self.vectorizer.transform(keys).astype(numpy.float32).tocsr()
+        # 1. retrieve: top names by the rarer n-grams only (cheap posting lists)
+        pool = max(self.cfg["retrieval_pool"], k * self.cfg["name_pool"])
+        retrieval_q = queries[:, self.retrieval_ngrams]
+        if rt.shape[1] and retrieval_q.nnz:
+            product = sp_matmul_topn(retrieval_q, rt, top_n=pool, n_threads=self.n_threads if self.n_threads > 1 else None)
+        else:
+            product = scipy.sparse.csr_matrix((len(keys), max(rt.shape[1], 1)), dtype=numpy.float32)
+        hits = product.indices if rows is None else rows[product.indices]
+        # 2. rescore the retrieved names with the full TF-IDF cosine
+        owner = numpy.repeat(numpy.arange(len(keys)), numpy.diff(product.indptr))
+        if len(hits):
+            scores = numpy.asarray(self.names_matrix[hits].multiply(queries[owner]).sum(axis=1)).ravel()
+        else:
+            scores = numpy.zeros(0, dtype=numpy.float32)
+        keep = k * self.cfg["name_pool"]
+        out = []
+        for i, key in enumerate(keys):
+            lo, hi = product.indptr[i], product.indptr[i + 1]
+            order = numpy.argsort(-scores[lo:hi], kind="stable")[:keep]
+            exact = self.key_index.get(key)
+            out.append(self._collect(exact, hits[lo:hi][order], scores[lo:hi][order], k, bit))
+        return out
+
+    def _collect(self, exact: Optional[int], hits: numpy.ndarray, scores: numpy.ndarray, k: int,
+                 bit: int) -> List[Candidate]:
+        # Plain lists: this loop runs per mention, where numpy scalars are slow.
+        indptr, concepts, ctypes = self._lists()
+        seen = set()
+        cands: List[Candidate] = []
+        # `hits` come sorted by score (sp_matmul_topn sort=True); exact hit first
+        ranked = [(exact, 1.0)] if exact is not None else []
+        ranked.extend((row, min(score, 1.0)) for row, score in zip(hits.tolist(), scores.tolist()) if row != exact)
+        for row, score in ranked:
+            for pos in range(indptr[row], indptr[row + 1]):
+                ci = concepts[pos]
+                if ci in seen or (bit and not ctypes[ci] & bit):
+                    continue
+                seen.add(ci)
+                cands.append(Candidate(self.concept_ids[ci], score, self.link_names[pos]))
+                if len(cands) >= k:
+                    return cands
+        return cands
+
+    def _lists(self) -> Tuple[List[int], List[int], List[int]]:
+        if self._as_lists is None:
+            self._as_lists = (self.link_indptr.tolist(), self.link_concepts.tolist(), self.concept_types.tolist())
+        return self._as_lists
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    # -- serialization ------------------------------------------------------------------
+    def to_disk(self, path: Union[str, Path]) -> None:
+        """Write the KB into `path` and the index into `path/candidates/`."""
+        path = Path(path)
+        self.kb.to_disk(path)
+        index = path / INDEX_DIR
+        index.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(index / "cfg.json", {"format": FORMAT_VERSION, **self.cfg, "types": self.types})
+        strings = {
+            "concept_ids": self.concept_ids,
+            "keys": self.keys,
+            "link_names": self.link_names,
+            "ngrams": self._ngram_list(),
+        }
+        (index / "strings.msgpack").write_bytes(srsly.msgpack_dumps(strings))
+        for name, array in self._arrays().items():
+            numpy.save(index / f"{name}.npy", array, allow_pickle=False)
+
+    @classmethod
+    def from_disk(cls, path: Union[str, Path], **kwargs) -> "CandidateGenerator":
+        """Load the KB from `path` and the index from `path/candidates/`."""
+        path = Path(path)
+        index = path / INDEX_DIR
+        if not (index / "cfg.json").exists():
+            raise FileNotFoundError(f"No candidate index at {index} (build it with `python -m spacy_medlink kb build`)")
+        kb = ConceptKB().from_disk(path)
+        cfg = srsly.read_json(index / "cfg.json")
+        strings = srsly.msgpack_loads((index / "strings.msgpack").read_bytes())
+        arrays = {name: numpy.load(index / f"{name}.npy", allow_pickle=False) for name in _ARRAYS}
+        return cls._restore(kb, cfg, strings, arrays, **kwargs)
+
+    def to_bytes(self) -> bytes:
+        """KB and index in one msgpack message (for a pipeline's `to_bytes`)."""
+        msg = {
+            "kb": self.kb.to_bytes(),
+            "cfg": {"format": FORMAT_VERSION, **self.cfg, "types": self.types},
+            "strings": {"concept_ids": self.concept_ids, "keys": self.keys, "link_names": self.link_names,
+                        "ngrams": self._ngram_list()},
+            "arrays": {name: (a.dtype.str, list(a.shape), a.tobytes()) for name, a in self._arrays().items()},
+        }
+        return srsly.msgpack_dumps(msg)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, **kwargs) -> "CandidateGenerator":
+        msg = srsly.msgpack_loads(data)
+        arrays = {
+            name: numpy.frombuffer(buf, dtype=numpy.dtype(dtype)).reshape(shape).copy()
+            for name, (dtype, shape, buf) in msg["arrays"].items()
+        }
+        return cls._restore(ConceptKB().from_bytes(msg["kb"]), msg["cfg"], msg["strings"], arrays, **kwargs)
+
+    def _ngram_list(self) -> List[str]:
+        ngrams = [""] * len(self.vectorizer.vocabulary_)
+        for term, i in self.vectorizer.vocabulary_.items():
+            ngrams[i] = term
+        return ngrams
+
+    def _arrays(self) -> Dict[str, numpy.ndarray]:
+        return {
+            "idf": self.vectorizer.idf_.astype(numpy.float64),
+            "n_data": self.names_matrix.data,
+            "n_indices": self.names_matrix.indices,
+            "n_indptr": self.names_matrix.indptr,
+            "rt_data": self.rt.data,
+            "rt_indices": self.rt.indices,
+            "rt_indptr": self.rt.indptr,
+            "retrieval_ngrams": self.retrieval_ngrams,
+            "link_indptr": self.link_indptr,
+            "link_concepts": self.link_concepts,
+            "link_preferred": self.link_preferred,
+            "concept_types": self.concept_types,
+        }
+
+    @classmethod
+    def _restore(cls, kb: ConceptKB, cfg: dict, strings: dict, arrays: Dict[str, numpy.ndarray],
+                 **kwargs) -> "CandidateGenerator":
+        if cfg.get("format") != FORMAT_VERSION:
+            raise ValueError(f"Unsupported candidate index format {cfg.get('format')!r}")
+        self = cls(kb, ngram_range=tuple(cfg["ngram_range"]), min_df=cfg["min_df"], max_df=cfg["max_df"], analyzer=cfg["analyzer"],
+                   normalize=cfg["normalize"], name_pool=cfg["name_pool"],
+                   retrieval_max_names=cfg["retrieval_max_names"], retrieval_pool=cfg["retrieval_pool"], _build=False, **kwargs)
+        self.types = list(cfg["types"])
+        self.concept_ids = strings["concept_ids"]
+        self.keys = strings["keys"]
+        self.key_index = {key: i for i, key in enumerate(self.keys)}
+        self.link_names = strings["link_names"]
+        for name in ("link_indptr", "link_concepts", "link_preferred", "concept_types"):
+            setattr(self, name, arrays[name])
+        vectorizer = self._vectorizer()
+        vectorizer.vocabulary_ = {term: i for i, term in enumerate(strings["ngrams"])}
+        vectorizer.idf_ = arrays["idf"]
+        self.vectorizer = vectorizer
+        n_keys = len(self.keys)
+        n_ngrams = len(strings["ngrams"])
+        self.names_matrix = scipy.sparse.csr_matrix(
+            (arrays["n_data"], arrays["n_indices"], arrays["n_indptr"]), shape=(n_keys, n_ngrams)
+        )
+        self.retrieval_ngrams = arrays["retrieval_ngrams"]
+        self.rt = scipy.sparse.csr_matrix(
+            (arrays["rt_data"], arrays["rt_indices"], arrays["rt_indptr"]), shape=(len(self.retrieval_ngrams), n_keys)
+        )
+        return self
+
+    def __repr__(self) -> str:
+        return f"<CandidateGenerator: {len(self.keys)} names, {len(self.concept_ids)} concepts, {self.cfg}>"
