@@ -310,7 +310,9 @@ def build_kb(
         report["mesh_supplementary"] = dict(stats)
         say(f"MeSH SCRs: {_format(stats)}")
     for name, path in train_corpora:
-        stats = add_train_mentions(kb, path, name)
+        from ..corpora.pubtator import LABEL_MAPS
+
+        stats = add_train_mentions(kb, path, name, label_map=LABEL_MAPS.get(name.split("_")[0]))
         report[f"train:{name}"] = dict(stats)
         say(f"train mentions {name}: {_format(stats)}")
     return kb, report

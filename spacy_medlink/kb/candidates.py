@@ -190,7 +190,8 @@ class CandidateGenerator:
         keys = [normalize_name(m, mode) for m in mentions]
         mention_types: List[Optional[str]] = list(types) if types is not None else [None] * len(mentions)
         results: List[Optional[List[Candidate]]] = [None] * len(mentions)
-        todo: Dict[Optional[str], List[int]] = {}
+        # distinct (key, type) pairs are searched once per call
+        todo: Dict[Optional[str], Dict[str, List[int]]] = {}
         for i, (key, t) in enumerate(zip(keys, mention_types)):
             if self.cache_size:
                 hit = self._cache.get((key, t, k))
@@ -198,15 +199,16 @@ class CandidateGenerator:
                     self._cache.move_to_end((key, t, k))
                     results[i] = hit
                     continue
-            todo.setdefault(t, []).append(i)
-        for t, rows in todo.items():
-            for start in range(0, len(rows), 4096):
-                batch = rows[start : start + 4096]
-                found = self._search([keys[i] for i in batch], k, t)
-                for i, cands in zip(batch, found):
-                    results[i] = cands
+            todo.setdefault(t, {}).setdefault(key, []).append(i)
+        for t, by_key in todo.items():
+            distinct = list(by_key)
+            for start in range(0, len(distinct), 4096):
+                batch = distinct[start : start + 4096]
+                for key, cands in zip(batch, self._search(batch, k, t)):
+                    for i in by_key[key]:
+                        results[i] = cands
                     if self.cache_size:
-                        self._cache[(keys[i], t, k)] = cands
+                        self._cache[(key, t, k)] = cands
                         if len(self._cache) > self.cache_size:
                             self._cache.popitem(last=False)
         return results  # type: ignore[return-value]
