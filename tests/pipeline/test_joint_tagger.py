@@ -237,6 +237,23 @@ def test_kb_fallback_for_unseen_concept(trained):
     assert trained.evaluate(_examples(trained))["nen_f"] == 1.0
 
 
+def test_kb_fallback_expands_abbreviations(trained):
+    """A short form defined in the doc is looked up by its long form."""
+    jt = trained.get_pipe("medlink_joint_tagger")
+    doc = trained.make_doc("Patients with gastric ulcer (GU) were treated. GU recurred.")
+    span = doc[-3:-2]
+    span.label_ = "Disease"
+    assert span.text == "GU"
+    try:
+        jt.cfg["use_abbreviations"] = True
+        (cands,) = jt._kb_candidates([doc], [span])
+        assert cands[0].concept_id == "D013276" and cands[0].score == 1.0
+    finally:
+        jt.cfg["use_abbreviations"] = False
+    (cands,) = jt._kb_candidates([doc], [span])
+    assert not cands or cands[0].concept_id != "D013276" or cands[0].score < 1.0
+
+
 def test_configs_pass_debug_config():
     from spacy.cli.debug_config import debug_config
 
