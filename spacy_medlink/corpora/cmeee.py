@@ -20,7 +20,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import filter_spans
 
-from .report import ConversionReport, CorpusFormatError
+from .report import ConversionReport, CorpusFormatError, examples_from_docs
 
 CMEEE_TYPES = ("dis", "sym", "dru", "equ", "pro", "bod", "ite", "mic", "dep")
 # (start, inclusive end, type, entity text or None)
@@ -52,11 +52,7 @@ class CMeEECorpus:
     def __call__(self, nlp: Language) -> Iterator[Example]:
         report = ConversionReport(source=str(self.path))
         docs = read_cmeee(self.path, nlp, report, spans_key=self.spans_key)
-        for i, doc in enumerate(docs):
-            if self.limit and i >= self.limit:
-                break
-            yield Example(nlp.make_doc(doc.text), doc)
-        report.warn_if_dropped()
+        yield from examples_from_docs(nlp, docs, report, self.limit)
 
 
 def read_cmeee(

@@ -24,7 +24,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 
 from .cmeee import set_nested_spans
-from .report import ConversionReport, CorpusFormatError
+from .report import ConversionReport, CorpusFormatError, examples_from_docs
 
 GENIA_SPLITS = ("train", "dev", "test")
 GENIA_TYPES = ("DNA", "RNA", "protein", "cell_line", "cell_type")
@@ -68,17 +68,8 @@ class GeniaCorpus:
             docs = read_genia_iob2(self.path, nlp, report, spans_key=self.spans_key)
         else:
             docs = read_genia(self.path, nlp, report, split=self.split, spans_key=self.spans_key)
-        for i, doc in enumerate(docs):
-            if self.limit and i >= self.limit:
-                break
-            if self.is_iob2:  # keep the gold tokens, as the published numbers do
-                words = [t.text for t in doc]
-                spaces = [bool(t.whitespace_) for t in doc]
-                predicted = Doc(nlp.vocab, words=words, spaces=spaces)
-            else:
-                predicted = nlp.make_doc(doc.text)
-            yield Example(predicted, doc)
-        report.warn_if_dropped()
+        # IOB2 keeps the gold tokens, as the published numbers do
+        yield from examples_from_docs(nlp, docs, report, self.limit, gold_tokens=self.is_iob2)
 
 
 def read_genia(

@@ -29,7 +29,7 @@ from spacy.training import Example
 from spacy.util import filter_spans
 
 from ..kb.ids import NO_CONCEPT, normalize_kb_id
-from .report import ConversionReport, CorpusFormatError
+from .report import ConversionReport, CorpusFormatError, examples_from_docs
 
 # Named label maps, usable wherever a label map is asked for (CLI, configs).
 LABEL_MAPS: Dict[str, Dict[str, str]] = {
@@ -92,11 +92,7 @@ class PubTatorCorpus:
         docs = read_pubtator(
             self.path, nlp, report, label_map=self.label_map, misaligned=self.misaligned
         )
-        for i, doc in enumerate(docs):
-            if self.limit and i >= self.limit:
-                break
-            yield Example(nlp.make_doc(doc.text), doc)
-        report.warn_if_dropped()
+        yield from examples_from_docs(nlp, docs, report, self.limit)
 
 
 def read_pubtator(

@@ -4,7 +4,11 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Union
+from typing import Dict, Iterable, Iterator, List, Union
+
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.training import Example
 
 MAX_EXAMPLES = 5
 
@@ -107,3 +111,28 @@ class ConversionReport:
         if self.dropped:
             summary = ", ".join(f"{n} {r}" for r, n in sorted(self.dropped.items()))
             warnings.warn(f"[spacy-medlink] {self.source}: not kept: {summary}")
+
+
+def examples_from_docs(
+    nlp: Language,
+    docs: Iterable[Doc],
+    report: ConversionReport,
+    limit: int = 0,
+    gold_tokens: bool = False,
+) -> Iterator[Example]:
+    """Gold Docs -> Examples, as `spacy.training.Corpus` yields them, for the
+    registered readers; warns once about anything the reader did not keep.
+
+    gold_tokens (bool): predict on the corpus tokens (pre-tokenized corpora,
+        for comparison with published numbers) instead of `nlp.make_doc(text)`.
+    """
+    for i, doc in enumerate(docs):
+        if limit and i >= limit:
+            break
+        if gold_tokens:
+            words = [t.text for t in doc]
+            predicted = Doc(nlp.vocab, words=words, spaces=[bool(t.whitespace_) for t in doc])
+        else:
+            predicted = nlp.make_doc(doc.text)
+        yield Example(predicted, doc)
+    report.warn_if_dropped()

@@ -1,6 +1,32 @@
-"""Knowledge-base layer shared by every component: concepts, names, candidates."""
+"""Knowledge-base layer shared by every component: concepts, names, candidates.
+
+spaCy imports every entry-point factory module whenever it creates a Language,
+and those modules import this package, so the heavy parts (scipy, scikit-learn,
+scispacy) load on first use (PEP 562), not on import.
+"""
+from importlib import import_module
+from typing import Any
+
 from .ids import NO_CONCEPT, normalize_kb_id, split_kb_id  # noqa: F401
-from .concept_kb import Concept, ConceptKB  # noqa: F401
-from .candidates import Candidate, CandidateGenerator, normalize_name  # noqa: F401
-from .abbreviations import abbreviation_map  # noqa: F401
-from .builders import add_train_mentions, build_kb, read_medic, read_mesh_descriptors, read_mesh_supplementary  # noqa: F401
+
+_LAZY = {
+    "Concept": ".concept_kb",
+    "ConceptKB": ".concept_kb",
+    "Candidate": ".candidates",
+    "CandidateGenerator": ".candidates",
+    "normalize_name": ".candidates",
+    "abbreviation_map": ".abbreviations",
+    "add_train_mentions": ".builders",
+    "build_kb": ".builders",
+    "read_medic": ".builders",
+    "read_mesh_descriptors": ".builders",
+    "read_mesh_supplementary": ".builders",
+}
+
+__all__ = ["NO_CONCEPT", "normalize_kb_id", "split_kb_id", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
