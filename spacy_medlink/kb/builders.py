@@ -213,14 +213,19 @@ def iter_pubtator_mentions(path: PathLike) -> Iterator[Tuple[int, str, str, str]
 
 
 def iter_docbin_mentions(path: PathLike) -> Iterator[Tuple[int, str, str, str]]:
-    """(doc index, mention text, label, kb_id) over `doc.ents` of a DocBin."""
+    """(doc index, mention text, label, kb_id) over the mentions of a DocBin.
+
+    The corpus readers keep every mention (overlapping ones too) in
+    ``doc.spans["mentions"]``; Docs without that group fall back to `doc.ents`.
+    """
     import spacy
     from spacy.tokens import DocBin
 
     vocab = spacy.blank("en").vocab
     for i, doc in enumerate(DocBin().from_disk(path).get_docs(vocab)):
-        for ent in doc.ents:
-            yield i, ent.text, ent.label_, ent.kb_id_
+        spans = doc.spans["mentions"] if "mentions" in doc.spans else doc.ents
+        for span in spans:
+            yield i, span.text, span.label_, span.kb_id_
 
 
 def add_train_mentions(

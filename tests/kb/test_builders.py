@@ -153,3 +153,21 @@ def test_full_mesh_medic_kb(data_dir):
     assert len(kb) == 271981
     assert kb["C535662"].types == ("Disease",) and set(kb["C535662"].sources) == {"MEDIC", "MeSH-SCR"}
     assert kb["C483025"].types == ("Chemical",)
+
+
+def test_train_mentions_from_docbin(tmp_path):
+    import spacy
+    from spacy.tokens import DocBin, Span
+
+    nlp = spacy.blank("en")
+    doc = nlp("FMF and breast cancer")
+    doc.spans["mentions"] = [
+        Span(doc, 0, 1, label="Disease", kb_id="OMIM:249100"),
+        Span(doc, 2, 4, label="Disease", kb_id="D001943|D010051"),
+    ]
+    DocBin(docs=[doc], store_user_data=True).to_disk(tmp_path / "train.spacy")
+    kb = ConceptKB()
+    kb.add(Concept("D010505", "Familial Mediterranean Fever", (), ("Disease",), ("OMIM:249100",), ("MEDIC",)))
+    stats = add_train_mentions(kb, tmp_path / "train.spacy", "toy")
+    assert stats["added"] == 1 and stats["skipped: composite (several IDs)"] == 1
+    assert "FMF" in kb["D010505"].synonyms
