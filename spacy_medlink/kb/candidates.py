@@ -82,7 +82,8 @@ class CandidateGenerator:
     name_pool: names kept per requested candidate before deduplication by
         concept (several names of one concept often score alike).
     n_threads: threads for the sparse top-k product (1 = sequential).
-    cache_size: mention results remembered (LRU); 0 turns the cache off.
+    cache_size: mention results remembered across calls (LRU); 0 turns it off.
+    dedupe: search each distinct (mention, type) once per call.
     """
 
     def __init__(
@@ -99,6 +100,7 @@ class CandidateGenerator:
         retrieval_pool: int = 100,
         n_threads: int = 1,
         cache_size: int = 0,
+        dedupe: bool = True,
         _build: bool = True,
     ) -> None:
         self.kb = kb
@@ -114,6 +116,7 @@ class CandidateGenerator:
         }
         self.n_threads = n_threads
         self.cache_size = cache_size
+        self.dedupe = dedupe
         self._cache: "OrderedDict[Tuple[str, Optional[str], int], List[Candidate]]" = OrderedDict()
         self._type_nt: Dict[str, Tuple[scipy.sparse.csr_matrix, numpy.ndarray]] = {}
         self._as_lists: Optional[Tuple[List[int], List[int], List[int]]] = None
@@ -199,16 +202,16 @@ class CandidateGenerator:
                     self._cache.move_to_end((key, t, k))
                     results[i] = hit
                     continue
-            todo.setdefault(t, {}).setdefault(key, []).append(i)
+            todo.setdefault(t, {}).setdefault(key if self.dedupe else f"{i}\t{key}", []).append(i)
         for t, by_key in todo.items():
             distinct = list(by_key)
             for start in range(0, len(distinct), 4096):
                 batch = distinct[start : start + 4096]
-                for key, cands in zip(batch, self._search(batch, k, t)):
+                for key, cands in zip(batch, self._search([keys[by_key[b][0]] for b in batch], k, t)):
                     for i in by_key[key]:
                         results[i] = cands
                     if self.cache_size:
-                        self._cache[(key, t, k)] = cands
+                        self._cache[(keys[by_key[key][0]], t, k)] = cands
                         if len(self._cache) > self.cache_size:
                             self._cache.popitem(last=False)
         return results  # type: ignore[return-value]

@@ -72,6 +72,8 @@ def test_cache_gives_same_results(kb):
         queries, types=["Disease", "Disease", "Disease", None]
     )
     assert cached(queries[:1], types=["Disease"]) == plain(queries[:1], types=["Disease"])
+    no_dedupe = CandidateGenerator(kb, dedupe=False)
+    assert no_dedupe(queries) == plain(queries)
 
 
 def test_round_trips(kb, gen, tmp_path):
