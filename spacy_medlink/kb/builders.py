@@ -195,21 +195,17 @@ def read_mesh_supplementary(
 
 
 def iter_pubtator_mentions(path: PathLike) -> Iterator[Tuple[int, str, str, str]]:
-    """(line number, mention text, type, raw ID field) for each PubTator annotation line.
+    """(doc index, mention text, type, kb_id) for each mention of a PubTator file,
+    read by the corpus reader (every PubTator quirk handled in one place)."""
+    from ..corpora.pubtator import read_pubtator
+    from ..corpora.report import ConversionReport
+    from ..tokenizer import biomed_nlp
 
-    Only the annotation columns are read (no text, no tokenizer): enough for
-    dictionary building. Relation lines (``PMID CID chem dis``) are skipped.
-    """
-    for line_no, line in enumerate(_open_text(path), start=1):
-        line = line.rstrip("\n")
-        if not line.strip() or "|t|" in line[:20] or "|a|" in line[:20]:
-            continue
-        cols = line.split("\t")
-        if len(cols) == 4 and cols[1] == "CID":
-            continue
-        if len(cols) < 6 or not cols[1].isdigit() or not cols[2].isdigit():
-            raise CorpusFormatError(path, line_no, f"not a PubTator annotation line ({len(cols)} columns)")
-        yield line_no, cols[3], cols[4], cols[5]
+    report = ConversionReport()
+    for i, doc in enumerate(read_pubtator(path, biomed_nlp(), report)):
+        for span in doc.spans["mentions"]:
+            yield i, span.text, span.label_, span.kb_id_
+    report.warn_if_dropped()
 
 
 def iter_docbin_mentions(path: PathLike) -> Iterator[Tuple[int, str, str, str]]:

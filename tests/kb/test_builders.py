@@ -117,7 +117,7 @@ def test_train_mentions(tmp_path):
     path.write_text(
         "1|t|FMF and breast or ovarian cancer.\n1|a|x\n"
         "1\t0\t3\tFMF\tSpecificDisease\tOMIM:249100\n"
-        "1\t8\t33\tbreast or ovarian cancer\tCompositeMention\tD001943|D010051\n"
+        "1\t8\t32\tbreast or ovarian cancer\tCompositeMention\tD001943|D010051\n"
         "1\t8\t14\tbreast\tModifier\tD999999\n"
         "1\t0\t3\tFMF\tSpecificDisease\t-1\n"
         "1\tCID\tD1\tD2\n\n"

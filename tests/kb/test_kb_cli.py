@@ -8,7 +8,7 @@ MEDIC = (
     "Familial Mediterranean Fever\tMESH:D010505\tOMIM:249100\t\t\t\t\tFMF|Mediterranean Fever, Familial\t\n"
     "Breast Neoplasms\tMESH:D001943\t\t\t\t\t\tBreast Cancer|Breast Tumor\t\n"
 )
-TRAIN = "1|t|breast carcinoma\n1|a|x\n1\t0\t17\tbreast carcinoma\tSpecificDisease\tD001943\n\n"
+TRAIN = "1|t|breast carcinoma\n1|a|x\n1\t0\t16\tbreast carcinoma\tSpecificDisease\tD001943\n\n"
 
 
 def test_kb_build_command(tmp_path):
