@@ -138,7 +138,7 @@ def test_train_writes_floret_table_vocab_and_info(tiny_vectors):
     assert info["params"]["dim"] == 10 and info["params"]["mode"] == "floret"
     assert info["train_seconds"] >= 0 and info["floret_bytes"] > 0
     counts = read_vocab(prefix.parent / "tiny.vocab.tsv")
-    assert info["n_words"] == len(counts)
+    assert info["n_words"] == len(counts) and info["n_word_tokens"] == sum(counts.values())
     assert list(counts.values()) == sorted(counts.values(), reverse=True)
     assert "cisplatin" in counts and "." in counts
 

@@ -46,6 +46,7 @@ app.add_typer(vectors_app, name="vectors")
 DIGIT_MASK = "<dig>"
 DIGIT_TOKEN = "0"
 CITATION_MASK = "<cit>"
+FASTTEXT_EOS = "</s>"
 _MASKS = re.compile(r"\s*(<dig>|<cit>)\s*")
 
 
@@ -271,7 +272,7 @@ def train_floret(
         "train_seconds": round(seconds, 1),
         "floret_bytes": floret_path.stat().st_size,
         "n_words": len(words),
-        "n_tokens": int(sum(freqs)),
+        "n_word_tokens": int(sum(freqs)),  # occurrences of those words, one "</s>" per line included
     }
     srsly.write_json(prefix + ".train.json", info)
     return info
@@ -302,7 +303,7 @@ def train_cli(
     )  # fmt: skip
     msg.good(
         f"Wrote {info['floret']} ({info['floret_bytes'] / 2**20:.1f} MiB) and {info['vocab']}",
-        f"{info['n_words']:,} words (count >= {min_count}) of {info['n_tokens']:,} tokens; "
+        f"{info['n_words']:,} words with count >= {min_count}, {info['n_word_tokens']:,} occurrences (line ends included); "
         f"trained in {info['train_seconds']:.1f} s",
     )
     msg.text(f"Next: python -m spacy init vectors en {info['floret']} DIR --mode floret --attr LOWER")
@@ -394,6 +395,7 @@ def neighbours_cli(
             counts = read_vocab(vocab)
         except CorpusFormatError as err:
             msg.fail("Cannot read --vocab", str(err), exits=1)
+        counts.pop(FASTTEXT_EOS, None)  # fastText's line-end word, never a token
         candidates = list(counts)[:top] if top else list(counts)
     else:
         candidates = [nlp.vocab.strings[key] for key in vectors.keys() if key in nlp.vocab.strings]
