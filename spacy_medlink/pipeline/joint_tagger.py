@@ -44,7 +44,6 @@ from ..ml.joint_tagger import (
     set_joint_labels,
 )
 from .extensions import install_span_extensions
-from .kb_linker import _merge
 
 if TYPE_CHECKING:
     # Imported lazily: spaCy imports every factory module on each spacy.blank.
@@ -423,27 +422,16 @@ class JointTagger(TrainablePipe):
 
     def _kb_candidates(self, docs: Sequence[Doc], spans: Sequence[Span]) -> List[List["Candidate"]]:
         """KB candidates for spans, in one batched lookup (as medlink_kb_linker)."""
-        assert self.generator is not None
-        type_map = self.cfg["type_map"]
-        long_forms: Dict[int, Dict[str, str]] = {}
-        queries: List[str] = []
-        types: List[Optional[str]] = []
-        counts: List[int] = []
-        for span in spans:
-            doc = span.doc
-            if self.cfg["use_abbreviations"] and id(doc) not in long_forms:
-                from ..kb.abbreviations import abbreviation_map
+        from ..kb.span_lookup import span_candidates
 
-                long_forms[id(doc)] = abbreviation_map(doc)
-            texts = [span.text]
-            long_form = long_forms.get(id(doc), {}).get(span.text)
-            if long_form and long_form != span.text:
-                texts.insert(0, long_form)
-            counts.append(len(texts))
-            queries.extend(texts)
-            types.extend([type_map.get(span.label_, span.label_)] * len(texts))
-        found = iter(self.generator(queries, k=self.cfg["k"], types=types))
-        return [_merge(list(islice(found, n)), self.cfg["k"]) for n in counts]
+        assert self.generator is not None
+        return span_candidates(
+            self.generator,
+            spans,
+            k=self.cfg["k"],
+            type_map=self.cfg["type_map"],
+            use_abbreviations=self.cfg["use_abbreviations"],
+        )
 
     def score(self, examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
         """NER + normalization scores; IDs resolved through the KB when there is one."""

@@ -142,34 +142,19 @@ class KBLinker(Pipe):
 
     def predict(self, docs: Sequence[Doc]) -> List[List[List["Candidate"]]]:
         """Candidates for every entity of every doc, in one batched lookup."""
-        from ..kb.abbreviations import abbreviation_map
+        from ..kb.span_lookup import span_candidates
 
-        generator = self._require_generator()
-        type_map = self.cfg["type_map"]
-        queries: List[str] = []
-        types: List[Optional[str]] = []
-        # per entity: index of its first query and how many (1, or 2 with a long form)
-        slots: List[List[tuple]] = []
-        for doc in docs:
-            long_forms = abbreviation_map(doc) if self.cfg["use_abbreviations"] and doc.ents else {}
-            doc_slots = []
-            for ent in doc.ents:
-                texts = [ent.text]
-                long_form = long_forms.get(ent.text)
-                if long_form and long_form != ent.text:
-                    texts.insert(0, long_form)
-                doc_slots.append((len(queries), len(texts)))
-                queries.extend(texts)
-                types.extend([type_map.get(ent.label_, ent.label_)] * len(texts))
-            slots.append(doc_slots)
-        found = iter(generator(queries, k=self.cfg["k"], types=types)) if queries else iter(())
-        results: List[List[List[Candidate]]] = []
-        for doc_slots in slots:
-            doc_results = []
-            for _, n in doc_slots:
-                doc_results.append(_merge(list(islice(found, n)), self.cfg["k"]))
-            results.append(doc_results)
-        return results
+        spans = [ent for doc in docs for ent in doc.ents]
+        found = iter(
+            span_candidates(
+                self._require_generator(),
+                spans,
+                k=self.cfg["k"],
+                type_map=self.cfg["type_map"],
+                use_abbreviations=self.cfg["use_abbreviations"],
+            )
+        )
+        return [list(islice(found, len(doc.ents))) for doc in docs]
 
     def set_annotations(self, docs: Sequence[Doc], candidates: List[List[List["Candidate"]]]) -> None:
         threshold = self.cfg["threshold"]
@@ -219,14 +204,3 @@ class KBLinker(Pipe):
         self.generator = CandidateGenerator.from_bytes(data["kb"])
         return self
 
-
-def _merge(lists: List[List["Candidate"]], k: int) -> List["Candidate"]:
-    """Best score per concept over several queries for one entity."""
-    if len(lists) == 1:
-        return lists[0]
-    best: Dict[str, "Candidate"] = {}
-    for cands in lists:
-        for cand in cands:
-            if cand.concept_id not in best or cand.score > best[cand.concept_id].score:
-                best[cand.concept_id] = cand
-    return sorted(best.values(), key=lambda c: -c.score)[:k]
