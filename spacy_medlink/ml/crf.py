@@ -91,6 +91,13 @@ def log_partition(
     """log Z per sequence (B,), by the forward algorithm; 0 for empty sequences.
 
     allowed (B, T, n) bool: restrict the sum to paths through allowed tags.
+
+    The forward recursion is a product of (n, n) matrices in the log semiring,
+    ``alpha_T = alpha_0 ⊗ M_1 ⊗ … ⊗ M_{T-1}`` with ``M_t = transitions +
+    emissions_t``, and that product is associative: we multiply neighbours
+    pairwise, so a document of T tokens costs log2(T) batched steps instead of
+    T small ones (a 300-token abstract: 9 instead of 299, for the loss and its
+    backward pass alike). Padding positions are the semiring identity.
     """
     if allowed is not None:
         emissions = emissions.masked_fill(~allowed, NEG)
@@ -98,9 +105,17 @@ def log_partition(
     if T == 0:
         return emissions.new_zeros(B)
     alpha = start.unsqueeze(0) + emissions[:, 0]  # (B, n)
-    for t in range(1, T):
-        step = torch.logsumexp(alpha.unsqueeze(2) + transitions.unsqueeze(0), dim=1) + emissions[:, t]
-        alpha = torch.where(mask[:, t : t + 1], step, alpha)
+    if T > 1:
+        steps = transitions.view(1, 1, n, n) + emissions[:, 1:].unsqueeze(2)  # (B, T-1, n, n)
+        eye = torch.full((n, n), NEG, dtype=emissions.dtype, device=emissions.device)
+        eye.fill_diagonal_(0.0)
+        steps = torch.where(mask[:, 1:, None, None], steps, eye)
+        while steps.shape[1] > 1:
+            if steps.shape[1] % 2:
+                steps = torch.cat([steps, eye.expand(B, 1, n, n)], dim=1)
+            left, right = steps[:, 0::2], steps[:, 1::2]
+            steps = torch.logsumexp(left.unsqueeze(-1) + right.unsqueeze(-3), dim=-2)
+        alpha = torch.logsumexp(alpha.unsqueeze(2) + steps[:, 0], dim=1)
     logz = torch.logsumexp(alpha + end.unsqueeze(0), dim=1)
     return torch.where(mask[:, 0], logz, torch.zeros_like(logz))
 
