@@ -1,0 +1,44 @@
+"""`tune threshold`: the KB-fallback threshold is chosen on dev and saved with the pipeline."""
+import spacy
+import srsly
+from spacy.tokens import DocBin
+from typer.testing import CliRunner
+
+from spacy_medlink.cli import app
+from spacy_medlink.cli.tune import sweep_threshold
+
+from ..pipeline.test_joint_tagger import _examples, kb_dir, trained  # noqa: F401 (fixtures)
+
+
+def test_sweep_scores_each_threshold(trained):  # noqa: F811
+    rows = sweep_threshold(trained, "medlink_joint_tagger", _examples(trained), [0.0, 1.01])
+    by_t = {row["men_threshold"]: row for row in rows}
+    # MEN decides everything: every training concept right
+    assert by_t[0.0]["nen_f"] == 1.0
+    # the KB decides everything: "gastric ulcer" goes to the KB's exact match
+    # (D013276), not the training ID (D014456)
+    assert by_t[1.01]["nen_f"] < 1.0
+    assert by_t[0.0]["ents_f"] == by_t[1.01]["ents_f"] == 1.0  # NER does not depend on it
+    assert trained.get_pipe("medlink_joint_tagger").cfg["men_threshold"] == 0.5  # restored
+
+
+def test_tune_cli_saves_best_threshold(trained, tmp_path):  # noqa: F811
+    model, out, dev = tmp_path / "model", tmp_path / "tuned", tmp_path / "dev.spacy"
+    trained.to_disk(model)
+    DocBin(docs=[eg.reference for eg in _examples(trained)], store_user_data=True).to_disk(dev)
+    sweep = tmp_path / "sweep.json"
+    result = CliRunner().invoke(app, ["tune", "threshold", str(model), str(dev), str(out), "--pipe",
+                                      "medlink_joint_tagger", "--grid", "1.01,0.0,0.5", "--sweep-output", str(sweep)])
+    assert result.exit_code == 0, result.output
+    nlp = spacy.load(out)
+    assert nlp.get_pipe("medlink_joint_tagger").cfg["men_threshold"] == 0.0
+    assert nlp.config["components"]["medlink_joint_tagger"]["men_threshold"] == 0.0
+    assert srsly.read_json(sweep)["best"]["nen_f"] == 1.0
+
+
+def test_tune_cli_rejects_unknown_pipe(trained, tmp_path):  # noqa: F811
+    trained.to_disk(tmp_path / "model")
+    result = CliRunner().invoke(app, ["tune", "threshold", str(tmp_path / "model"), "x.spacy", str(tmp_path / "o"),
+                                      "--pipe", "nope"], env={"COLUMNS": "200"})
+    assert result.exit_code != 0
+    assert "has no pipe" in result.output and "nope" in result.output
