@@ -28,8 +28,12 @@ Design choices, and why:
   paper's [H; H_a]): each token decides how much of the concept to let in from
   itself and from the concept-aware summary of the whole text. H_e is h_e
   broadcast. ``fusion="concat"`` (H_f = [H; H_e]) is the ablation.
-* Masks. Padding tokens get α = 0 (a masked softmax that gives an all-zero row
-  for an empty text rather than NaN), and no loss.
+* Masks and cost. Pair-level work runs on the real (pair, token) positions
+  only (flattened; a softmax per pair segment), so padding gets α = 0 and no
+  loss, an empty text an all-zero row rather than NaN, and a batch of short
+  and long docs costs its tokens, not docs × the longest. Linear maps of
+  concatenations are split into a per-doc and a per-pair part, which makes
+  the per-pair work elementwise (see `GatedNormalizerModule.score_pairs`).
 * One encoder, really shared. Concept names go through the *same* tok2vec and
   BiLSTM as the text in the same forward pass, and both get gradients. A
   ``Tok2VecListener`` cannot encode anything but the upstream component's
@@ -268,13 +272,16 @@ def masked_mean(X: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (X * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True).clamp(min=1.0)
 
 
-def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Softmax over axis 1 of (N, T) restricted to mask; all-zero rows where mask is all False."""
-    scores = scores.masked_fill(~mask, float("-inf"))
-    top = scores.max(dim=1, keepdim=True).values
-    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-    weights = torch.exp(scores - top) * mask.to(scores.dtype)
-    return weights / weights.sum(dim=1, keepdim=True).clamp(min=1e-30)
+def segment_softmax(scores: torch.Tensor, segments: torch.Tensor, n_segments: int) -> torch.Tensor:
+    """Softmax of scores (N,) within each segment (segments (N,): 0..n_segments-1)."""
+    if not len(scores):
+        return scores
+    top = scores.new_full((n_segments,), float("-inf")).scatter_reduce(
+        0, segments, scores.detach(), reduce="amax", include_self=True
+    )
+    weights = torch.exp(scores - top[segments])
+    totals = weights.new_zeros(n_segments).index_add(0, segments, weights)
+    return weights / totals[segments]
 
 
 class GatedNormalizerModule(torch.nn.Module):
@@ -349,38 +356,50 @@ class GatedNormalizerModule(torch.nn.Module):
             return emissions, None, None, None
         return (emissions, *self.crf())
 
-    def attend(self, H: torch.Tensor, mask: torch.Tensor, h_e: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(h_a (P, D), α (P, T)) for pairs of texts H (P, T, D) and concepts h_e (P, D)."""
-        if self.att_in is None:
-            alpha = masked_softmax(H.new_zeros(mask.shape), mask)
-        else:
-            both = torch.cat([H, h_e.unsqueeze(1).expand_as(H)], dim=-1)
-            alpha = masked_softmax(self.att_v(torch.tanh(self.att_in(both))).squeeze(-1), mask)
-        return torch.einsum("pt,ptd->pd", alpha, H), alpha
-
     def score_pairs(
         self, H: torch.Tensor, lengths: torch.Tensor, h_e: torch.Tensor, pair_doc: torch.Tensor,
         pair_concept: torch.Tensor,
     ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor], torch.Tensor]:
-        """(mid logits (P,), high B/I/O logits (P, T, 3), attention (P, T))."""
-        Hp = H[pair_doc]
-        mask = _mask(lengths[pair_doc], H.shape[1])
-        he = h_e[pair_concept]
-        if self.att_in is None and self.mid_out is None and self.gate is None:
-            h_a, alpha = None, masked_softmax(Hp.new_zeros(mask.shape), mask)
+        """(mid logits (P,), high B/I/O logits (P, T, 3), attention α (P, T))
+        for texts H (B, T, D) and concepts h_e (C, D), paired by pair_doc, pair_concept.
+
+        Two things keep a pair cheap. Linear maps of concatenations are split
+        into their token part, computed once per doc, and their concept part,
+        once per pair, so the per-pair work is elementwise, O(T·D) not O(T·D²).
+        And that work runs on the real (pair, token) positions only, flattened,
+        not on every doc padded to the longest one. Padding gets α = 0 and
+        high logits 0 (and no loss).
+        """
+        P, (B, T, D) = len(pair_doc), H.shape
+        pair_pos, tok_pos = _mask(lengths[pair_doc], T).nonzero(as_tuple=True)  # (N,) real positions
+        doc_pos = pair_doc[pair_pos]
+        Hf = H[doc_pos, tok_pos]  # (N, D): x_i of each pair's text
+        he = h_e[pair_concept]  # (P, D)
+        if self.att_in is not None:
+            # α_i ∝ exp(v·tanh(W_a[x_i; h_e] + b_a)), W_a[x_i; h_e] = W_x·x_i + W_e·h_e
+            tokens = torch.nn.functional.linear(H, self.att_in.weight[:, :D], self.att_in.bias)[doc_pos, tok_pos]
+            concept = torch.nn.functional.linear(he, self.att_in.weight[:, D:])[pair_pos]
+            scores = self.att_v(torch.tanh(tokens + concept)).squeeze(-1)
         else:
-            h_a, alpha = self.attend(Hp, mask, he)
+            scores = Hf.new_zeros(len(pair_pos))  # "mean": uniform weights
+        alpha_f = segment_softmax(scores, pair_pos, P)
+        h_a = Hf.new_zeros(P, D).index_add(0, pair_pos, alpha_f.unsqueeze(-1) * Hf)  # Σ α_i x_i
+        alpha = alpha_f.new_zeros(P, T).index_put((pair_pos, tok_pos), alpha_f)
         mid = high = None
         if self.mid_out is not None:
-            mid = self.mid_out(torch.cat([he, h_a], dim=-1)).squeeze(-1)
+            mid = self.mid_out(torch.cat([he, h_a], dim=-1)).squeeze(-1)  # W_m[h_e; h_a] + b_m
         if self.high_out is not None:
-            He = he.unsqueeze(1).expand_as(Hp)
             if self.gate is not None:
-                G = torch.sigmoid(self.gate(torch.cat([Hp, h_a.unsqueeze(1).expand_as(Hp)], dim=-1)))
-                fused = Hp * (1.0 - G) + He * G
+                # G = σ(W_g[H; H_a] + b_g), H_f = H ⊙ (1 − G) + H_e ⊙ G
+                gate_tokens = torch.nn.functional.linear(H, self.gate.weight[:, :D], self.gate.bias)[doc_pos, tok_pos]
+                gate_summary = torch.nn.functional.linear(h_a, self.gate.weight[:, D:])[pair_pos]
+                G = torch.sigmoid(gate_tokens + gate_summary)
+                logits = self.high_out(Hf + G * (he[pair_pos] - Hf))
             else:
-                fused = torch.cat([Hp, He], dim=-1)
-            high = self.high_out(fused)
+                # W_h[H; H_e] + b_h, split the same way
+                tokens = torch.nn.functional.linear(H, self.high_out.weight[:, :D], self.high_out.bias)
+                logits = tokens[doc_pos, tok_pos] + torch.nn.functional.linear(he, self.high_out.weight[:, D:])[pair_pos]
+            high = logits.new_zeros(P, T, logits.shape[-1]).index_put((pair_pos, tok_pos), logits)
         return mid, high, alpha
 
     def forward(

@@ -16,7 +16,7 @@ from spacy_medlink.ml.gated_normalizer import (
     encode_texts,
     gated_loss,
     gated_loss_and_gradient,
-    masked_softmax,
+    segment_softmax,
     score_pairs,
     set_gated_labels,
 )
@@ -76,12 +76,17 @@ def test_attention_sums_to_one_and_respects_padding():
     assert (attention2[:, 5:] == 0).all()
 
 
-def test_masked_softmax_empty_rows_and_mean_attention():
-    mask = torch.tensor([[True, True, False], [False, False, False]])
-    weights = masked_softmax(torch.randn(2, 3), mask)
-    assert torch.isfinite(weights).all()
-    torch.testing.assert_close(weights[0].sum(), torch.tensor(1.0))
-    assert (weights[1] == 0).all() and weights[0, 2] == 0
+def test_segment_softmax_and_mean_attention():
+    scores = torch.tensor([0.5, -1.0, 2.0, 3.0])
+    weights = segment_softmax(scores, torch.tensor([0, 0, 2, 2]), 3)
+    torch.testing.assert_close(weights[:2], torch.softmax(scores[:2], 0))
+    torch.testing.assert_close(weights[2:], torch.softmax(scores[2:], 0))
+    assert segment_softmax(scores[:0], torch.tensor([], dtype=torch.long), 2).shape == (0,)
+    # an empty text (length 0) gets an all-zero attention row, no NaN
+    module = _module()
+    args = list(_inputs(lengths=(5, 0)))
+    *_, attention = module(*args)
+    assert torch.isfinite(attention).all() and (attention[2] == 0).all()
     module = _module(attention="mean")
     *_, attention = module(*_inputs())
     torch.testing.assert_close(attention[0], torch.full((5,), 0.2))
@@ -226,3 +231,31 @@ def test_model_settings_are_checked():
     with pytest.raises(ValueError, match="tag"):
         model, _ = _tiny_model()
         set_gated_labels(model, ["O", "X-Disease"], "BIO")
+
+
+@pytest.mark.parametrize("fusion", ["gate", "concat"])
+def test_factored_heads_equal_the_formulas(fusion):
+    """score_pairs splits W[H; ·] into a per-doc and a per-pair part; the numbers
+    are those of the concatenations as written in the paper."""
+    module = _module(fusion=fusion)
+    X, lengths, names, name_lengths, name_concept, n_concepts, pair_doc, pair_concept = _inputs()
+    with torch.no_grad():
+        H = module.encode(X, lengths)
+        h_e = module.encode_concepts(names, name_lengths, name_concept, n_concepts)
+        mid, high, alpha = module.score_pairs(H, lengths, h_e, pair_doc, pair_concept)
+        Hp, he = H[pair_doc], h_e[pair_concept]
+        mask = torch.arange(H.shape[1])[None, :] < lengths[pair_doc][:, None]
+        He = he.unsqueeze(1).expand_as(Hp)
+        scores = module.att_v(torch.tanh(module.att_in(torch.cat([Hp, He], -1)))).squeeze(-1)
+        ref_alpha = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=1)
+        ref_alpha = torch.nan_to_num(ref_alpha)
+        h_a = (ref_alpha.unsqueeze(-1) * Hp).sum(1)
+        ref_mid = module.mid_out(torch.cat([he, h_a], -1)).squeeze(-1)
+        if fusion == "gate":
+            G = torch.sigmoid(module.gate(torch.cat([Hp, h_a.unsqueeze(1).expand_as(Hp)], -1)))
+            ref_high = module.high_out(Hp * (1 - G) + He * G)
+        else:
+            ref_high = module.high_out(torch.cat([Hp, He], -1))
+    torch.testing.assert_close(alpha, ref_alpha)
+    torch.testing.assert_close(mid, ref_mid)
+    torch.testing.assert_close(high[mask], ref_high[mask])
