@@ -57,7 +57,7 @@ from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, torch2xp, xp2torch
 from thinc.types import Floats2d
 
-from .crf import NEG, Constraints, log_partition, transition_constraints, viterbi
+from .crf import Constraints, log_partition, transition_constraints, viterbi
 from .joint_tagger import deserialize_torch_module, serialize_torch_module
 
 FUSION = ("gate", "concat")

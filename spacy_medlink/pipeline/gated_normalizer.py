@@ -35,8 +35,13 @@ tokens of P(B) + P(I). Resolution rule, a weighted geometric mean::
 with ``kb`` the candidate generator's score (``kb_score_weight = 0`` is the
 paper's model-only choice). The best candidate becomes ``ent.kb_id_`` if its
 score reaches ``threshold``; ``span._.medlink_score`` is that score and
-``span._.medlink_candidates`` the ranked [id, score] list. Cost grows with the
-candidates, not with the KB.
+``span._.medlink_candidates`` the ranked [id, score] list. A span without a
+candidate at or above ``threshold`` keeps ``kb_id_ == ""`` and a score of None.
+Cost grows with the candidates, not with the KB. Without a KB the component
+still finds entities, with no IDs.
+
+Composite mentions (``D1|D2``) train both concepts as positives; inference
+gives one ID per span.
 """
 from itertools import islice
 from pathlib import Path
@@ -60,7 +65,6 @@ from ..ml.gated_normalizer import (
     encode_concepts,
     encode_texts,
     gated_loss_and_gradient,
-    ner_constraints,
     score_pairs,
     set_gated_labels,
 )
@@ -518,7 +522,7 @@ class GatedNormalizer(TrainablePipe):
         """y_m (P,) and y_h (P, T): B/I/O of the mentions of each pair's concept."""
         mid = numpy.zeros(len(pair_ids), dtype=numpy.int64)
         high = numpy.full((len(pair_ids), n_positions), -1, dtype=numpy.int64)
-        aligned: Dict[int, Tuple[List[Optional[str]], List[Tuple[int, int, List[str]]]]] = {}
+        aligned: Dict[int, Tuple[List[Optional[str]], List[Tuple[int, int, List[str]]], List[str]]] = {}
         for p, (d, cid) in enumerate(zip(pair_doc, pair_ids)):
             if d not in aligned:
                 eg = examples[d]
@@ -526,8 +530,8 @@ class GatedNormalizer(TrainablePipe):
                 ids = {(e.start_char, e.end_char, e.label_): e.kb_id_ for e in eg.reference.ents}
                 spans = [(e.start, e.end, self._gold_ids(ids.get((e.start_char, e.end_char, e.label_), "")))
                          for e in x_ents]
-                aligned[d] = (tags, spans)
-            tags, spans = aligned[d]
+                aligned[d] = (tags, spans, self._doc_concepts(eg))
+            tags, spans, doc_concepts = aligned[d]
             known = numpy.asarray([t is not None for t in tags], dtype=bool)
             high[p, : len(tags)] = numpy.where(known, HIGH_O, -1)
             for start, end, cids in spans:
@@ -535,7 +539,7 @@ class GatedNormalizer(TrainablePipe):
                     mid[p] = 1
                     high[p, start] = HIGH_B
                     high[p, start + 1 : end] = HIGH_I
-            if not mid[p] and cid in self._doc_concepts(examples[d]):
+            if not mid[p] and cid in doc_concepts:
                 mid[p] = 1  # a mention that did not align still says the doc mentions e
         return mid, high
 
@@ -645,11 +649,6 @@ class GatedNormalizer(TrainablePipe):
             return 0.0
         total = sum(w for _, w in terms)
         return float(numpy.exp(sum(w * numpy.log(v) for v, w in terms) / total))
-
-    def _constraints(self):
-        if "constraints" not in self._cache:
-            self._cache["constraints"] = ner_constraints(self.model)
-        return self._cache["constraints"]
 
     def score(self, examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
         """NER + normalization scores; IDs resolved through the KB when there is one."""

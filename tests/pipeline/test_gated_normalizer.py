@@ -132,6 +132,11 @@ def test_initialize_infers_labels_and_loads_kb(kb_dir):
     assert gn.concept_names("D013276") == ["Stomach Ulcer"]
     gn.cfg["max_names"] = 2
     assert gn.concept_names("D013276") == ["Stomach Ulcer", "gastric ulcer"]
+    # given labels (as `spacy init labels` writes label_data) win over the data
+    gn.initialize(lambda: _examples(nlp), nlp=nlp, labels={"entities": ["Disease"], "concepts": ["D014456"]},
+                  kb_path=kb_dir)
+    assert gn.labels == ("Disease",) and gn.label_data == {"entities": ["Disease"], "concepts": ["D014456"]}
+    assert gn.ner_tags == ("O", "B-Disease", "I-Disease", "L-Disease", "U-Disease")
 
 
 def test_concepts_missing_from_kb_are_named_by_their_mentions():
@@ -351,3 +356,17 @@ def test_config_passes_debug_config():
 
     for cfg in sorted(CONFIGS.glob("gated*.cfg")):
         debug_config(cfg, overrides={"paths.train": "train.spacy", "paths.dev": "dev.spacy"})
+
+
+def test_threshold_leaves_ids_empty(trained):
+    nlp, _ = trained
+    gn = nlp.get_pipe(NAME)
+    old = gn.cfg["threshold"]
+    try:
+        gn.cfg["threshold"] = 1.01  # no score reaches it
+        ents = nlp(TRAIN_DATA[0][0]).ents
+        assert [e.text for e in ents] == ["Aspirin", "gastric ulcer"]
+        assert all(e.kb_id_ == "" and e._.medlink_score is None for e in ents)
+        assert ents[1]._.medlink_candidates[0][0] == "D013276"  # the ranking is still there
+    finally:
+        gn.cfg["threshold"] = old
