@@ -1,0 +1,740 @@
+"""medlink_gated_normalizer: progressive multi-task NER + normalization (E2EMERN).
+
+The method of Zhou et al. (ACL 2021); the model is `medlink.GatedNormalizer.v1`
+(spacy_medlink/ml/gated_normalizer.py, where the encoder, attention, gate and
+loss are documented). This module turns Docs into training samples and model
+scores back into ``doc.ents``.
+
+Training samples (X, y, e, y_m, y_h), drawn afresh on every update so that no
+two epochs see the same negatives:
+
+* positives: the gold concepts of the doc's mentions (composite IDs split,
+  resolved to the KB's primary IDs), at most
+  ``max_concepts_per_doc - n_negatives - n_hard_negatives`` of them (a random
+  subset when there are more);
+* random negatives (``n_negatives``): concepts not in the doc, drawn half from
+  the concepts seen in training, half from the whole KB;
+* hard negatives (``n_hard_negatives``): the KB candidates of the doc's gold
+  mentions that are not the doc's concepts (the confusions inference faces);
+* y_m = 1 for positives, 0 for negatives; y_h tags B/I/O the mentions of e.
+
+Concept names (the KB's preferred name, plus up to ``max_names - 1``
+synonyms) are tokenized with the pipeline's own tokenizer and encoded by the
+component's encoder. A concept missing from the KB is named by the mention
+texts it had in training.
+
+Inference: NER tags (stage 1) → spans → KB candidates per span
+(`span_candidates`: typed, abbreviation-aware, top-``k``) → the names of the
+batch's distinct candidates only are encoded (once per predict call) → every
+(doc, candidate) pair gets the mid probability m (the doc mentions e) and the
+high B/I/O probabilities; a span's agreement with e is the mean over its
+tokens of P(B) + P(I). Resolution rule, a weighted geometric mean::
+
+    score(span, e) = (m^w_mid · a^w_high · kb^w_kb) ^ (1 / (w_mid + w_high + w_kb))
+
+with ``kb`` the candidate generator's score (``kb_score_weight = 0`` is the
+paper's model-only choice). The best candidate becomes ``ent.kb_id_`` if its
+score reaches ``threshold``; ``span._.medlink_score`` is that score and
+``span._.medlink_candidates`` the ranked [id, score] list. A span without a
+candidate at or above ``threshold`` keeps ``kb_id_ == ""`` and a score of None.
+Cost grows with the candidates, not with the KB. Without a KB the component
+still finds entities, with no IDs.
+
+Composite mentions (``D1|D2``) train both concepts as positives; inference
+gives one ID per span.
+"""
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+
+import numpy
+import srsly
+from spacy import util
+from spacy.errors import Errors
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc, Span
+from spacy.training import Example, biluo_tags_to_spans, iob_to_biluo, validate_examples, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, set_dropout_rate
+
+from ..kb.ids import split_kb_id
+from ..ml.gated_normalizer import (
+    GatedBatch,
+    GatedScores,
+    encode_concepts,
+    encode_texts,
+    gated_loss_and_gradient,
+    score_pairs,
+    set_gated_labels,
+)
+from .extensions import install_span_extensions
+
+if TYPE_CHECKING:
+    from ..kb.candidates import CandidateGenerator
+
+NIL = "O"
+HIGH_O, HIGH_B, HIGH_I = 0, 1, 2
+
+default_model_config = """
+[model]
+@architectures = "medlink.GatedNormalizer.v1"
+lstm_width = 256
+lstm_depth = 1
+dropout = 0.2
+use_crf = true
+use_mid = true
+use_high = true
+fusion = "gate"
+attention = "attention"
+
+[model.tok2vec]
+@architectures = "spacy.Tok2Vec.v2"
+
+[model.tok2vec.embed]
+@architectures = "spacy.MultiHashEmbed.v2"
+width = 96
+attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
+rows = [5000, 1000, 2500, 2500]
+include_static_vectors = false
+
+[model.tok2vec.encode]
+@architectures = "spacy.MaxoutWindowEncoder.v2"
+width = 96
+depth = 4
+window_size = 1
+maxout_pieces = 3
+"""
+DEFAULT_GATED_MODEL = Config().from_str(default_model_config)["model"]
+DEFAULT_GATED_SCORER = {"@scorers": "medlink.ner_nen_scorer.v1"}
+GATED_SCORE_WEIGHTS = {
+    "ents_f": 0.5,
+    "ents_p": 0.0,
+    "ents_r": 0.0,
+    "ents_per_type": None,
+    "nen_f": 0.5,
+    "nen_p": 0.0,
+    "nen_r": 0.0,
+    "nen_doc_f": 0.0,
+    "nen_doc_p": 0.0,
+    "nen_doc_r": 0.0,
+}
+
+
+@Language.factory(
+    "medlink_gated_normalizer",
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type", "span._.medlink_score", "span._.medlink_candidates"],
+    default_config={
+        "model": DEFAULT_GATED_MODEL,
+        "tag_scheme": "BIO",
+        "mid_loss_weight": 0.125,
+        "high_loss_weight": 0.1,
+        "n_negatives": 4,
+        "n_hard_negatives": 4,
+        "max_concepts_per_doc": 24,
+        "max_names": 1,
+        "k": 10,
+        "mid_score_weight": 1.0,
+        "high_score_weight": 1.0,
+        "kb_score_weight": 0.5,
+        "threshold": 0.0,
+        "use_abbreviations": True,
+        "type_map": {},
+        "pair_batch_size": 256,
+        "scorer": DEFAULT_GATED_SCORER,
+    },
+    default_score_weights=GATED_SCORE_WEIGHTS,
+)
+def make_gated_normalizer(
+    nlp: Language,
+    name: str,
+    model: Model[GatedBatch, GatedScores],
+    tag_scheme: str,
+    mid_loss_weight: float,
+    high_loss_weight: float,
+    n_negatives: int,
+    n_hard_negatives: int,
+    max_concepts_per_doc: int,
+    max_names: int,
+    k: int,
+    mid_score_weight: float,
+    high_score_weight: float,
+    kb_score_weight: float,
+    threshold: float,
+    use_abbreviations: bool,
+    type_map: Dict[str, str],
+    pair_batch_size: int,
+    scorer: Optional[Callable],
+) -> "GatedNormalizer":
+    """Find, type and ground entities by progressive multi-task learning (Zhou et al., 2021).
+
+    model: a `medlink.GatedNormalizer.v1` (shared encoder, low/mid/high heads).
+    tag_scheme (str): NER tags, "BIO" or "BILUO".
+    mid_loss_weight (float): λ, weight of the mid (does X mention e?) loss.
+    high_loss_weight (float): µ, weight of the high (tag the mentions of e) loss.
+    n_negatives (int): random negative concepts per doc and update.
+    n_hard_negatives (int): KB-candidate negative concepts per doc and update.
+    max_concepts_per_doc (int): bound on the (doc, concept) pairs per doc and update.
+    max_names (int): names per concept encoded and averaged (1 = the preferred name).
+    k (int): KB candidates per predicted span.
+    mid_score_weight, high_score_weight, kb_score_weight (float): exponents of
+        the resolution rule (a weighted geometric mean, see the module docs).
+    threshold (float): a best score below this leaves ``kb_id_`` empty.
+    use_abbreviations (bool): KB lookups use a short form's long form.
+    type_map (Dict[str, str]): entity label -> KB type, where they differ.
+    pair_batch_size (int): (doc, concept) pairs scored at once at inference.
+    """
+    return GatedNormalizer(
+        nlp.vocab,
+        model,
+        name,
+        tag_scheme=tag_scheme,
+        mid_loss_weight=mid_loss_weight,
+        high_loss_weight=high_loss_weight,
+        n_negatives=n_negatives,
+        n_hard_negatives=n_hard_negatives,
+        max_concepts_per_doc=max_concepts_per_doc,
+        max_names=max_names,
+        k=k,
+        mid_score_weight=mid_score_weight,
+        high_score_weight=high_score_weight,
+        kb_score_weight=kb_score_weight,
+        threshold=threshold,
+        use_abbreviations=use_abbreviations,
+        type_map=type_map,
+        pair_batch_size=pair_batch_size,
+        scorer=scorer,
+        tokenizer_owner=nlp,
+    )
+
+
+class SpanCandidates(NamedTuple):
+    """A predicted span and its candidates, each (concept_id, kb, mid, high):
+    the KB score, the mid probability (None without the mid task) and the
+    high agreement (None without the high task)."""
+
+    start: int
+    end: int
+    label: str
+    candidates: List[Tuple[str, float, Optional[float], Optional[float]]]
+
+
+class GatedNormalizer(TrainablePipe):
+    """Progressive multi-task NER + normalization. Labels: entity types, read
+    from the training data; concepts: any in the KB given at initialize."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "medlink_gated_normalizer",
+        *,
+        tag_scheme: str = "BIO",
+        mid_loss_weight: float = 0.125,
+        high_loss_weight: float = 0.1,
+        n_negatives: int = 4,
+        n_hard_negatives: int = 4,
+        max_concepts_per_doc: int = 24,
+        max_names: int = 1,
+        k: int = 10,
+        mid_score_weight: float = 1.0,
+        high_score_weight: float = 1.0,
+        kb_score_weight: float = 0.5,
+        threshold: float = 0.0,
+        use_abbreviations: bool = True,
+        type_map: Optional[Dict[str, str]] = None,
+        pair_batch_size: int = 256,
+        scorer: Optional[Callable] = None,
+        tokenizer_owner: Optional[Language] = None,
+    ) -> None:
+        _validate_settings(
+            name, tag_scheme=tag_scheme, mid_loss_weight=mid_loss_weight, high_loss_weight=high_loss_weight,
+            n_negatives=n_negatives, n_hard_negatives=n_hard_negatives, max_concepts_per_doc=max_concepts_per_doc,
+            max_names=max_names, k=k, mid_score_weight=mid_score_weight, high_score_weight=high_score_weight,
+            kb_score_weight=kb_score_weight, pair_batch_size=pair_batch_size,
+        )
+        install_span_extensions()
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.cfg: Dict[str, Any] = {
+            "labels": [],
+            "concepts": [],  # concept IDs seen in training (a negative pool)
+            "mention_names": {},  # names for training concepts missing from the KB
+            "tag_scheme": tag_scheme,
+            "mid_loss_weight": mid_loss_weight,
+            "high_loss_weight": high_loss_weight,
+            "n_negatives": n_negatives,
+            "n_hard_negatives": n_hard_negatives,
+            "max_concepts_per_doc": max_concepts_per_doc,
+            "max_names": max_names,
+            "k": k,
+            "mid_score_weight": mid_score_weight,
+            "high_score_weight": high_score_weight,
+            "kb_score_weight": kb_score_weight,
+            "threshold": threshold,
+            "use_abbreviations": use_abbreviations,
+            "type_map": dict(type_map or {}),
+            "pair_batch_size": pair_batch_size,
+            "nI": None,
+        }
+        self.scorer = scorer
+        self.generator: Optional["CandidateGenerator"] = None
+        self._tokenizer_owner = tokenizer_owner
+        self._cache: Dict[str, Any] = {}
+        self._name_docs_cache: Dict[str, List[Doc]] = {}
+        self._hard_cache: Dict[Tuple[str, str], List[str]] = {}
+
+    # -- labels -------------------------------------------------------------------
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return tuple(self.cfg["labels"])
+
+    @property
+    def ner_tags(self) -> Tuple[str, ...]:
+        moves = "BI" if self.cfg["tag_scheme"] == "BIO" else "BILU"
+        return (NIL,) + tuple(f"{m}-{label}" for label in self.labels for m in moves)
+
+    @property
+    def label_data(self) -> Dict[str, Any]:
+        return {"entities": list(self.labels), "concepts": list(self.cfg["concepts"])}
+
+    def add_label(self, label: str) -> int:
+        """Add an entity label (before initialization only: the NER head is sized then)."""
+        if not isinstance(label, str):
+            raise ValueError(Errors.E187)
+        if label in self.labels:
+            return 0
+        if self.model.get_ref("heads").layers:
+            raise ValueError(f"[{self.name}] cannot add label {label!r} after initialization")
+        self.cfg["labels"].append(label)
+        self.vocab.strings.add(label)
+        return 1
+
+    def _set_model_labels(self) -> None:
+        heads = self.model.get_ref("heads")
+        if self.cfg.get("nI") and not heads.has_dim("nI"):
+            heads.set_dim("nI", self.cfg["nI"])
+        set_gated_labels(self.model, self.ner_tags, self.cfg["tag_scheme"])
+        self._cache = {}
+
+    # -- training -----------------------------------------------------------------
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Dict[str, Any]] = None,
+        kb_path: Optional[Path] = None,
+    ) -> None:
+        """Infer the labels (or take `labels`, as `label_data` writes them),
+        load the KB, size the NER head and initialize the model.
+
+        labels (dict): {"entities": [...], "concepts": [...]}.
+        kb_path (Path): a `spacy_medlink kb build` folder: the concepts to link to.
+        """
+        validate_get_examples(get_examples, "GatedNormalizer.initialize")
+        if nlp is not None:
+            self._tokenizer_owner = nlp
+        self.generator = None
+        if kb_path is not None:
+            from ..kb.candidates import CandidateGenerator
+
+            self.generator = CandidateGenerator.from_disk(Path(kb_path))
+        mention_names: Dict[str, Dict[str, int]] = {}
+        if labels is None:
+            entity_labels = set()
+            for eg in get_examples():
+                for ent in eg.reference.ents:
+                    entity_labels.add(ent.label_)
+                    for cid in self._gold_ids(ent.kb_id_):
+                        counts = mention_names.setdefault(cid, {})
+                        counts[ent.text] = counts.get(ent.text, 0) + 1
+            labels = {"entities": sorted(entity_labels), "concepts": sorted(mention_names)}
+        self.cfg["labels"] = []
+        for label in labels["entities"]:
+            self.cfg["labels"].append(label)
+            self.vocab.strings.add(label)
+        self.cfg["concepts"] = list(labels["concepts"])
+        kb = self.generator.kb if self.generator is not None else None
+        self.cfg["mention_names"] = {
+            cid: [t for t, _ in sorted(counts.items(), key=lambda x: (-x[1], x[0]))[: self.cfg["max_names"]]]
+            for cid, counts in sorted(mention_names.items())
+            if kb is None or cid not in kb
+        }
+        if not self.labels:
+            raise ValueError(Errors.E143.format(name=self.name))
+        doc_sample = [eg.x for eg in islice(get_examples(), 10)]
+        if not doc_sample:
+            raise ValueError(Errors.E923.format(name=self.name))
+        heads = self.model.get_ref("heads")
+        heads.layers[:] = []  # re-initialization starts from fresh heads
+        tok2vec = self.model.get_ref("tok2vec")
+        tok2vec.initialize(X=doc_sample)
+        if not heads.has_dim("nI"):
+            heads.set_dim("nI", tok2vec.predict(doc_sample[:1])[0].shape[1])
+        self.cfg["nI"] = heads.get_dim("nI")
+        self._set_model_labels()
+        self.model.initialize(X=doc_sample)
+        self._name_docs_cache = {}
+        self._hard_cache = {}
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd=None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "GatedNormalizer.update")
+        if not any(len(eg.predicted) for eg in examples):
+            return losses
+        set_dropout_rate(self.model, drop)
+        batch, pair_ids = self._training_batch(examples)
+        scores, backprop = self.model.begin_update(batch)
+        loss, d_scores = self._loss(examples, scores, pair_ids)
+        backprop(d_scores)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def get_loss(self, examples: Iterable[Example], scores: GatedScores) -> Tuple[float, GatedScores]:
+        """The NER part only: pair targets depend on the samples drawn in
+        `update`, which owns the full loss (`_loss`)."""
+        examples = list(examples)
+        validate_examples(examples, "GatedNormalizer.get_loss")
+        return self._loss(examples, scores._replace(mid=None, high=None), [])
+
+    def _loss(
+        self, examples: Sequence[Example], scores: GatedScores, pair_ids: Sequence[str]
+    ) -> Tuple[float, GatedScores]:
+        T = scores.ner.shape[1]
+        ner_gold = self._ner_targets(examples, T)
+        pair_doc = self.model.ops.to_numpy(scores.pair_doc) if scores.pair_doc is not None else []
+        mid_gold, high_gold = self._pair_targets(examples, list(pair_doc), pair_ids, T)
+        loss, parts, grads = gated_loss_and_gradient(
+            scores, ner_gold, mid_gold, high_gold,
+            mid_weight=self.cfg["mid_loss_weight"], high_weight=self.cfg["high_loss_weight"],
+        )
+        self._cache["last_loss_parts"] = parts
+        return loss, grads
+
+    def _training_batch(self, examples: Sequence[Example]) -> Tuple[GatedBatch, List[str]]:
+        """Sample the (doc, concept) pairs of one update and build the model input."""
+        rng = numpy.random
+        n_neg, n_hard = self.cfg["n_negatives"], self.cfg["n_hard_negatives"]
+        max_pos = max(1, self.cfg["max_concepts_per_doc"] - n_neg - n_hard)
+        kb_ids = self.generator.concept_ids if self.generator is not None else []
+        pool = self.cfg["concepts"]
+        pair_doc: List[int] = []
+        pair_ids: List[str] = []
+        for d, eg in enumerate(examples):
+            doc_concepts = self._doc_concepts(eg)
+            positives = [c for c in doc_concepts if self._has_names(c)]
+            if len(positives) > max_pos:
+                positives = [positives[i] for i in sorted(rng.choice(len(positives), max_pos, replace=False))]
+            taken = set(doc_concepts)
+            negatives: List[str] = []
+            if n_hard and self.generator is not None:
+                hard = [c for c in self._hard_candidates(eg) if c not in taken]
+                for i in rng.permutation(len(hard))[:n_hard]:
+                    negatives.append(hard[i])
+                    taken.add(hard[i])
+            for attempt in range(4 * n_neg):
+                if len(negatives) >= n_hard + n_neg or (not pool and not kb_ids):
+                    break
+                source = pool if (attempt % 2 == 0 and pool) or not kb_ids else kb_ids
+                cid = source[rng.randint(len(source))]
+                if cid not in taken and self._has_names(cid):
+                    negatives.append(cid)
+                    taken.add(cid)
+            for cid in positives + negatives:
+                pair_doc.append(d)
+                pair_ids.append(cid)
+        concept_ids = list(dict.fromkeys(pair_ids))
+        index = {c: i for i, c in enumerate(concept_ids)}
+        name_docs, name_concept = self._name_batch(concept_ids)
+        batch = GatedBatch(
+            docs=[eg.predicted for eg in examples],
+            name_docs=name_docs,
+            name_concept=name_concept,
+            n_concepts=len(concept_ids),
+            pair_doc=numpy.asarray(pair_doc, dtype=numpy.int64),
+            pair_concept=numpy.asarray([index[c] for c in pair_ids], dtype=numpy.int64),
+        )
+        return batch, pair_ids
+
+    def _gold_ids(self, kb_id: str) -> List[str]:
+        """Atomic concept IDs of a gold kb_id, resolved to KB primary IDs."""
+        atoms = sorted(split_kb_id(kb_id))
+        if self.generator is not None:
+            atoms = [self.generator.kb.resolve(a) for a in atoms]
+        return list(dict.fromkeys(a for a in atoms if a))
+
+    def _doc_concepts(self, eg: Example) -> List[str]:
+        out: Dict[str, None] = {}
+        for ent in eg.reference.ents:
+            for cid in self._gold_ids(ent.kb_id_):
+                out[cid] = None
+        return list(out)
+
+    def _hard_candidates(self, eg: Example) -> List[str]:
+        """KB candidates of the doc's gold mentions (cached per mention text and label)."""
+        from ..kb.span_lookup import span_candidates
+
+        assert self.generator is not None
+        todo = [ent for ent in eg.reference.ents if (ent.text, ent.label_) not in self._hard_cache]
+        if todo:
+            found = span_candidates(self.generator, todo, k=self.cfg["k"], type_map=self.cfg["type_map"],
+                                    use_abbreviations=False)
+            for ent, cands in zip(todo, found):
+                self._hard_cache[(ent.text, ent.label_)] = [c.concept_id for c in cands]
+        out: Dict[str, None] = {}
+        for ent in eg.reference.ents:
+            for cid in self._hard_cache[(ent.text, ent.label_)]:
+                out[cid] = None
+        return list(out)
+
+    def _ner_targets(self, examples: Sequence[Example], n_positions: int) -> numpy.ndarray:
+        """Gold NER tag indices (B, T), -1 where unknown (padding, misaligned, unannotated)."""
+        ner = numpy.full((len(examples), n_positions), -1, dtype=numpy.int64)
+        tag_index = {tag: i for i, tag in enumerate(self.ner_tags)}
+        bio = self.cfg["tag_scheme"] == "BIO"
+        for b, eg in enumerate(examples):
+            _, tags = eg.get_aligned_ents_and_ner()
+            for i, tag in enumerate(tags):
+                if tag is None:
+                    continue
+                if bio:
+                    tag = tag.replace("U-", "B-", 1).replace("L-", "I-", 1)
+                ner[b, i] = tag_index.get(tag, -1)
+        return ner
+
+    def _pair_targets(
+        self, examples: Sequence[Example], pair_doc: Sequence[int], pair_ids: Sequence[str], n_positions: int
+    ) -> Tuple[numpy.ndarray, numpy.ndarray]:
+        """y_m (P,) and y_h (P, T): B/I/O of the mentions of each pair's concept."""
+        mid = numpy.zeros(len(pair_ids), dtype=numpy.int64)
+        high = numpy.full((len(pair_ids), n_positions), -1, dtype=numpy.int64)
+        aligned: Dict[int, Tuple[List[Optional[str]], List[Tuple[int, int, List[str]]], List[str]]] = {}
+        for p, (d, cid) in enumerate(zip(pair_doc, pair_ids)):
+            if d not in aligned:
+                eg = examples[d]
+                x_ents, tags = eg.get_aligned_ents_and_ner()
+                ids = {(e.start_char, e.end_char, e.label_): e.kb_id_ for e in eg.reference.ents}
+                spans = [(e.start, e.end, self._gold_ids(ids.get((e.start_char, e.end_char, e.label_), "")))
+                         for e in x_ents]
+                aligned[d] = (tags, spans, self._doc_concepts(eg))
+            tags, spans, doc_concepts = aligned[d]
+            known = numpy.asarray([t is not None for t in tags], dtype=bool)
+            high[p, : len(tags)] = numpy.where(known, HIGH_O, -1)
+            for start, end, cids in spans:
+                if cid in cids:
+                    mid[p] = 1
+                    high[p, start] = HIGH_B
+                    high[p, start + 1 : end] = HIGH_I
+            if not mid[p] and cid in doc_concepts:
+                mid[p] = 1  # a mention that did not align still says the doc mentions e
+        return mid, high
+
+    # -- concept names ------------------------------------------------------------
+    def concept_names(self, concept_id: str) -> List[str]:
+        """The names encoded for a concept: KB name (+ synonyms), else training mentions."""
+        n = self.cfg["max_names"]
+        if self.generator is not None and concept_id in self.generator.kb:
+            concept = self.generator.kb[concept_id]
+            return [concept.name, *concept.synonyms][:n]
+        return list(self.cfg["mention_names"].get(concept_id, []))[:n]
+
+    def _has_names(self, concept_id: str) -> bool:
+        return bool(self.concept_names(concept_id))
+
+    def _tokenize(self, text: str) -> Doc:
+        owner = self._tokenizer_owner
+        if owner is not None:
+            return owner.tokenizer(text)
+        return Doc(self.vocab, words=text.split())
+
+    def _name_batch(self, concept_ids: Sequence[str]) -> Tuple[List[Doc], numpy.ndarray]:
+        """Tokenized names of the given concepts, and the concept index of each name."""
+        if len(self._name_docs_cache) > 100_000:
+            self._name_docs_cache = {}
+        docs: List[Doc] = []
+        owner: List[int] = []
+        for i, cid in enumerate(concept_ids):
+            if cid not in self._name_docs_cache:
+                name_docs = [self._tokenize(name) for name in self.concept_names(cid)]
+                self._name_docs_cache[cid] = [d for d in name_docs if len(d)] or [self._tokenize(cid)]
+            for doc in self._name_docs_cache[cid]:
+                docs.append(doc)
+                owner.append(i)
+        return docs, numpy.asarray(owner, dtype=numpy.int64)
+
+    # -- prediction ---------------------------------------------------------------
+    def predict(self, docs: Iterable[Doc]) -> List[List[SpanCandidates]]:
+        """NER spans, their KB candidates and each candidate's mid/high evidence."""
+        docs = list(docs)
+        if not any(len(doc) for doc in docs):
+            return [[] for _ in docs]
+        texts = encode_texts(self.model, docs)
+        tags = self.ner_tags
+        spans_per_doc: List[List[Span]] = []
+        for doc, path in zip(docs, texts.paths):
+            path_tags = [tags[i] for i in path]
+            if self.cfg["tag_scheme"] == "BIO":
+                path_tags = iob_to_biluo(path_tags)
+            spans_per_doc.append(biluo_tags_to_spans(doc, path_tags))
+        all_spans = [s for spans in spans_per_doc for s in spans]
+        if self.generator is None or not all_spans:
+            return [[SpanCandidates(s.start, s.end, s.label_, []) for s in spans] for spans in spans_per_doc]
+        from ..kb.span_lookup import span_candidates
+
+        found = iter(span_candidates(self.generator, all_spans, k=self.cfg["k"], type_map=self.cfg["type_map"],
+                                     use_abbreviations=self.cfg["use_abbreviations"]))
+        kb_cands = [[next(found) for _ in spans] for spans in spans_per_doc]
+        # the distinct candidates of the batch, each encoded once
+        concept_ids = list(dict.fromkeys(c.concept_id for doc_c in kb_cands for cands in doc_c for c in cands))
+        index = {c: i for i, c in enumerate(concept_ids)}
+        name_docs, name_concept = self._name_batch(concept_ids)
+        h_e = encode_concepts(self.model, name_docs, name_concept, len(concept_ids))
+        pairs: Dict[Tuple[int, str], int] = {}
+        for d, doc_c in enumerate(kb_cands):
+            for cands in doc_c:
+                for c in cands:
+                    pairs.setdefault((d, c.concept_id), len(pairs))
+        pair_doc = numpy.asarray([d for d, _ in pairs], dtype=numpy.int64)
+        pair_concept = numpy.asarray([index[c] for _, c in pairs], dtype=numpy.int64)
+        mid, high = score_pairs(self.model, texts, h_e, pair_doc, pair_concept, chunk_size=self.cfg["pair_batch_size"])
+        out: List[List[SpanCandidates]] = []
+        for d, (spans, doc_c) in enumerate(zip(spans_per_doc, kb_cands)):
+            doc_out = []
+            for span, cands in zip(spans, doc_c):
+                scored = []
+                for c in cands:
+                    p = pairs[(d, c.concept_id)]
+                    m = float(mid[p]) if mid is not None else None
+                    a = float(high[p, span.start : span.end, HIGH_B:].sum(-1).mean()) if high is not None else None
+                    scored.append((c.concept_id, float(c.score), m, a))
+                doc_out.append(SpanCandidates(span.start, span.end, span.label_, scored))
+            out.append(doc_out)
+        return out
+
+    def set_annotations(self, docs: Iterable[Doc], predictions: List[List[SpanCandidates]]) -> None:
+        for doc, doc_spans in zip(docs, predictions):
+            ents, extras = [], []
+            for sc in doc_spans:
+                ranked = sorted(((cid, self.resolution_score(kb, m, a)) for cid, kb, m, a in sc.candidates),
+                                key=lambda x: -x[1])
+                best = ranked[0] if ranked and ranked[0][1] >= self.cfg["threshold"] else None
+                ents.append(Span(doc, sc.start, sc.end, label=sc.label, kb_id=best[0] if best else ""))
+                extras.append((best[1] if best else None, [[cid, score] for cid, score in ranked]))
+            doc.ents = ents
+            for ent, (score, ranked) in zip(doc.ents, extras):
+                ent._.medlink_score = score
+                ent._.medlink_candidates = ranked
+
+    def resolution_score(self, kb: float, mid: Optional[float], high: Optional[float]) -> float:
+        """(m^w_mid · a^w_high · kb^w_kb) ^ (1 / Σw): a weighted geometric mean in [0, 1];
+        a head the model does not have (ablation) drops out of the mean."""
+        terms = [(mid, self.cfg["mid_score_weight"]), (high, self.cfg["high_score_weight"]),
+                 (kb, self.cfg["kb_score_weight"])]
+        terms = [(min(max(v, 1e-12), 1.0), w) for v, w in terms if v is not None and w > 0]
+        if not terms:
+            return 0.0
+        total = sum(w for _, w in terms)
+        return float(numpy.exp(sum(w * numpy.log(v) for v, w in terms) / total))
+
+    def score(self, examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
+        """NER + normalization scores; IDs resolved through the KB when there is one."""
+        if self.scorer is None:
+            return {}
+        if self.generator is not None:
+            kwargs.setdefault("id_resolver", self.generator.kb.resolve)
+        return self.scorer(examples, **kwargs)
+
+    # -- serialization: cfg (labels) first, so the heads exist before their weights load
+    def to_bytes(self, *, exclude=tuple()) -> bytes:
+        serialize = {
+            "cfg": lambda: srsly.json_dumps(self.cfg),
+            "vocab": lambda: self.vocab.to_bytes(exclude=exclude),
+            "model": self.model.to_bytes,
+            "kb": lambda: self.generator.to_bytes() if self.generator is not None else b"",
+        }
+        return util.to_bytes(serialize, exclude)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude=tuple()) -> "GatedNormalizer":
+        def load_kb(b: bytes) -> None:
+            from ..kb.candidates import CandidateGenerator
+
+            self.generator = CandidateGenerator.from_bytes(b) if b else None
+
+        deserialize = {
+            "cfg": lambda b: self._load_cfg(srsly.json_loads(b)),
+            "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
+            "model": lambda b: self.model.from_bytes(b),
+            "kb": load_kb,
+        }
+        util.from_bytes(bytes_data, deserialize, exclude)
+        return self
+
+    def to_disk(self, path, *, exclude=tuple()) -> None:
+        serialize = {
+            "cfg": lambda p: srsly.write_json(p, self.cfg),
+            "vocab": lambda p: self.vocab.to_disk(p, exclude=exclude),
+            "model": lambda p: self.model.to_disk(p),
+        }
+        if self.generator is not None:
+            serialize["kb"] = lambda p: self.generator.to_disk(p)
+        util.to_disk(path, serialize, exclude)
+
+    def from_disk(self, path, *, exclude=tuple()) -> "GatedNormalizer":
+        def load_model(p: Path) -> None:
+            with open(p, "rb") as file_:
+                self.model.from_bytes(file_.read())
+
+        def load_kb(p: Path) -> None:
+            from ..kb.candidates import CandidateGenerator
+
+            self.generator = CandidateGenerator.from_disk(p) if p.exists() else None
+
+        deserialize = {
+            "cfg": lambda p: self._load_cfg(srsly.read_json(p)),
+            "vocab": lambda p: self.vocab.from_disk(p, exclude=exclude),
+            "model": load_model,
+            "kb": load_kb,
+        }
+        util.from_disk(path, deserialize, exclude)
+        return self
+
+    def _load_cfg(self, cfg: Dict[str, Any]) -> None:
+        self.cfg.update(cfg)
+        self._name_docs_cache = {}
+        self._hard_cache = {}
+        self._set_model_labels()
+
+
+def _validate_settings(name: str, **settings: Any) -> None:
+    """Clear errors for settings the pipe cannot work with."""
+    if settings["tag_scheme"] not in ("BIO", "BILUO"):
+        raise ValueError(f"[{name}] tag_scheme must be 'BIO' or 'BILUO', not {settings['tag_scheme']!r}")
+    for key in ("mid_loss_weight", "high_loss_weight", "mid_score_weight", "high_score_weight", "kb_score_weight"):
+        if settings[key] < 0:
+            raise ValueError(f"[{name}] {key} must be >= 0, not {settings[key]}")
+    for key in ("n_negatives", "n_hard_negatives"):
+        if settings[key] < 0:
+            raise ValueError(f"[{name}] {key} must be >= 0, not {settings[key]}")
+    for key in ("max_names", "k", "pair_batch_size"):
+        if settings[key] < 1:
+            raise ValueError(f"[{name}] {key} must be >= 1, not {settings[key]}")
+    negatives = settings["n_negatives"] + settings["n_hard_negatives"]
+    if settings["max_concepts_per_doc"] <= negatives:
+        raise ValueError(
+            f"[{name}] max_concepts_per_doc ({settings['max_concepts_per_doc']}) must exceed "
+            f"n_negatives + n_hard_negatives ({negatives}), leaving room for the doc's own concepts"
+        )

@@ -1,0 +1,372 @@
+"""medlink_gated_normalizer, in the manner of spaCy's test_spancat.py: a tiny
+corpus and KB learned to perfection, serialization round trips, concept
+encodings for the batch's candidates only, and clear errors for bad settings."""
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+import srsly
+from spacy.training import Example
+from thinc.api import Adam, fix_random_seed
+
+import spacy_medlink.pipeline.gated_normalizer as gated_pipe  # registers the factory without entry points
+from spacy_medlink.kb.candidates import CandidateGenerator
+from spacy_medlink.kb.concept_kb import Concept, ConceptKB
+from spacy_medlink.ml.joint_tagger import serialize_torch_module
+
+CONFIGS = Path(__file__).parents[2] / "configs"
+NAME = "medlink_gated_normalizer"
+
+# "gastric ulcer" is linked to Stomach Ulcer (D013276) and "ulcer" alone to
+# Ulcer (D014456): the two share the Disease candidates of each other, so the
+# model (not the KB's string match alone) has to tell them apart.
+TRAIN_DATA = [
+    ("Aspirin can cause gastric ulcer in elderly patients.",
+     [(0, 7, "Chemical", "D001241"), (18, 31, "Disease", "D013276")]),
+    ("Patients with an ulcer were given ibuprofen.",
+     [(17, 22, "Disease", "D014456"), (34, 43, "Chemical", "D007052")]),
+    ("Ibuprofen and aspirin are drugs.",
+     [(0, 9, "Chemical", "D007052"), (14, 21, "Chemical", "D001241")]),
+    ("No ulcer was seen after ibuprofen.",
+     [(3, 8, "Disease", "D014456"), (24, 33, "Chemical", "D007052")]),
+    ("A gastric ulcer followed acetylsalicylic acid.",
+     [(2, 15, "Disease", "D013276"), (25, 45, "Chemical", "D001241")]),
+    ("The gastric ulcer healed but an ulcer recurred.",
+     [(4, 17, "Disease", "D013276"), (32, 37, "Disease", "D014456")]),
+]
+
+
+def _model_config(**overrides):
+    config = {
+        "@architectures": "medlink.GatedNormalizer.v1",
+        "lstm_width": 32,
+        "lstm_depth": 1,
+        "dropout": 0.0,
+        "use_crf": True,
+        "use_mid": True,
+        "use_high": True,
+        "fusion": "gate",
+        "attention": "attention",
+        "tok2vec": {
+            "@architectures": "spacy.Tok2Vec.v2",
+            "embed": {"@architectures": "spacy.MultiHashEmbed.v2", "width": 32,
+                      "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"], "rows": [500, 100, 100, 100],
+                      "include_static_vectors": False},
+            "encode": {"@architectures": "spacy.MaxoutWindowEncoder.v2", "width": 32, "depth": 1,
+                       "window_size": 1, "maxout_pieces": 2},
+        },
+    }
+    config.update(overrides)
+    return config
+
+
+PIPE_CONFIG = {"n_negatives": 2, "n_hard_negatives": 2, "max_concepts_per_doc": 8, "use_abbreviations": False}
+
+
+def _make_nlp(model=None, **cfg):
+    nlp = spacy.blank("en")
+    nlp.add_pipe(NAME, config={"model": _model_config(**(model or {})), **PIPE_CONFIG, **cfg})
+    return nlp
+
+
+def _examples(nlp, data=TRAIN_DATA):
+    examples = []
+    for text, ents in data:
+        ref = nlp.make_doc(text)
+        ref.ents = [ref.char_span(s, e, label=label, kb_id=kb_id) for s, e, label, kb_id in ents]
+        examples.append(Example(nlp.make_doc(text), ref))
+    return examples
+
+
+def _train(nlp, examples, kb_path, n_iter=100):
+    nlp.config["initialize"]["components"][NAME] = {"kb_path": str(kb_path)}
+    fix_random_seed(0)  # seeds numpy (the sampling) and torch
+    nlp.initialize(lambda: examples)
+    optimizer = Adam(0.01)
+    losses = []
+    for _ in range(n_iter):
+        losses.append(nlp.update(examples, sgd=optimizer, losses={})[NAME])
+    return losses
+
+
+def _predicted(nlp, texts):
+    return [
+        [(e.start_char, e.end_char, e.label_, e.kb_id_, e._.medlink_score, e._.medlink_candidates) for e in doc.ents]
+        for doc in nlp.pipe(texts)
+    ]
+
+
+@pytest.fixture(scope="module")
+def kb_dir(tmp_path_factory) -> Path:
+    kb = ConceptKB()
+    kb.add(Concept("D001241", "Aspirin", ("acetylsalicylic acid",), ("Chemical",)))
+    kb.add(Concept("D007052", "Ibuprofen", (), ("Chemical",)))
+    kb.add(Concept("D014456", "Ulcer", ("ulcers",), ("Disease",)))
+    kb.add(Concept("D013276", "Stomach Ulcer", ("gastric ulcer",), ("Disease",)))
+    kb.add(Concept("D003920", "Diabetes Mellitus", (), ("Disease",)))
+    kb.add(Concept("D010146", "Pain", (), ("Disease",)))
+    path = tmp_path_factory.mktemp("kb") / "kb"
+    CandidateGenerator(kb).to_disk(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(kb_dir):
+    """One trained pipeline with a KB, shared by the prediction and serialization tests."""
+    nlp = _make_nlp()
+    losses = _train(nlp, _examples(nlp), kb_dir)
+    return nlp, losses
+
+
+def test_initialize_infers_labels_and_loads_kb(kb_dir):
+    nlp = _make_nlp(tag_scheme="BILUO")
+    nlp.config["initialize"]["components"][NAME] = {"kb_path": str(kb_dir)}
+    nlp.initialize(lambda: _examples(nlp))
+    gn = nlp.get_pipe(NAME)
+    assert gn.labels == ("Chemical", "Disease")
+    assert gn.ner_tags == ("O", "B-Chemical", "I-Chemical", "L-Chemical", "U-Chemical",
+                           "B-Disease", "I-Disease", "L-Disease", "U-Disease")
+    assert gn.cfg["concepts"] == ["D001241", "D007052", "D013276", "D014456"]
+    assert gn.generator is not None and gn.cfg["mention_names"] == {}  # every concept is in the KB
+    assert gn.concept_names("D013276") == ["Stomach Ulcer"]
+    gn.cfg["max_names"] = 2
+    assert gn.concept_names("D013276") == ["Stomach Ulcer", "gastric ulcer"]
+    # given labels (as `spacy init labels` writes label_data) win over the data
+    gn.initialize(lambda: _examples(nlp), nlp=nlp, labels={"entities": ["Disease"], "concepts": ["D014456"]},
+                  kb_path=kb_dir)
+    assert gn.labels == ("Disease",) and gn.label_data == {"entities": ["Disease"], "concepts": ["D014456"]}
+    assert gn.ner_tags == ("O", "B-Disease", "I-Disease", "L-Disease", "U-Disease")
+
+
+def test_concepts_missing_from_kb_are_named_by_their_mentions():
+    nlp = _make_nlp()
+    nlp.initialize(lambda: _examples(nlp))  # no KB
+    gn = nlp.get_pipe(NAME)
+    assert gn.generator is None
+    assert gn.concept_names("D013276") == ["gastric ulcer"]
+    assert gn.concept_names("D001241") in (["Aspirin"], ["acetylsalicylic acid"], ["aspirin"])
+    # without a KB there are no candidates: entities come out without IDs
+    nlp.update(_examples(nlp), sgd=Adam(0.01))
+    for doc in nlp.pipe([t for t, _ in TRAIN_DATA]):
+        assert all(e.kb_id_ == "" for e in doc.ents)
+
+
+def test_training_samples_and_targets(kb_dir):
+    nlp = _make_nlp(n_negatives=1, n_hard_negatives=1, max_concepts_per_doc=4)
+    examples = _examples(nlp)
+    nlp.config["initialize"]["components"][NAME] = {"kb_path": str(kb_dir)}
+    nlp.initialize(lambda: examples)
+    gn = nlp.get_pipe(NAME)
+    fix_random_seed(0)
+    batch, pair_ids = gn._training_batch(examples[:1])
+    doc_concepts = {"D001241", "D013276"}
+    # positives first (room for 4 - 1 - 1 = 2), then one hard and one random negative
+    assert set(pair_ids[:2]) == doc_concepts and len(pair_ids) == 4
+    assert len(set(pair_ids)) == 4 and not set(pair_ids[2:]) & doc_concepts
+    assert pair_ids[2] in gn._hard_candidates(examples[0])  # a KB candidate of a gold mention
+    assert batch.n_concepts == 4 and len(batch.name_docs) == 4
+    # the bound holds when a doc has more concepts than room
+    gn.cfg["max_concepts_per_doc"] = 3
+    _, capped = gn._training_batch(examples[:1])
+    assert len(capped) == 3 and len(set(capped) & doc_concepts) == 1
+    gn.cfg["max_concepts_per_doc"] = 4
+    mid, high = gn._pair_targets(examples[:1], list(batch.pair_doc), pair_ids, 10)
+    tokens = [t.text for t in examples[0].predicted]
+    for p, cid in enumerate(pair_ids):
+        assert mid[p] == (cid in doc_concepts)
+        tagged = [(tokens[i], int(high[p, i])) for i in range(len(tokens)) if high[p, i] > 0]
+        if cid == "D013276":
+            assert tagged == [("gastric", 1), ("ulcer", 2)]
+        elif cid == "D001241":
+            assert tagged == [("Aspirin", 1)]
+        else:
+            assert tagged == []
+        assert (high[p, len(tokens):] == -1).all()  # padding
+    # re-sampled on every update: the negatives differ between draws
+    draws = {tuple(gn._training_batch(examples)[1]) for _ in range(5)}
+    assert len(draws) > 1
+
+
+def test_loss_decreases_and_overfits(trained):
+    nlp, losses = trained
+    assert losses[-1] < losses[0] / 5
+    gn = nlp.get_pipe(NAME)
+    assert set(gn._cache["last_loss_parts"]) == {"low", "mid", "high"}
+    predicted = _predicted(nlp, [text for text, _ in TRAIN_DATA])
+    for (text, gold), pred in zip(TRAIN_DATA, predicted):
+        assert [p[:4] for p in pred] == gold, text
+        for p in pred:
+            assert 0.5 < p[4] <= 1.0 and p[5][0] == [p[3], p[4]]
+            assert [c for c, _ in p[5]] == sorted({c for c, _ in p[5]}, key=[c for c, _ in p[5]].index)
+    scores = nlp.evaluate(_examples(nlp))
+    assert scores["ents_f"] == 1.0 and scores["nen_f"] == 1.0 and scores["nen_doc_f"] == 1.0
+
+
+def test_heads_not_string_match_decide(trained):
+    """With the KB score left out, the mid and high heads alone link every
+    training mention, including "gastric ulcer" and "ulcer" in one doc: both
+    concepts are in that doc (mid), so the high head tells the spans apart."""
+    nlp, _ = trained
+    gn = nlp.get_pipe(NAME)
+    old = gn.cfg["kb_score_weight"]
+    try:
+        gn.cfg["kb_score_weight"] = 0.0
+        predicted = _predicted(nlp, [text for text, _ in TRAIN_DATA])
+        for (text, gold), pred in zip(TRAIN_DATA, predicted):
+            assert [p[:4] for p in pred] == gold, text
+        # Disease spans only get Disease candidates (typed lookup)
+        last = predicted[-1]
+        assert all(c in ("D013276", "D014456", "D003920", "D010146") for p in last for c, _ in p[5])
+        assert [p[5][0][0] for p in last] == ["D013276", "D014456"] and len(last[0][5]) >= 2
+    finally:
+        gn.cfg["kb_score_weight"] = old
+
+
+def test_resolution_rule(trained):
+    gn = trained[0].get_pipe(NAME)
+    assert gn.resolution_score(1.0, 1.0, 1.0) == pytest.approx(1.0)
+    # weighted geometric mean with the default weights 1, 1, 0.5
+    assert gn.resolution_score(0.25, 0.5, 0.8) == pytest.approx((0.5 * 0.8 * 0.25 ** 0.5) ** (1 / 2.5))
+    assert gn.resolution_score(0.9, None, 0.4) == pytest.approx((0.9 ** 0.5 * 0.4) ** (1 / 1.5))  # no mid head
+    assert gn.resolution_score(0.0, 0.0, 0.0) >= 0.0
+
+
+def test_concepts_encoded_only_for_candidates(trained, monkeypatch):
+    """Cost grows with the candidates, not the KB: only the batch's distinct
+    candidate concepts are named and encoded, once per predict call."""
+    nlp, _ = trained
+    gn = nlp.get_pipe(NAME)
+    seen = []
+    original = gn_encode = gated_pipe.encode_concepts
+
+    def counting(model, name_docs, name_concept, n_concepts):
+        seen.append(n_concepts)
+        return gn_encode(model, name_docs, name_concept, n_concepts)
+
+    monkeypatch.setattr(gated_pipe, "encode_concepts", counting)
+    docs = [nlp.make_doc(t) for t in ["Aspirin and ulcer.", "Ibuprofen and aspirin caused an ulcer."]]
+    predictions = gn.predict(docs)
+    candidates = {c[0] for doc in predictions for span in doc for c in span.candidates}
+    assert len(seen) == 1  # one encoding call per predict call
+    assert seen[0] == len(candidates) <= sum(len(s.candidates) for doc in predictions for s in doc)
+    assert seen[0] < len(gn.generator.kb)
+    assert original is not None
+
+
+def test_empty_docs_and_valid_paths(trained):
+    nlp, _ = trained
+    docs = list(nlp.pipe(["", "aspirin", " ", "ulcer ulcer aspirin ibuprofen gastric"]))
+    assert docs[0].ents == () and docs[2].ents == ()
+    assert [e.label_ for e in docs[1].ents] == ["Chemical"]
+    assert nlp("").ents == ()
+
+
+def test_serialization_round_trips(trained, tmp_path):
+    nlp, _ = trained
+    texts = [text for text, _ in TRAIN_DATA] + ["Gastric ulcer after aspirin and ibuprofen."]
+    gn = nlp.get_pipe(NAME)
+    expected = _predicted(nlp, texts)
+
+    nlp2 = _make_nlp()
+    gn2 = nlp2.get_pipe(NAME)
+    gn2.from_bytes(gn.to_bytes())
+    assert gn2.generator is not None and gn2.cfg == gn.cfg
+    assert _predicted(nlp2, texts) == expected
+
+    gn.to_disk(tmp_path / "pipe")
+    assert (tmp_path / "pipe" / "kb").is_dir()
+    nlp3 = _make_nlp()
+    nlp3.get_pipe(NAME).from_disk(tmp_path / "pipe")
+    assert _predicted(nlp3, texts) == expected
+
+    nlp.to_disk(tmp_path / "nlp")
+    assert _predicted(spacy.load(tmp_path / "nlp"), texts) == expected
+    nlp4 = spacy.blank("en").from_config(nlp.config)
+    nlp4.from_bytes(nlp.to_bytes())
+    assert _predicted(nlp4, texts) == expected
+
+    from spacy_medlink.ml.gated_normalizer import torch_module
+
+    state = srsly.msgpack_loads(serialize_torch_module(torch_module(gn.model)))
+    assert {"ner_out.weight", "crf.transitions", "mid_out.weight", "gate.weight", "high_out.weight"} <= set(state)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"use_mid": False},
+        {"use_high": False},
+        {"fusion": "concat"},
+        {"attention": "mean"},
+        {"use_crf": False, "lstm_depth": 0},
+    ],
+)
+def test_ablations_build_and_learn(kb_dir, model):
+    nlp = _make_nlp(model=model)
+    losses = _train(nlp, _examples(nlp), kb_dir, n_iter=4)
+    assert losses[-1] < losses[0]
+    docs = list(nlp.pipe([t for t, _ in TRAIN_DATA[:2]]))
+    for doc in docs:
+        for ent in doc.ents:
+            assert ent._.medlink_candidates is not None
+
+
+@pytest.mark.parametrize(
+    "cfg,message",
+    [
+        ({"tag_scheme": "IOB"}, "tag_scheme"),
+        ({"n_negatives": -1}, "n_negatives"),
+        ({"max_concepts_per_doc": 4}, "max_concepts_per_doc"),
+        ({"k": 0}, "k must be"),
+        ({"mid_loss_weight": -0.1}, "mid_loss_weight"),
+        ({"max_names": 0}, "max_names"),
+    ],
+)
+def test_bad_settings_raise(cfg, message):
+    with pytest.raises(ValueError, match=message):
+        _make_nlp(**cfg)
+
+
+@pytest.mark.parametrize(
+    "model,message",
+    [
+        ({"fusion": "sum"}, "fusion"),
+        ({"attention": "max"}, "attention"),
+        ({"use_mid": False, "use_high": False}, "use_mid and use_high"),
+        ({"lstm_width": 33}, "lstm_width"),
+    ],
+)
+def test_bad_model_settings_raise(model, message):
+    with pytest.raises(Exception, match=message):
+        _make_nlp(model=model)
+
+
+def test_listener_is_refused():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("tok2vec")
+    model = _model_config()
+    model["tok2vec"] = {"@architectures": "spacy.Tok2VecListener.v1", "width": 96, "upstream": "*"}
+    with pytest.raises(Exception, match="listener"):
+        nlp.add_pipe(NAME, config={"model": model})
+
+
+def test_config_passes_debug_config():
+    from spacy.cli.debug_config import debug_config
+
+    for cfg in sorted(CONFIGS.glob("gated*.cfg")):
+        debug_config(cfg, overrides={"paths.train": "train.spacy", "paths.dev": "dev.spacy"})
+
+
+def test_threshold_leaves_ids_empty(trained):
+    nlp, _ = trained
+    gn = nlp.get_pipe(NAME)
+    old = gn.cfg["threshold"]
+    try:
+        gn.cfg["threshold"] = 1.01  # no score reaches it
+        ents = nlp(TRAIN_DATA[0][0]).ents
+        assert [e.text for e in ents] == ["Aspirin", "gastric ulcer"]
+        assert all(e.kb_id_ == "" and e._.medlink_score is None for e in ents)
+        assert ents[1]._.medlink_candidates[0][0] == "D013276"  # the ranking is still there
+    finally:
+        gn.cfg["threshold"] = old
