@@ -90,6 +90,31 @@ def score_ner_nen(examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
     return scores
 
 
+def score_nen_seen_unseen(
+    examples: Iterable[Example], seen: Set[str], *, id_resolver: Optional[IdResolver] = None
+) -> Dict[str, Dict[str, Any]]:
+    """Normalization recall on gold mentions split by whether their concept
+    occurs in training (`seen`: atomic IDs, resolved like the rest).
+
+    A gold mention is *unseen* when none of its concept IDs is in `seen` (the
+    zero-shot case: no classifier over training concepts can output it),
+    *seen* otherwise. Recall = the share of those gold mentions that a
+    prediction matches exactly (span, label and ID set), as in `score_nen`.
+    Precision has no meaning here: a prediction does not know its split.
+    """
+    counts = {"seen": [0, 0], "unseen": [0, 0]}
+    for eg in examples:
+        gold, _ = _mentions(eg.reference, id_resolver)
+        pred, _ = _mentions(eg.predicted, id_resolver)
+        for mention in gold:
+            split = "seen" if mention[3] & seen else "unseen"
+            counts[split][0] += 1
+            counts[split][1] += mention in pred
+    return {
+        split: {"mentions": n, "correct": k, "recall": (k / n) if n else None} for split, (n, k) in counts.items()
+    }
+
+
 @registry.scorers("medlink.nen_scorer.v1")
 def make_nen_scorer() -> Callable[..., Dict[str, Any]]:
     """For linkers that put IDs on entities found by another component."""

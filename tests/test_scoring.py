@@ -114,3 +114,20 @@ def test_no_gold_ids_gives_none(nlp):
 def test_registered():
     assert registry.scorers.get("medlink.nen_scorer.v1")() is score_nen
     assert registry.scorers.get("medlink.ner_nen_scorer.v1")() is score_ner_nen
+
+
+def test_seen_unseen_split(nlp):
+    from spacy_medlink.scoring import score_nen_seen_unseen
+
+    pred = [
+        (0, 1, "Chemical", "D002945"),  # right, seen
+        (2, 6, "Disease", "D058186"),  # composite half right: wrong, seen via D058186
+        (7, 8, "Disease", "D012640"),  # right, unseen
+    ]
+    eg = Example(make_doc(nlp, pred), make_doc(nlp, GOLD))
+    out = score_nen_seen_unseen([eg], {"D002945", "D058186"})
+    assert out["seen"] == {"mentions": 2, "correct": 1, "recall": 0.5}
+    assert out["unseen"] == {"mentions": 1, "correct": 1, "recall": 1.0}  # the nil gold mention is not counted
+    # resolved IDs decide what was seen
+    out = score_nen_seen_unseen([eg], {"OLD"}, id_resolver=lambda i: "OLD" if i == "D012640" else i)
+    assert out["seen"]["mentions"] == 1 and out["unseen"]["mentions"] == 2
