@@ -259,7 +259,29 @@ class JointTaggerModule(torch.nn.Module):
         return torch.cat([v, v + fed], dim=-1)
 
     def forward(self, X: torch.Tensor, lengths: torch.Tensor) -> Tuple[Optional[torch.Tensor], ...]:
-        v = self.encode(X, lengths)
+        padded = self.encode(X, lengths)
+        # The heads run on the real tokens only, not on the batch's padding: in
+        # a batch of abstracts padded to the longest, most positions can be
+        # padding, and the MEN head (thousands of concepts) dominates the cost.
+        B, T = padded.shape[:2]
+        mask = torch.arange(T, device=padded.device)[None, :] < lengths.to(padded.device)[:, None]
+        v = padded[mask]  # (n_tokens, H)
+        mer, men, mer_aux, men_aux = self._heads(v)
+
+        def unpad(flat: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+            if flat is None:
+                return None
+            out = flat.new_zeros(B, T, flat.shape[-1])
+            out[mask] = flat
+            return out
+
+        start = transitions = end = None
+        if self.crf is not None:
+            start, transitions, end = self.crf()
+        return unpad(mer), unpad(men), unpad(mer_aux), unpad(men_aux), start, transitions, end
+
+    def _heads(self, v: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """(mer, men, mer_aux, men_aux) logits for token vectors v (..., H)."""
         mer_aux = men_aux = None
         if self.feedback == "none":
             mer, men = self.mer_out(v), self.men_out(v)
@@ -277,10 +299,7 @@ class JointTaggerModule(torch.nn.Module):
                 men_aux = self.men_out(self._feed(v, None, self.V))
             mer = self.mer_out(self._feed(v, men_aux, self.U))
             men = self.men_out(self._feed(v, mer_aux, self.V))
-        start = transitions = end = None
-        if self.crf is not None:
-            start, transitions, end = self.crf()
-        return mer, men, mer_aux, men_aux, start, transitions, end
+        return mer, men, mer_aux, men_aux
 
 
 # -- thinc <-> torch ------------------------------------------------------------
