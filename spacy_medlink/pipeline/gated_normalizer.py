@@ -48,11 +48,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy
-import srsly
-from spacy import util
 from spacy.errors import Errors
 from spacy.language import Language
-from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
 from spacy.training import Example, biluo_tags_to_spans, iob_to_biluo, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
@@ -68,6 +65,7 @@ from ..ml.gated_normalizer import (
     score_pairs,
     set_gated_labels,
 )
+from ._kb_pipe import KBPipe
 from .extensions import install_span_extensions
 
 if TYPE_CHECKING:
@@ -219,7 +217,7 @@ class SpanCandidates(NamedTuple):
     candidates: List[Tuple[str, float, Optional[float], Optional[float]]]
 
 
-class GatedNormalizer(TrainablePipe):
+class GatedNormalizer(KBPipe):
     """Progressive multi-task NER + normalization. Labels: entity types, read
     from the training data; concepts: any in the KB given at initialize."""
 
@@ -649,68 +647,6 @@ class GatedNormalizer(TrainablePipe):
             return 0.0
         total = sum(w for _, w in terms)
         return float(numpy.exp(sum(w * numpy.log(v) for v, w in terms) / total))
-
-    def score(self, examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
-        """NER + normalization scores; IDs resolved through the KB when there is one."""
-        if self.scorer is None:
-            return {}
-        if self.generator is not None:
-            kwargs.setdefault("id_resolver", self.generator.kb.resolve)
-        return self.scorer(examples, **kwargs)
-
-    # -- serialization: cfg (labels) first, so the heads exist before their weights load
-    def to_bytes(self, *, exclude=tuple()) -> bytes:
-        serialize = {
-            "cfg": lambda: srsly.json_dumps(self.cfg),
-            "vocab": lambda: self.vocab.to_bytes(exclude=exclude),
-            "model": self.model.to_bytes,
-            "kb": lambda: self.generator.to_bytes() if self.generator is not None else b"",
-        }
-        return util.to_bytes(serialize, exclude)
-
-    def from_bytes(self, bytes_data: bytes, *, exclude=tuple()) -> "GatedNormalizer":
-        def load_kb(b: bytes) -> None:
-            from ..kb.candidates import CandidateGenerator
-
-            self.generator = CandidateGenerator.from_bytes(b) if b else None
-
-        deserialize = {
-            "cfg": lambda b: self._load_cfg(srsly.json_loads(b)),
-            "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
-            "model": lambda b: self.model.from_bytes(b),
-            "kb": load_kb,
-        }
-        util.from_bytes(bytes_data, deserialize, exclude)
-        return self
-
-    def to_disk(self, path, *, exclude=tuple()) -> None:
-        serialize = {
-            "cfg": lambda p: srsly.write_json(p, self.cfg),
-            "vocab": lambda p: self.vocab.to_disk(p, exclude=exclude),
-            "model": lambda p: self.model.to_disk(p),
-        }
-        if self.generator is not None:
-            serialize["kb"] = lambda p: self.generator.to_disk(p)
-        util.to_disk(path, serialize, exclude)
-
-    def from_disk(self, path, *, exclude=tuple()) -> "GatedNormalizer":
-        def load_model(p: Path) -> None:
-            with open(p, "rb") as file_:
-                self.model.from_bytes(file_.read())
-
-        def load_kb(p: Path) -> None:
-            from ..kb.candidates import CandidateGenerator
-
-            self.generator = CandidateGenerator.from_disk(p) if p.exists() else None
-
-        deserialize = {
-            "cfg": lambda p: self._load_cfg(srsly.read_json(p)),
-            "vocab": lambda p: self.vocab.from_disk(p, exclude=exclude),
-            "model": load_model,
-            "kb": load_kb,
-        }
-        util.from_disk(path, deserialize, exclude)
-        return self
 
     def _load_cfg(self, cfg: Dict[str, Any]) -> None:
         self.cfg.update(cfg)
