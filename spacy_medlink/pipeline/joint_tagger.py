@@ -369,10 +369,11 @@ class JointTagger(KBPipe):
             if self.cfg["tag_scheme"] == "BIO":
                 path_tags = iob_to_biluo(path_tags)
             spans = biluo_tags_to_spans(doc, path_tags)
-            men = ops.to_numpy(scores.men[d, : len(doc)]) if spans else None
+            rows = ops.to_numpy(scores.men_rows[d, : len(doc)]) if spans else None
             doc_out = []
             for span in spans:
-                cid, prob, ranked = self._men_concept(men[span.start : span.end], span.label_)
+                probs = ops.to_numpy(scores.men_probs[rows[span.start : span.end]])
+                cid, prob, ranked = self._men_concept(probs, span.label_)
                 if prob < self.cfg["men_threshold"] and self.generator is not None:
                     unsure.append((d, len(doc_out)))
                 doc_out.append((span, cid, prob, ranked))
@@ -390,17 +391,18 @@ class JointTagger(KBPipe):
                 ent._.medlink_score = score
                 ent._.medlink_candidates = ranked
 
-    def _men_concept(self, men_logits: numpy.ndarray, label: str) -> Tuple[str, float, List[List[Any]]]:
-        """(concept, pooled probability, ranked [concept, probability]) for one span."""
-        logits = men_logits - men_logits.max(axis=1, keepdims=True)
-        probs = numpy.exp(logits)
-        probs /= probs.sum(axis=1, keepdims=True)
-        pooled = probs.mean(axis=0)[1:]  # nil excluded, not renormalized: nil mass = doubt
+    def _men_concept(self, men_probs: numpy.ndarray, label: str) -> Tuple[str, float, List[List[Any]]]:
+        """(concept, pooled probability, ranked [concept, probability]) for one
+        span, from its tokens' MEN probabilities (n_tokens, n_concepts + 1)."""
+        pooled = men_probs.mean(axis=0)[1:]  # nil excluded, not renormalized: nil mass = doubt
         allowed = self._label_concepts(label)
         if allowed is not None:
             pooled = numpy.where(allowed, pooled, -1.0)
-        order = numpy.argsort(-pooled, kind="stable")[: self.cfg["k"]]
-        ranked = [[self.concepts[i], float(pooled[i])] for i in order if pooled[i] >= 0]
+        k = min(self.cfg["k"], len(pooled))
+        top = numpy.sort(numpy.argpartition(-pooled, k - 1)[:k]) if 0 < k < len(pooled) else numpy.arange(k)
+        order = top[numpy.argsort(-pooled[top], kind="stable")]
+        concepts = self.concepts
+        ranked = [[concepts[i], float(pooled[i])] for i in order if pooled[i] >= 0]
         if not ranked:
             return "", 0.0, []
         return ranked[0][0], ranked[0][1], ranked
