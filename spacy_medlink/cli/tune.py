@@ -1,13 +1,20 @@
-"""`python -m spacy_medlink tune threshold`: pick a pipe's KB-fallback threshold on dev.
+"""`python -m spacy_medlink tune`: pick a pipe's decoding settings on dev.
 
-`medlink_joint_tagger` hands a span to the KB when its MEN head is less sure
-than `men_threshold`. The best value depends on the training run (how sharp
-the MEN head became), so it is tuned after training, on dev only: the model
-runs once per batch and only the decoding is repeated for each threshold.
-The pipeline is saved with the best value; the sweep goes to a JSON file.
+Decoding settings depend on the training run, so they are tuned after
+training, on dev only. The model runs once per batch; only `set_annotations`
+(span decoding, score combination, KB lookups) repeats for each setting. The
+pipeline is saved with the best setting (in its cfg and config.cfg); the sweep
+goes to a JSON file.
+
+* `tune threshold`: `medlink_joint_tagger` hands a span to the KB when its MEN
+  head is less sure than `men_threshold`.
+* `tune resolution`: `medlink_gated_normalizer` ranks each span's candidates by
+  `(mid^w_mid · high^w_high · kb^w_kb)^(1/Σw)` and leaves the ID empty under
+  `threshold`; the weights and the threshold are swept as a grid.
 """
+from itertools import product
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import typer
 
@@ -17,45 +24,101 @@ tune_app = typer.Typer(help="Tune decoding settings of a trained pipeline on dev
 app.add_typer(tune_app, name="tune")
 
 DEFAULT_GRID = "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.01"
+DEFAULT_KB_WEIGHTS = "0,0.25,0.5,1,2,4,8"
+DEFAULT_HEAD_WEIGHTS = "0,1"
+DEFAULT_THRESHOLDS = "0"
 
 
-def sweep_threshold(nlp, pipe_name: str, examples: List, grid: List[float], batch_size: int = 32) -> List[Dict]:
-    """Scores of `pipe_name` on `examples` for each `men_threshold` in `grid`.
+def sweep_settings(nlp, pipe_name: str, examples: List, settings: Sequence[Dict[str, Any]],
+                   batch_size: int = 32) -> List[Dict]:
+    """Scores of `pipe_name` on `examples` for each dict of cfg values in `settings`.
 
     The pipes before `pipe_name` and its model run once per batch; only
-    `set_annotations` (span decoding, KB lookups) runs per threshold.
+    `set_annotations` runs per setting. The pipe's cfg is restored afterwards.
     """
     from spacy.training import Example
     from spacy.util import minibatch
 
     pipe = nlp.get_pipe(pipe_name)
-    if "men_threshold" not in pipe.cfg:
-        raise ValueError(f"Pipe {pipe_name!r} ({type(pipe).__name__}) has no men_threshold to tune")
+    keys = sorted({k for s in settings for k in s})
+    missing = [k for k in keys if k not in pipe.cfg]
+    if missing:
+        raise ValueError(f"Pipe {pipe_name!r} ({type(pipe).__name__}) has no setting {', '.join(missing)} to tune")
     before = []
     for name, proc in nlp.pipeline:
         if name == pipe_name:
             break
         before.append(proc)
-    saved = pipe.cfg["men_threshold"]
-    predicted: Dict[float, List] = {t: [] for t in grid}
+    saved = {k: pipe.cfg[k] for k in keys}
+    predicted: List[List] = [[] for _ in settings]
     try:
         for batch in minibatch(examples, batch_size):
             docs = [nlp.make_doc(eg.reference.text) for eg in batch]
             for proc in before:
                 docs = list(proc.pipe(docs))
             scores = pipe.predict(docs)
-            for t in grid:
-                pipe.cfg["men_threshold"] = t
+            for i, setting in enumerate(settings):
+                pipe.cfg.update(setting)
                 copies = [doc.copy() for doc in docs]
                 pipe.set_annotations(copies, scores)
-                predicted[t].extend(Example(doc, eg.reference) for doc, eg in zip(copies, batch))
+                predicted[i].extend(Example(doc, eg.reference) for doc, eg in zip(copies, batch))
     finally:
-        pipe.cfg["men_threshold"] = saved
-    return [{"men_threshold": t, **_summary(pipe.score(predicted[t]))} for t in grid]
+        pipe.cfg.update(saved)
+    return [{**setting, **_summary(pipe.score(egs))} for setting, egs in zip(settings, predicted)]
+
+
+def sweep_threshold(nlp, pipe_name: str, examples: List, grid: List[float], batch_size: int = 32) -> List[Dict]:
+    """Scores of `pipe_name` on `examples` for each `men_threshold` in `grid`."""
+    return sweep_settings(nlp, pipe_name, examples, [{"men_threshold": t} for t in grid], batch_size)
 
 
 def _summary(scores: Dict) -> Dict:
     return {k: scores.get(k) for k in ("ents_f", "nen_p", "nen_r", "nen_f", "nen_doc_f")}
+
+
+def _floats(text: str, option: str) -> List[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{option}: comma-separated numbers expected, not {text!r}")
+    if not values:
+        raise typer.BadParameter(f"{option} is empty")
+    return values
+
+
+def _tune(model: Path, dev: Path, output: Path, pipe_name: str, settings: List[Dict[str, Any]], metric: str,
+          sweep_output: Optional[Path]) -> Dict:
+    """Sweep `settings` on dev, save the pipeline with the best, write the sweep."""
+    import spacy
+    import srsly
+    from spacy.tokens import DocBin
+    from spacy.training import Example
+
+    nlp = spacy.load(model)
+    if pipe_name not in nlp.pipe_names:
+        raise typer.BadParameter(f"{model} has no pipe {pipe_name!r} (pipes: {nlp.pipe_names})")
+    gold = list(DocBin().from_disk(dev).get_docs(nlp.vocab))
+    examples = [Example(nlp.make_doc(doc.text), doc) for doc in gold]
+    try:
+        rows = sweep_settings(nlp, pipe_name, examples, settings)
+    except ValueError as err:
+        raise typer.BadParameter(str(err))
+    if any(row.get(metric) is None for row in rows):
+        raise typer.BadParameter(f"metric {metric!r} is not among the scores ({sorted(rows[0])})")
+    for row in rows:
+        typer.echo("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+    best = max(rows, key=lambda row: row[metric])  # first of equals: the earliest in the grid
+    best_setting = {k: best[k] for k in settings[0]}
+    nlp.get_pipe(pipe_name).cfg.update(best_setting)
+    nlp.get_pipe_config(pipe_name).update(best_setting)  # config.cfg says it too
+    nlp.to_disk(output)
+    chosen = ", ".join(f"{k} {v}" for k, v in best_setting.items())
+    typer.echo(f"Best {chosen} ({metric} {best[metric]:.4f} on {dev}); saved {output}")
+    if sweep_output is not None:
+        sweep_output.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(sweep_output, {"model": str(model), "dev": str(dev), "pipe": pipe_name, "metric": metric,
+                                        "best": best, "sweep": rows})
+    return best
 
 
 @tune_app.command("threshold")
@@ -69,30 +132,26 @@ def tune_threshold_cli(
     sweep_output: Optional[Path] = typer.Option(None, "--sweep-output", help="Write the sweep (one row per threshold) as JSON"),
 ) -> None:
     """Sweep men_threshold on dev, save the pipeline with the best one."""
-    import spacy
-    import srsly
-    from spacy.tokens import DocBin
-    from spacy.training import Example
+    values = _floats(grid, "--grid")
+    _tune(model, dev, output, pipe_name, [{"men_threshold": t} for t in values], metric, sweep_output)
 
-    nlp = spacy.load(model)
-    if pipe_name not in nlp.pipe_names:
-        raise typer.BadParameter(f"{model} has no pipe {pipe_name!r} (pipes: {nlp.pipe_names})")
-    values = [float(v) for v in grid.split(",") if v.strip()]
-    if not values:
-        raise typer.BadParameter("--grid is empty")
-    gold = list(DocBin().from_disk(dev).get_docs(nlp.vocab))
-    examples = [Example(nlp.make_doc(doc.text), doc) for doc in gold]
-    rows = sweep_threshold(nlp, pipe_name, examples, values)
-    if any(row.get(metric) is None for row in rows):
-        raise typer.BadParameter(f"metric {metric!r} is not among the scores ({sorted(rows[0])})")
-    for row in rows:
-        typer.echo("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-    best = max(rows, key=lambda row: row[metric])  # first of equals: the lowest threshold
-    nlp.get_pipe(pipe_name).cfg["men_threshold"] = best["men_threshold"]
-    nlp.get_pipe_config(pipe_name)["men_threshold"] = best["men_threshold"]  # config.cfg says it too
-    nlp.to_disk(output)
-    typer.echo(f"Best men_threshold {best['men_threshold']} ({metric} {best[metric]:.4f} on {dev}); saved {output}")
-    if sweep_output is not None:
-        sweep_output.parent.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(sweep_output, {"model": str(model), "dev": str(dev), "pipe": pipe_name, "metric": metric,
-                                        "best": best, "sweep": rows})
+
+@tune_app.command("resolution")
+def tune_resolution_cli(
+    model: Path = typer.Argument(..., help="Trained pipeline folder (e.g. training/bc5cdr_gated_tok2vec/model-best)"),
+    dev: Path = typer.Argument(..., help="DEV split (.spacy); never the test split"),
+    output: Path = typer.Argument(..., help="Folder to save the pipeline with the best setting to"),
+    pipe_name: str = typer.Option("gated_normalizer", "--pipe", help="Name of the pipe to tune"),
+    kb_weights: str = typer.Option(DEFAULT_KB_WEIGHTS, "--kb-weights", help="Comma-separated kb_score_weight values"),
+    mid_weights: str = typer.Option(DEFAULT_HEAD_WEIGHTS, "--mid-weights", help="Comma-separated mid_score_weight values"),
+    high_weights: str = typer.Option(DEFAULT_HEAD_WEIGHTS, "--high-weights", help="Comma-separated high_score_weight values"),
+    thresholds: str = typer.Option(DEFAULT_THRESHOLDS, "--thresholds", help="Comma-separated threshold values"),
+    metric: str = typer.Option("nen_f", "--metric", help="Dev score to maximize"),
+    sweep_output: Optional[Path] = typer.Option(None, "--sweep-output", help="Write the sweep (one row per setting) as JSON"),
+) -> None:
+    """Sweep the candidate-scoring weights and threshold on dev, save the pipeline with the best."""
+    grid = product(_floats(kb_weights, "--kb-weights"), _floats(mid_weights, "--mid-weights"),
+                   _floats(high_weights, "--high-weights"), _floats(thresholds, "--thresholds"))
+    settings = [{"kb_score_weight": kb, "mid_score_weight": mid, "high_score_weight": high, "threshold": t}
+                for kb, mid, high, t in grid]
+    _tune(model, dev, output, pipe_name, settings, metric, sweep_output)

@@ -1,4 +1,4 @@
-"""`tune threshold`: the KB-fallback threshold is chosen on dev and saved with the pipeline."""
+"""`tune threshold` and `tune resolution`: decoding settings chosen on dev and saved with the pipeline."""
 import spacy
 import srsly
 from spacy.tokens import DocBin
@@ -42,3 +42,13 @@ def test_tune_cli_rejects_unknown_pipe(trained, tmp_path):  # noqa: F811
                                       "--pipe", "nope"], env={"COLUMNS": "200"})
     assert result.exit_code != 0
     assert "has no pipe" in result.output and "nope" in result.output
+
+
+def test_tune_resolution_rejects_a_pipe_without_the_settings(trained, tmp_path):  # noqa: F811
+    trained.to_disk(tmp_path / "model")
+    dev = tmp_path / "dev.spacy"
+    DocBin(docs=[eg.reference for eg in _examples(trained)]).to_disk(dev)
+    result = CliRunner().invoke(app, ["tune", "resolution", str(tmp_path / "model"), str(dev), str(tmp_path / "o"),
+                                      "--pipe", "medlink_joint_tagger"], env={"COLUMNS": "200"})
+    assert result.exit_code != 0
+    assert "has no setting" in result.output
