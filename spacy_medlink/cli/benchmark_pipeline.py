@@ -4,19 +4,24 @@ Each pipeline runs in a fresh interpreter, so that its peak RSS is its own and
 no pipeline warms caches for the next. The texts are a corpus split's raw
 texts (annotations are not read); the timer covers `nlp.pipe` over all of
 them after a warm-up on the first few, so load time is reported apart.
+`--sweep PIPE.KEY=V1,V2,...` runs each pipeline once per value of one pipe
+setting (e.g. the candidates per mention, `gated_normalizer.k=1,5,10,20`).
 """
 import json
 import time
 from pathlib import Path
-from typing import List
+from typing import Any, Dict, List, Optional, Tuple
 
 from .benchmark_kb import _peak_rss_mb, _rss_mb
 
 WARMUP_DOCS = 5
 
 
-def run_pipeline(model: str, data: Path, batch_size: int, n_threads: int) -> dict:
-    """Load `model` (a path or an installed package), time nlp.pipe over `data`'s texts."""
+def run_pipeline(model: str, data: Path, batch_size: int, n_threads: int, setting: Optional[Dict[str, Any]] = None) -> dict:
+    """Load `model` (a path or an installed package), time nlp.pipe over `data`'s texts.
+
+    setting: {"pipe.key": value} cfg values set on the loaded pipes first.
+    """
     import spacy
     import torch
     from spacy.tokens import DocBin
@@ -27,6 +32,12 @@ def run_pipeline(model: str, data: Path, batch_size: int, n_threads: int) -> dic
     nlp = spacy.load(model)
     load_seconds = time.perf_counter() - start
     rss_loaded = _rss_mb()
+    for name_key, value in (setting or {}).items():
+        name, key = name_key.split(".", 1)
+        cfg = nlp.get_pipe(name).cfg
+        if key not in cfg:
+            raise KeyError(f"{model}: pipe {name!r} has no setting {key!r}")
+        cfg[key] = value
     texts = [doc.text for doc in DocBin().from_disk(data).get_docs(nlp.vocab)]
     for _ in nlp.pipe(texts[:WARMUP_DOCS], batch_size=batch_size):
         pass
@@ -38,6 +49,7 @@ def run_pipeline(model: str, data: Path, batch_size: int, n_threads: int) -> dic
     seconds = time.perf_counter() - start
     return {
         "model": model,
+        "setting": setting or {},
         "pipeline": nlp.pipe_names,
         "docs": len(texts),
         "words": words,
@@ -53,15 +65,28 @@ def run_pipeline(model: str, data: Path, batch_size: int, n_threads: int) -> dic
     }
 
 
-def _subprocess(model: str, data: Path, batch_size: int, n_threads: int) -> dict:
+def _subprocess(model: str, data: Path, batch_size: int, n_threads: int, setting: Dict[str, Any]) -> dict:
     import subprocess
     import sys
 
     out = subprocess.run(
-        [sys.executable, "-m", "spacy_medlink.cli.benchmark_pipeline", model, str(data), str(batch_size), str(n_threads)],
-        check=True, capture_output=True, text=True,
+        [sys.executable, "-m", "spacy_medlink.cli.benchmark_pipeline", model, str(data), str(batch_size),
+         str(n_threads), json.dumps(setting)],
+        capture_output=True, text=True,
     )
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark of {model} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def parse_sweep(text: Optional[str]) -> Tuple[Optional[str], List[Any]]:
+    """"pipe.key=1,5,10" -> ("pipe.key", [1, 5, 10]); None -> (None, [None])."""
+    if not text:
+        return None, [None]
+    name_key, _, values = text.partition("=")
+    if "." not in name_key or not values:
+        raise ValueError(f"--sweep: expected PIPE.KEY=V1,V2,..., not {text!r}")
+    return name_key.strip(), [json.loads(v) for v in values.split(",") if v.strip()]
 
 
 def _register() -> None:
@@ -77,16 +102,27 @@ def _register() -> None:
         output: Path = typer.Option(Path("metrics/benchmark_pipeline.json"), "--output"),
         batch_size: int = typer.Option(32, "--batch-size", help="nlp.pipe batch size (docs)"),
         threads: int = typer.Option(1, "--threads", help="torch threads per pipeline"),
+        sweep: Optional[str] = typer.Option(None, "--sweep", help="PIPE.KEY=V1,V2,...: one run per value of a pipe setting"),
     ) -> None:
         """Words per second and peak memory of each pipeline with nlp.pipe, in one run."""
         if not data.exists():
             raise typer.BadParameter(f"{data} does not exist")
+        try:
+            key, values = parse_sweep(sweep)
+        except ValueError as err:
+            raise typer.BadParameter(str(err))
         rows = []
         for model in models:
-            row = _subprocess(model, data, batch_size, threads)
-            rows.append(row)
-            typer.echo(f"{model}: {row['words_per_second']:.0f} words/s, {row['docs_per_second']:.1f} docs/s, "
-                       f"peak RSS {row['peak_rss_mb']:.0f} MB (load {row['load_seconds']:.1f}s)")
+            for value in values:
+                setting = {key: value} if key else {}
+                try:
+                    row = _subprocess(model, data, batch_size, threads, setting)
+                except RuntimeError as err:
+                    raise typer.BadParameter(str(err))
+                rows.append(row)
+                label = f"{model} {key}={value}" if key else model
+                typer.echo(f"{label}: {row['words_per_second']:.0f} words/s, {row['docs_per_second']:.1f} docs/s, "
+                           f"peak RSS {row['peak_rss_mb']:.0f} MB (load {row['load_seconds']:.1f}s)")
         reference = rows[0]["words_per_second"]
         for row in rows:
             row["speed_vs_first"] = round(row["words_per_second"] / reference, 3)
@@ -100,5 +136,5 @@ _register()
 if __name__ == "__main__":
     import sys
 
-    model_arg, data_arg, batch_arg, threads_arg = sys.argv[1:5]
-    print(json.dumps(run_pipeline(model_arg, Path(data_arg), int(batch_arg), int(threads_arg))))
+    model_arg, data_arg, batch_arg, threads_arg, setting_arg = sys.argv[1:6]
+    print(json.dumps(run_pipeline(model_arg, Path(data_arg), int(batch_arg), int(threads_arg), json.loads(setting_arg))))

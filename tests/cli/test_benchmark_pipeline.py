@@ -30,3 +30,25 @@ def test_benchmark_pipeline_missing_data(tmp_path):
                                 env={"COLUMNS": "200"})
     assert result.exit_code != 0
     assert "does not exist" in result.output
+
+
+def test_benchmark_pipeline_sweeps_a_setting(tmp_path):
+    """One run per value of a pipe setting, each row saying which."""
+    from spacy.training import Example
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("tagger")
+    doc = nlp.make_doc("Aspirin works")
+    nlp.initialize(lambda: [Example.from_dict(doc, {"tags": ["NN", "VBZ"]})])
+    nlp.to_disk(tmp_path / "tagger")
+    DocBin(docs=[nlp.make_doc("No ulcer was seen.")]).to_disk(tmp_path / "data.spacy")
+    out = tmp_path / "bench.json"
+    args = ["benchmark", "pipeline", str(tmp_path / "tagger"), "--data", str(tmp_path / "data.spacy"), "--output", str(out)]
+    result = CliRunner().invoke(app, args + ["--sweep", "tagger.overwrite=false,true"])
+    assert result.exit_code == 0, result.output
+    rows = srsly.read_json(out)["results"]
+    assert [r["setting"] for r in rows] == [{"tagger.overwrite": False}, {"tagger.overwrite": True}]
+    result = CliRunner().invoke(app, args + ["--sweep", "tagger.nope=1"], env={"COLUMNS": "200"})
+    assert result.exit_code != 0 and "has no setting 'nope'" in result.output
+    result = CliRunner().invoke(app, args + ["--sweep", "k=1"], env={"COLUMNS": "200"})
+    assert result.exit_code != 0 and "PIPE.KEY" in result.output
