@@ -7,7 +7,8 @@ pipeline is saved with the best setting (in its cfg and config.cfg); the sweep
 goes to a JSON file.
 
 * `tune threshold`: `medlink_joint_tagger` hands a span to the KB when its MEN
-  head is less sure than `men_threshold`.
+  head is less sure than `men_threshold`, and re-ranks the KB's candidates
+  with the MEN probability times `rerank_weight`; both are swept as a grid.
 * `tune resolution`: `medlink_gated_normalizer` ranks each span's candidates by
   `(mid^w_mid · high^w_high · kb^w_kb)^(1/Σw)` and leaves the ID empty under
   `threshold`; the weights and the threshold are swept as a grid.
@@ -128,12 +129,14 @@ def tune_threshold_cli(
     output: Path = typer.Argument(..., help="Folder to save the pipeline with the best threshold to"),
     pipe_name: str = typer.Option("joint_tagger", "--pipe", help="Name of the pipe to tune"),
     grid: str = typer.Option(DEFAULT_GRID, "--grid", help="Comma-separated thresholds (>1 = always ask the KB)"),
+    rerank_weights: str = typer.Option("0", "--rerank-weights", help="Comma-separated rerank_weight values"),
     metric: str = typer.Option("nen_f", "--metric", help="Dev score to maximize"),
-    sweep_output: Optional[Path] = typer.Option(None, "--sweep-output", help="Write the sweep (one row per threshold) as JSON"),
+    sweep_output: Optional[Path] = typer.Option(None, "--sweep-output", help="Write the sweep (one row per setting) as JSON"),
 ) -> None:
-    """Sweep men_threshold on dev, save the pipeline with the best one."""
-    values = _floats(grid, "--grid")
-    _tune(model, dev, output, pipe_name, [{"men_threshold": t} for t in values], metric, sweep_output)
+    """Sweep men_threshold (and rerank_weight) on dev, save the pipeline with the best."""
+    settings = [{"men_threshold": t, "rerank_weight": w}
+                for t, w in product(_floats(grid, "--grid"), _floats(rerank_weights, "--rerank-weights"))]
+    _tune(model, dev, output, pipe_name, settings, metric, sweep_output)
 
 
 @tune_app.command("resolution")

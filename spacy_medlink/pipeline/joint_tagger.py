@@ -15,7 +15,10 @@ scores back into ``doc.ents``:
   probability is below ``men_threshold`` and a KB was given at initialize,
   the span gets the KB candidate generator's top-1 instead (typed by label,
   document-defined abbreviations looked up by their long form), like
-  ``medlink_kb_linker``. The KB ships inside the pipeline.
+  ``medlink_kb_linker``; with ``rerank_weight`` > 0 the KB's top-k are
+  re-ranked by KB score + rerank_weight · MEN probability, so the MEN head's
+  doubt still counts among the names the KB found. The KB ships inside the
+  pipeline.
 
 ``span._.medlink_score`` is the pooled MEN probability, or the KB score where
 the KB decided; ``span._.medlink_candidates`` the ranked list from the same
@@ -101,6 +104,7 @@ JOINT_SCORE_WEIGHTS = {
         "men_weight": 1.0,
         "aux_weight": 1.0,
         "men_threshold": 0.5,
+        "rerank_weight": 0.0,
         "restrict_concepts": True,
         "k": 10,
         "use_abbreviations": True,
@@ -117,6 +121,7 @@ def make_joint_tagger(
     men_weight: float,
     aux_weight: float,
     men_threshold: float,
+    rerank_weight: float,
     restrict_concepts: bool,
     k: int,
     use_abbreviations: bool,
@@ -131,6 +136,9 @@ def make_joint_tagger(
     aux_weight (float): weight of the first-guess heads of the feedback cycle.
     men_threshold (float): pooled MEN probability under which the KB decides
         (if a KB was given at initialize).
+    rerank_weight (float): where the KB decides, its candidates are ranked by
+        KB score + rerank_weight · the span's pooled MEN probability of the
+        candidate (0 for concepts unseen in training); 0 = the KB's top-1.
     restrict_concepts (bool): a span's concept is chosen among those seen with
         its label in training.
     k (int): candidates kept in ``span._.medlink_candidates``.
@@ -145,6 +153,7 @@ def make_joint_tagger(
         men_weight=men_weight,
         aux_weight=aux_weight,
         men_threshold=men_threshold,
+        rerank_weight=rerank_weight,
         restrict_concepts=restrict_concepts,
         k=k,
         use_abbreviations=use_abbreviations,
@@ -167,6 +176,7 @@ class JointTagger(KBPipe):
         men_weight: float = 1.0,
         aux_weight: float = 1.0,
         men_threshold: float = 0.5,
+        rerank_weight: float = 0.0,
         restrict_concepts: bool = True,
         k: int = 10,
         use_abbreviations: bool = True,
@@ -186,6 +196,7 @@ class JointTagger(KBPipe):
             "men_weight": men_weight,
             "aux_weight": aux_weight,
             "men_threshold": men_threshold,
+            "rerank_weight": rerank_weight,
             "restrict_concepts": restrict_concepts,
             "k": k,
             "use_abbreviations": use_abbreviations,
@@ -363,7 +374,7 @@ class JointTagger(KBPipe):
         paths = decode_mer(scores, self._constraints())
         ops = self.model.ops
         decided: List[List[Tuple[Span, str, Optional[float], List[List[Any]]]]] = []
-        unsure: List[Tuple[int, int]] = []  # (doc, span) pairs for the KB
+        unsure: List[Tuple[int, int, numpy.ndarray]] = []  # (doc, span, pooled MEN) for the KB
         for d, (doc, path) in enumerate(zip(docs, paths)):
             path_tags = [tags[i] for i in path]
             if self.cfg["tag_scheme"] == "BIO":
@@ -372,32 +383,37 @@ class JointTagger(KBPipe):
             rows = ops.to_numpy(scores.men_rows[d, : len(doc)]) if spans else None
             doc_out = []
             for span in spans:
-                probs = ops.to_numpy(scores.men_probs[rows[span.start : span.end]])
-                cid, prob, ranked = self._men_concept(probs, span.label_)
+                pooled = self._pooled(ops.to_numpy(scores.men_probs[rows[span.start : span.end]]), span.label_)
+                cid, prob, ranked = self._men_concept(pooled)
                 if prob < self.cfg["men_threshold"] and self.generator is not None:
-                    unsure.append((d, len(doc_out)))
+                    unsure.append((d, len(doc_out), pooled))
                 doc_out.append((span, cid, prob, ranked))
             decided.append(doc_out)
         if unsure:
-            found = self._kb_candidates(docs, [decided[d][s][0] for d, s in unsure])
-            for (d, s), cands in zip(unsure, found):
+            found = self._kb_candidates(docs, [decided[d][s][0] for d, s, _ in unsure])
+            for (d, s, pooled), cands in zip(unsure, found):
                 if cands:
                     span = decided[d][s][0]
-                    decided[d][s] = (span, cands[0].concept_id, float(cands[0].score),
-                                     [[c.concept_id, float(c.score)] for c in cands])
+                    ranked = self._rerank(cands, pooled)
+                    decided[d][s] = (span, ranked[0][0], ranked[0][1], ranked)
         for doc, doc_out in zip(docs, decided):
             doc.ents = [Span(doc, s.start, s.end, label=s.label, kb_id=cid) for s, cid, _, _ in doc_out]
             for ent, (_, _, score, ranked) in zip(doc.ents, doc_out):
                 ent._.medlink_score = score
                 ent._.medlink_candidates = ranked
 
-    def _men_concept(self, men_probs: numpy.ndarray, label: str) -> Tuple[str, float, List[List[Any]]]:
-        """(concept, pooled probability, ranked [concept, probability]) for one
-        span, from its tokens' MEN probabilities (n_tokens, n_concepts + 1)."""
-        pooled = men_probs.mean(axis=0)[1:]  # nil excluded, not renormalized: nil mass = doubt
+    def _pooled(self, men_probs: numpy.ndarray, label: str) -> numpy.ndarray:
+        """A span's concept probabilities from its tokens' MEN probabilities
+        (n_tokens, n_concepts + 1): the mean, nil excluded and not renormalized
+        (nil mass = doubt); -1 for concepts not seen with `label` in training."""
+        pooled = men_probs.mean(axis=0)[1:]
         allowed = self._label_concepts(label)
         if allowed is not None:
             pooled = numpy.where(allowed, pooled, -1.0)
+        return pooled
+
+    def _men_concept(self, pooled: numpy.ndarray) -> Tuple[str, float, List[List[Any]]]:
+        """(concept, pooled probability, ranked [concept, probability]) for one span."""
         k = min(self.cfg["k"], len(pooled))
         top = numpy.sort(numpy.argpartition(-pooled, k - 1)[:k]) if 0 < k < len(pooled) else numpy.arange(k)
         order = top[numpy.argsort(-pooled[top], kind="stable")]
@@ -406,6 +422,22 @@ class JointTagger(KBPipe):
         if not ranked:
             return "", 0.0, []
         return ranked[0][0], ranked[0][1], ranked
+
+    def _rerank(self, cands: Sequence["Candidate"], pooled: numpy.ndarray) -> List[List[Any]]:
+        """KB candidates as [concept, score], best first: KB score +
+        rerank_weight · pooled MEN probability (0 if unseen in training)."""
+        weight = self.cfg["rerank_weight"]
+        if not weight:
+            return [[c.concept_id, float(c.score)] for c in cands]
+        index = self._cache.get("concept_index")
+        if index is None:
+            index = self._cache["concept_index"] = {c: i for i, c in enumerate(self.concepts)}
+        scored = []
+        for c in cands:
+            i = index.get(c.concept_id)
+            men = max(float(pooled[i]), 0.0) if i is not None else 0.0
+            scored.append([c.concept_id, float(c.score) + weight * men])
+        return sorted(scored, key=lambda x: -x[1])  # stable: KB order among equals
 
     def _label_concepts(self, label: str) -> Optional[numpy.ndarray]:
         if not self.cfg["restrict_concepts"]:

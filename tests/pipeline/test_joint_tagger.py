@@ -237,6 +237,30 @@ def test_kb_fallback_for_unseen_concept(trained):
     assert trained.evaluate(_examples(trained))["nen_f"] == 1.0
 
 
+def test_kb_candidates_reranked_by_men(trained):
+    """rerank_weight: the KB's candidates are ranked by KB score + weight · MEN
+    probability; the MEN head (which learned "gastric ulcer" = D014456) then
+    overrides the KB's exact match, and a concept it never saw keeps its KB score."""
+    jt = trained.get_pipe("medlink_joint_tagger")
+    text = "Patients with gastric ulcer were given aspirin."
+    old = dict(jt.cfg)
+    try:
+        jt.cfg["men_threshold"] = 1.01  # the KB always decides
+        kb_ranked = trained(text).ents[0]._.medlink_candidates
+        assert kb_ranked[0][0] == "D013276" and "D014456" in [c for c, _ in kb_ranked]
+        jt.cfg["rerank_weight"] = 5.0
+        ent = trained(text).ents[0]
+        assert ent.kb_id_ == "D014456"
+        kb_score = dict(kb_ranked)
+        reranked = dict(ent._.medlink_candidates)
+        assert reranked.keys() == kb_score.keys()
+        assert reranked["D014456"] > kb_score["D014456"] + 5.0 * 0.5  # the MEN head is sure of it
+        assert reranked["D013276"] == kb_score["D013276"]  # never seen in training: MEN adds 0
+        assert ent._.medlink_score == reranked["D014456"]
+    finally:
+        jt.cfg.update(old)
+
+
 def test_kb_fallback_expands_abbreviations(trained):
     """A short form defined in the doc is looked up by its long form."""
     jt = trained.get_pipe("medlink_joint_tagger")
