@@ -1,0 +1,52 @@
+"""`--paths.init_tok2vec` really loads the pretrained weights into every CPU
+config's tok2vec. spaCy reads them only when the config's [pretraining]
+section is filled; with an empty one it ignores them without a word, which is
+what this test guards against."""
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+from spacy.tokens import DocBin
+from spacy.training.initialize import init_nlp
+from spacy.util import load_config
+
+CONFIGS = Path(__file__).parents[1] / "configs"
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("init_tok2vec")
+    nlp = spacy.blank("en")
+    doc = nlp.make_doc("Aspirin can cause gastric ulcer.")
+    doc.ents = [doc.char_span(0, 7, label="Chemical", kb_id="D001241"),
+                doc.char_span(18, 31, label="Disease", kb_id="D014456")]
+    DocBin(docs=[doc], store_user_data=True).to_disk(tmp / "train.spacy")
+    vectors = spacy.blank("en")
+    for i, word in enumerate(["aspirin", "can", "cause", "gastric", "ulcer", "."]):
+        vectors.vocab.set_vector(word, numpy.full(8, i, dtype="f"))
+    vectors.to_disk(tmp / "vectors")
+    return tmp
+
+
+@pytest.mark.parametrize("name", ["ner_tok2vec", "ner_floret", "joint_tok2vec", "joint_floret"])
+def test_init_tok2vec_loads_the_weights(name, paths):
+    overrides = {"paths.train": str(paths / "train.spacy"), "paths.dev": str(paths / "train.spacy"),
+                 "paths.vectors": str(paths / "vectors") if "floret" in name else None}
+    config = load_config(CONFIGS / f"{name}.cfg", overrides=overrides)
+    if "kb" in config["paths"]:
+        config["paths"]["kb"] = None
+    # "pretrained" weights: a freshly initialized tok2vec with every parameter shifted
+    donor = init_nlp(config).get_pipe("tok2vec").model
+    for node in donor.walk():
+        for param in node.param_names:
+            if node.has_param(param):
+                node.set_param(param, node.get_param(param) + 0.5)
+    (paths / f"{name}.bin").write_bytes(donor.to_bytes())
+    config["paths"]["init_tok2vec"] = str(paths / f"{name}.bin")
+    loaded = init_nlp(config).get_pipe("tok2vec").model
+    expected = [node.get_param(p) for node in donor.walk() for p in node.param_names if node.has_param(p)]
+    got = [node.get_param(p) for node in loaded.walk() for p in node.param_names if node.has_param(p)]
+    assert len(got) == len(expected) > 0
+    for a, b in zip(got, expected):
+        numpy.testing.assert_array_equal(a, b)
