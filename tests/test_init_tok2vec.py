@@ -29,7 +29,14 @@ def paths(tmp_path_factory):
     return tmp
 
 
-@pytest.mark.parametrize("name", ["ner_tok2vec", "ner_floret", "joint_tok2vec", "joint_floret"])
+def _tok2vec(nlp, config):
+    """The layer [pretraining] names: a tok2vec pipe, or a component's inline tok2vec."""
+    model = nlp.get_pipe(config["pretraining"]["component"]).model
+    layer = config["pretraining"]["layer"]
+    return model.get_ref(layer) if layer else model
+
+
+@pytest.mark.parametrize("name", ["ner_tok2vec", "ner_floret", "joint_tok2vec", "joint_floret", "gated_floret"])
 def test_init_tok2vec_loads_the_weights(name, paths):
     overrides = {"paths.train": str(paths / "train.spacy"), "paths.dev": str(paths / "train.spacy"),
                  "paths.vectors": str(paths / "vectors") if "floret" in name else None}
@@ -37,14 +44,14 @@ def test_init_tok2vec_loads_the_weights(name, paths):
     if "kb" in config["paths"]:
         config["paths"]["kb"] = None
     # "pretrained" weights: a freshly initialized tok2vec with every parameter shifted
-    donor = init_nlp(config).get_pipe("tok2vec").model
+    donor = _tok2vec(init_nlp(config), config)
     for node in donor.walk():
         for param in node.param_names:
             if node.has_param(param):
                 node.set_param(param, node.get_param(param) + 0.5)
     (paths / f"{name}.bin").write_bytes(donor.to_bytes())
     config["paths"]["init_tok2vec"] = str(paths / f"{name}.bin")
-    loaded = init_nlp(config).get_pipe("tok2vec").model
+    loaded = _tok2vec(init_nlp(config), config)
     expected = [node.get_param(p) for node in donor.walk() for p in node.param_names if node.has_param(p)]
     got = [node.get_param(p) for node in loaded.walk() for p in node.param_names if node.has_param(p)]
     assert len(got) == len(expected) > 0
