@@ -302,15 +302,7 @@ class JointTaggerModule(torch.nn.Module):
         spans only (about one token in seven in abstracts): the same
         predictions as scoring every token, at a fraction of the cost of the
         largest layer. First guesses are computed only where MER needs them."""
-        men = None
-        if self.feedback in ("none", "mer"):
-            mer = self.mer_out(v)
-        elif self.feedback == "men":
-            men = self.men_out(v)
-            mer = self.mer_out(self._feed(v, men, self.U))
-        else:
-            mer_aux, men_aux = self._first_guess(v)
-            mer = self.mer_out(self._feed(v, men_aux, self.U))
+        mer, men_direct, mer_aux, _ = self._mer_head(v)
         mer_padded = unpad(mer)
         if self.crf is None:
             emissions = torch.log_softmax(mer_padded, dim=-1)
@@ -321,15 +313,8 @@ class JointTaggerModule(torch.nn.Module):
         paths = viterbi(emissions, mask, start, transitions, end, constraints=self.constraints)
         flat = torch.as_tensor([t for path in paths for t in path], dtype=torch.long, device=v.device)
         inside = flat != self.outside
-        v_in = v[inside]
-        if self.feedback == "none":
-            men_in = self.men_out(v_in)
-        elif self.feedback == "mer":
-            men_in = self.men_out(self._feed(v_in, mer[inside], self.V))
-        elif self.feedback == "men":
-            men_in = men[inside]
-        else:
-            men_in = self.men_out(self._feed(v_in, mer_aux[inside], self.V))
+        rows_of = lambda t: None if t is None else t[inside]  # noqa: E731
+        men_in = self._men_head(v[inside], rows_of(mer), rows_of(men_direct), rows_of(mer_aux))
         rows = torch.full_like(flat, -1)
         rows[inside] = torch.arange(int(inside.sum()), device=v.device)
         return (mer_padded, None, None, None, start, transitions, end,
@@ -343,20 +328,31 @@ class JointTaggerModule(torch.nn.Module):
 
     def _heads(self, v: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
         """(mer, men, mer_aux, men_aux) logits for token vectors v (..., H)."""
-        mer_aux = men_aux = None
-        if self.feedback == "none":
-            mer, men = self.mer_out(v), self.men_out(v)
-        elif self.feedback == "mer":
-            mer = self.mer_out(v)
-            men = self.men_out(self._feed(v, mer, self.V))
-        elif self.feedback == "men":
+        mer, men_direct, mer_aux, men_aux = self._mer_head(v)
+        return mer, self._men_head(v, mer, men_direct, mer_aux), mer_aux, men_aux
+
+    def _mer_head(self, v: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """(mer, men_direct, mer_aux, men_aux): MER logits and what it took to
+        get them: the MEN logits with feedback "men" (MER reads them), the
+        first guesses with "both"."""
+        if self.feedback in ("none", "mer"):
+            return self.mer_out(v), None, None, None
+        if self.feedback == "men":
             men = self.men_out(v)
-            mer = self.mer_out(self._feed(v, men, self.U))
-        else:
-            mer_aux, men_aux = self._first_guess(v)
-            mer = self.mer_out(self._feed(v, men_aux, self.U))
-            men = self.men_out(self._feed(v, mer_aux, self.V))
-        return mer, men, mer_aux, men_aux
+            return self.mer_out(self._feed(v, men, self.U)), men, None, None
+        mer_aux, men_aux = self._first_guess(v)
+        return self.mer_out(self._feed(v, men_aux, self.U)), None, mer_aux, men_aux
+
+    def _men_head(self, v: torch.Tensor, mer: torch.Tensor, men_direct: Optional[torch.Tensor],
+                  mer_aux: Optional[torch.Tensor]) -> torch.Tensor:
+        """Final MEN logits for the rows of v (the other arguments: the same rows)."""
+        if self.feedback == "none":
+            return self.men_out(v)
+        if self.feedback == "mer":
+            return self.men_out(self._feed(v, mer, self.V))
+        if self.feedback == "men":
+            return men_direct
+        return self.men_out(self._feed(v, mer_aux, self.V))
 
 
 # -- thinc <-> torch ------------------------------------------------------------
