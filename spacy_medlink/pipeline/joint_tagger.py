@@ -417,7 +417,7 @@ class JointTagger(KBPipe):
         k = min(self.cfg["k"], len(pooled))
         top = numpy.sort(numpy.argpartition(-pooled, k - 1)[:k]) if 0 < k < len(pooled) else numpy.arange(k)
         order = top[numpy.argsort(-pooled[top], kind="stable")]
-        concepts = self.concepts
+        concepts = self._concept_ids()
         ranked = [[concepts[i], float(pooled[i])] for i in order if pooled[i] >= 0]
         if not ranked:
             return "", 0.0, []
@@ -431,13 +431,19 @@ class JointTagger(KBPipe):
             return [[c.concept_id, float(c.score)] for c in cands]
         index = self._cache.get("concept_index")
         if index is None:
-            index = self._cache["concept_index"] = {c: i for i, c in enumerate(self.concepts)}
+            index = self._cache["concept_index"] = {c: i for i, c in enumerate(self._concept_ids())}
         scored = []
         for c in cands:
             i = index.get(c.concept_id)
             men = max(float(pooled[i]), 0.0) if i is not None else 0.0
             scored.append([c.concept_id, float(c.score) + weight * men])
         return sorted(scored, key=lambda x: -x[1])  # stable: KB order among equals
+
+    def _concept_ids(self) -> Tuple[str, ...]:
+        """`concepts`, built once per label set (decoding reads it for every span)."""
+        if "concepts" not in self._cache:
+            self._cache["concepts"] = self.concepts
+        return self._cache["concepts"]
 
     def _label_concepts(self, label: str) -> Optional[numpy.ndarray]:
         if not self.cfg["restrict_concepts"]:
