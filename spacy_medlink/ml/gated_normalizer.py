@@ -34,6 +34,13 @@ Design choices, and why:
   and long docs costs its tokens, not docs × the longest. Linear maps of
   concatenations are split into a per-doc and a per-pair part, which makes
   the per-pair work elementwise (see `GatedNormalizerModule.score_pairs`).
+* Matching features (``medlink.GatedNormalizer.v2``, ``match=True``; not in
+  the paper). The paper's heads are linear in [h_e; h_a] and in H_f, so
+  "is this token (or summary) like the concept?" has to come from the gate
+  alone. v2 adds the elementwise products h_e ⊙ h_a to the mid head and
+  x_i ⊙ h_e to the high head (the matching features of ESIM-style text
+  matchers): a similarity the linear heads can read off directly. v1 is the
+  paper's model, unchanged.
 * One encoder, really shared. Concept names go through the *same* tok2vec and
   BiLSTM as the text in the same forward pass, and both get gradients. A
   ``Tok2VecListener`` cannot encode anything but the upstream component's
@@ -118,6 +125,24 @@ def build_gated_normalizer(
     fusion: str = "gate",
     attention: str = "attention",
 ) -> Model[GatedBatch, GatedScores]:
+    """The paper's model: `build_gated_normalizer_v2` without matching features."""
+    return build_gated_normalizer_v2(tok2vec, lstm_width, lstm_depth, dropout, use_crf, use_mid, use_high,
+                                     fusion, attention, match=False)
+
+
+@registry.architectures("medlink.GatedNormalizer.v2")
+def build_gated_normalizer_v2(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    lstm_width: int = 256,
+    lstm_depth: int = 1,
+    dropout: float = 0.2,
+    use_crf: bool = True,
+    use_mid: bool = True,
+    use_high: bool = True,
+    fusion: str = "gate",
+    attention: str = "attention",
+    match: bool = True,
+) -> Model[GatedBatch, GatedScores]:
     """Shared encoder for texts and concept names; low/mid/high heads.
 
     tok2vec: token vectors; an inline Tok2Vec (or transformer), not a listener:
@@ -130,6 +155,8 @@ def build_gated_normalizer(
     use_high (bool): the high task (tag the mentions of e); false = ablation.
     fusion (str): "gate" (the paper) or "concat" ([H; H_e]).
     attention (str): "attention" (the paper) or "mean" (uniform weights).
+    match (bool): add the products h_e ⊙ h_a (mid) and x_i ⊙ h_e (high) to
+        the heads' inputs (v2); false = the paper's heads.
 
     The NER label space is set by the pipe (`set_gated_labels`) before
     initialization or deserialization: the torch module is built then.
@@ -163,6 +190,7 @@ def build_gated_normalizer(
             "use_high": use_high,
             "fusion": fusion,
             "attention": attention,
+            "match": match,
             # set by set_gated_labels
             "ner_tags": None,
             "tag_scheme": None,
@@ -254,6 +282,7 @@ def _build(heads: Model) -> None:
         use_high=attrs["use_high"],
         fusion=attrs["fusion"],
         attention=attrs["attention"],
+        match=attrs.get("match", False),
         constraints=transition_constraints(attrs["ner_tags"], attrs["tag_scheme"]) if attrs["use_crf"] else None,
     )
     wrapped = PyTorchWrapper_v3(
@@ -300,6 +329,7 @@ class GatedNormalizerModule(torch.nn.Module):
         fusion: str,
         attention: str,
         constraints: Optional[Constraints],
+        match: bool = False,
     ) -> None:
         super().__init__()
         from .crf import CRF
@@ -323,6 +353,9 @@ class GatedNormalizerModule(torch.nn.Module):
         self.mid_out = torch.nn.Linear(2 * D, 1) if use_mid else None
         self.gate = torch.nn.Linear(2 * D, D) if use_high and fusion == "gate" else None
         self.high_out = torch.nn.Linear(D if fusion == "gate" else 2 * D, len(HIGH_TAGS)) if use_high else None
+        # v2: weights of the matching features, apart so that v1's parameters keep their shapes
+        self.mid_match = torch.nn.Linear(D, 1, bias=False) if match and use_mid else None
+        self.high_match = torch.nn.Linear(D, len(HIGH_TAGS), bias=False) if match and use_high else None
 
     # -- the stages ------------------------------------------------------------------
     def encode(self, X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -388,6 +421,8 @@ class GatedNormalizerModule(torch.nn.Module):
         mid = high = None
         if self.mid_out is not None:
             mid = self.mid_out(torch.cat([he, h_a], dim=-1)).squeeze(-1)  # W_m[h_e; h_a] + b_m
+            if self.mid_match is not None:
+                mid = mid + self.mid_match(he * h_a).squeeze(-1)
         if self.high_out is not None:
             if self.gate is not None:
                 # G = σ(W_g[H; H_a] + b_g), H_f = H ⊙ (1 − G) + H_e ⊙ G
@@ -399,6 +434,8 @@ class GatedNormalizerModule(torch.nn.Module):
                 # W_h[H; H_e] + b_h, split the same way
                 tokens = torch.nn.functional.linear(H, self.high_out.weight[:, :D], self.high_out.bias)
                 logits = tokens[doc_pos, tok_pos] + torch.nn.functional.linear(he, self.high_out.weight[:, D:])[pair_pos]
+            if self.high_match is not None:
+                logits = logits + self.high_match(Hf * he[pair_pos])
             high = logits.new_zeros(P, T, logits.shape[-1]).index_put((pair_pos, tok_pos), logits)
         return mid, high, alpha
 

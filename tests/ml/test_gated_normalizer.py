@@ -12,6 +12,7 @@ from spacy_medlink.ml.gated_normalizer import (
     GatedNormalizerModule,
     GatedScores,
     build_gated_normalizer,
+    build_gated_normalizer_v2,
     encode_concepts,
     encode_texts,
     gated_loss,
@@ -19,6 +20,7 @@ from spacy_medlink.ml.gated_normalizer import (
     segment_softmax,
     score_pairs,
     set_gated_labels,
+    torch_module,
 )
 
 TAGS = ["O", "B-Disease", "I-Disease", "B-Chemical", "I-Chemical"]
@@ -111,6 +113,8 @@ def test_concept_names_are_averaged():
         {"use_high": False},
         {"use_mid": False, "fusion": "concat"},
         {"lstm_depth": 0, "constraints": None},
+        {"match": True},
+        {"match": True, "fusion": "concat", "use_mid": False},
     ],
 )
 def test_switches_build_and_run(kwargs):
@@ -157,7 +161,7 @@ def test_loss_weights_and_ignored_targets():
     torch.testing.assert_close(loss, torch.tensor(0.5 * parts["mid"]))
 
 
-def _tiny_model(**kwargs):
+def _tiny_model(version=1, **kwargs):
     nlp = spacy.blank("en")
     config = {
         "@architectures": "spacy.Tok2Vec.v2",
@@ -168,7 +172,8 @@ def _tiny_model(**kwargs):
                    "window_size": 1, "maxout_pieces": 2},
     }
     tok2vec = spacy.util.registry.resolve({"x": config})["x"]
-    model = build_gated_normalizer(tok2vec, lstm_width=8, dropout=0.0, **kwargs)
+    build = build_gated_normalizer if version == 1 else build_gated_normalizer_v2
+    model = build(tok2vec, lstm_width=8, dropout=0.0, **kwargs)
     set_gated_labels(model, TAGS, "BIO")
     docs = [nlp.make_doc("Aspirin caused gastric ulcer ."), nlp.make_doc("No ulcer .")]
     names = [nlp.make_doc("Stomach Ulcer"), nlp.make_doc("gastric ulcer"), nlp.make_doc("Aspirin")]
@@ -233,11 +238,13 @@ def test_model_settings_are_checked():
         set_gated_labels(model, ["O", "X-Disease"], "BIO")
 
 
+@pytest.mark.parametrize("match", [False, True])
 @pytest.mark.parametrize("fusion", ["gate", "concat"])
-def test_factored_heads_equal_the_formulas(fusion):
+def test_factored_heads_equal_the_formulas(fusion, match):
     """score_pairs splits W[H; ·] into a per-doc and a per-pair part; the numbers
-    are those of the concatenations as written in the paper."""
-    module = _module(fusion=fusion)
+    are those of the concatenations as written in the paper (v2: plus the
+    matching features h_e ⊙ h_a and x_i ⊙ h_e)."""
+    module = _module(fusion=fusion, match=match)
     X, lengths, names, name_lengths, name_concept, n_concepts, pair_doc, pair_concept = _inputs()
     with torch.no_grad():
         H = module.encode(X, lengths)
@@ -256,6 +263,27 @@ def test_factored_heads_equal_the_formulas(fusion):
             ref_high = module.high_out(Hp * (1 - G) + He * G)
         else:
             ref_high = module.high_out(torch.cat([Hp, He], -1))
+        if match:
+            ref_mid = ref_mid + (module.mid_match.weight[0] * he * h_a).sum(-1)
+            ref_high = ref_high + (Hp * He) @ module.high_match.weight.T
+        else:
+            assert module.mid_match is None and module.high_match is None
     torch.testing.assert_close(alpha, ref_alpha)
     torch.testing.assert_close(mid, ref_mid)
     torch.testing.assert_close(high[mask], ref_high[mask])
+
+
+def test_v2_adds_only_the_matching_weights():
+    """v1 (the paper) and v2 share every parameter shape but the two matching
+    layers; v1 is built without them."""
+    v1 = dict(_module().named_parameters())
+    v2 = dict(_module(match=True).named_parameters())
+    assert set(v2) - set(v1) == {"mid_match.weight", "high_match.weight"}
+    assert all(v1[k].shape == v2[k].shape for k in v1)
+    model, batch = _tiny_model()
+    assert model.get_ref("heads").attrs["match"] is False
+    assert torch_module(model).mid_match is None and torch_module(model).high_match is None
+    model, batch = _tiny_model(version=2)
+    assert torch_module(model).mid_match is not None and torch_module(model).high_match is not None
+    scores = model.predict(batch)
+    assert scores.mid.shape == (3,) and scores.high.shape == (3, 5, 3)

@@ -292,6 +292,24 @@ def test_serialization_round_trips(trained, tmp_path):
     assert {"ner_out.weight", "crf.transitions", "mid_out.weight", "gate.weight", "high_out.weight"} <= set(state)
 
 
+def test_v2_matching_features_learn_and_round_trip(kb_dir, tmp_path):
+    """medlink.GatedNormalizer.v2 (matching features): the heads alone link the
+    training mentions, and the pipeline round-trips with its extra weights."""
+    nlp = _make_nlp(model={"@architectures": "medlink.GatedNormalizer.v2"}, kb_score_weight=0.0)
+    losses = _train(nlp, _examples(nlp), kb_dir)
+    assert losses[-1] < losses[0] / 5
+    texts = [text for text, _ in TRAIN_DATA]
+    predicted = _predicted(nlp, texts)
+    for (text, gold), pred in zip(TRAIN_DATA, predicted):
+        assert [p[:4] for p in pred] == gold, text
+    nlp.to_disk(tmp_path / "nlp")
+    assert _predicted(spacy.load(tmp_path / "nlp"), texts) == predicted
+    from spacy_medlink.ml.gated_normalizer import torch_module
+
+    state = srsly.msgpack_loads(serialize_torch_module(torch_module(nlp.get_pipe(NAME).model)))
+    assert {"mid_match.weight", "high_match.weight"} <= set(state)
+
+
 @pytest.mark.parametrize(
     "model",
     [
