@@ -79,6 +79,8 @@ class GatedBatch(NamedTuple):
     docs: the texts. name_docs: tokenized concept names; name_concept (N,)
     says which concept (0..n_concepts-1) each name belongs to (a concept's
     names are averaged). pair_doc, pair_concept (P,): the pairs.
+    pair_start, pair_end (P,): the token range of the pair's text within its
+    doc (a sentence, as in the paper); None = the whole doc.
     """
 
     docs: List[Doc]
@@ -87,6 +89,8 @@ class GatedBatch(NamedTuple):
     n_concepts: int
     pair_doc: numpy.ndarray
     pair_concept: numpy.ndarray
+    pair_start: Optional[numpy.ndarray] = None
+    pair_end: Optional[numpy.ndarray] = None
 
 
 class GatedScores(NamedTuple):
@@ -244,7 +248,8 @@ def _forward(model: Model, batch: GatedBatch, is_train: bool) -> Tuple[GatedScor
     tok2vec, heads = model.get_ref("tok2vec"), model.get_ref("heads")
     n_docs = len(batch.docs)
     feats, bp_feats = tok2vec(list(batch.docs) + list(batch.name_docs), is_train)
-    inputs = (feats[:n_docs], feats[n_docs:], batch.name_concept, batch.n_concepts, batch.pair_doc, batch.pair_concept)
+    inputs = (feats[:n_docs], feats[n_docs:], batch.name_concept, batch.n_concepts, batch.pair_doc, batch.pair_concept,
+              batch.pair_start, batch.pair_end)
     scores, bp_scores = heads(inputs, is_train)
 
     def backprop(d_scores: GatedScores) -> GatedBatch:
@@ -391,10 +396,14 @@ class GatedNormalizerModule(torch.nn.Module):
 
     def score_pairs(
         self, H: torch.Tensor, lengths: torch.Tensor, h_e: torch.Tensor, pair_doc: torch.Tensor,
-        pair_concept: torch.Tensor,
+        pair_concept: torch.Tensor, pair_start: Optional[torch.Tensor] = None,
+        pair_end: Optional[torch.Tensor] = None,
     ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor], torch.Tensor]:
         """(mid logits (P,), high B/I/O logits (P, T, 3), attention α (P, T))
         for texts H (B, T, D) and concepts h_e (C, D), paired by pair_doc, pair_concept.
+        pair_start, pair_end (P,): each pair's text is tokens [start, end) of
+        its doc (a sentence); None = the whole doc. H comes from the whole doc
+        either way, so a sentence's tokens keep their context.
 
         Two things keep a pair cheap. Linear maps of concatenations are split
         into their token part, computed once per doc, and their concept part,
@@ -404,7 +413,11 @@ class GatedNormalizerModule(torch.nn.Module):
         high logits 0 (and no loss).
         """
         P, (B, T, D) = len(pair_doc), H.shape
-        pair_pos, tok_pos = _mask(lengths[pair_doc], T).nonzero(as_tuple=True)  # (N,) real positions
+        pair_mask = _mask(lengths[pair_doc], T)
+        if pair_start is not None and pair_end is not None:
+            positions = torch.arange(T, device=H.device)[None, :]
+            pair_mask = pair_mask & (positions >= pair_start[:, None]) & (positions < pair_end[:, None])
+        pair_pos, tok_pos = pair_mask.nonzero(as_tuple=True)  # (N,) real positions
         doc_pos = pair_doc[pair_pos]
         Hf = H[doc_pos, tok_pos]  # (N, D): x_i of each pair's text
         he = h_e[pair_concept]  # (P, D)
@@ -449,13 +462,15 @@ class GatedNormalizerModule(torch.nn.Module):
         n_concepts: int,
         pair_doc: torch.Tensor,
         pair_concept: torch.Tensor,
+        pair_start: Optional[torch.Tensor] = None,
+        pair_end: Optional[torch.Tensor] = None,
     ) -> Tuple[Optional[torch.Tensor], ...]:
         H = self.encode(X, lengths)
         ner, start, transitions, end = self.ner(H)
         mid = high = attention = None
         if len(pair_doc):
             h_e = self.encode_concepts(names, name_lengths, name_concept, n_concepts)
-            mid, high, attention = self.score_pairs(H, lengths, h_e, pair_doc, pair_concept)
+            mid, high, attention = self.score_pairs(H, lengths, h_e, pair_doc, pair_concept, pair_start, pair_end)
         return ner, start, transitions, end, mid, high, attention
 
 
@@ -473,8 +488,9 @@ def _pad(ops, X: Sequence[Floats2d], width: int) -> Tuple[Any, List[int]]:
 
 
 def _convert_inputs(model: Model, X: Any, is_train: bool) -> Tuple[ArgsKwargs, Callable]:
-    """(text feats, name feats, name_concept, n_concepts, pair_doc, pair_concept) -> tensors."""
-    text, names, name_concept, n_concepts, pair_doc, pair_concept = X
+    """(text feats, name feats, name_concept, n_concepts, pair_doc, pair_concept[, pair_start, pair_end]) -> tensors."""
+    text, names, name_concept, n_concepts, pair_doc, pair_concept, *ranges = X
+    pair_start, pair_end = ranges if ranges else (None, None)
     width = model.get_dim("nI") if model.has_dim("nI") else next(iter(list(text) + list(names))).shape[1]
     device = model.shims[0].device
     text_pad, text_lengths = _pad(model.ops, text, width)
@@ -488,6 +504,8 @@ def _convert_inputs(model: Model, X: Any, is_train: bool) -> Tuple[ArgsKwargs, C
         int(n_concepts),
         torch.as_tensor(numpy.asarray(pair_doc, dtype=numpy.int64), device=device),
         torch.as_tensor(numpy.asarray(pair_concept, dtype=numpy.int64), device=device),
+        _long_or_none(pair_start, device),
+        _long_or_none(pair_end, device),
     )
 
     def unpad(grad: Optional[torch.Tensor], lengths: List[int]) -> List[Floats2d]:
@@ -500,6 +518,10 @@ def _convert_inputs(model: Model, X: Any, is_train: bool) -> Tuple[ArgsKwargs, C
         return unpad(dXt.args[0], text_lengths), unpad(dXt.args[2], name_lengths)
 
     return ArgsKwargs(args=args, kwargs={}), reverse
+
+
+def _long_or_none(values: Optional[Sequence[int]], device: Any) -> Optional[torch.Tensor]:
+    return None if values is None else torch.as_tensor(numpy.asarray(values, dtype=numpy.int64), device=device)
 
 
 def _convert_outputs(model: Model, X_Yt: Tuple[Any, tuple], is_train: bool) -> Tuple[GatedScores, Callable]:
@@ -650,10 +672,11 @@ def encode_concepts(model: Model, name_docs: Sequence[Doc], name_concept: numpy.
 
 def score_pairs(
     model: Model, texts: EncodedTexts, h_e: torch.Tensor, pair_doc: numpy.ndarray, pair_concept: numpy.ndarray,
-    *, chunk_size: int = 256,
+    *, chunk_size: int = 256, pair_start: Optional[numpy.ndarray] = None, pair_end: Optional[numpy.ndarray] = None,
 ) -> Tuple[Optional[numpy.ndarray], Optional[numpy.ndarray]]:
     """Stage 2: mid probabilities (P,) and high B/I/O probabilities (P, T, 3),
-    in chunks of pairs (a pair costs T × width floats per layer)."""
+    in chunks of pairs (a pair costs its text's tokens × width floats per layer).
+    pair_start, pair_end: each pair's token range (a sentence); None = whole doc."""
     module = torch_module(model)
     device = texts.H.device
     mids: List[numpy.ndarray] = []
@@ -663,7 +686,9 @@ def score_pairs(
         for i in range(0, len(pair_doc), chunk_size):
             pd = torch.as_tensor(numpy.asarray(pair_doc[i : i + chunk_size], dtype=numpy.int64), device=device)
             pc = torch.as_tensor(numpy.asarray(pair_concept[i : i + chunk_size], dtype=numpy.int64), device=device)
-            mid, high, _ = module.score_pairs(texts.H, texts.lengths, h_e, pd, pc)
+            ps = None if pair_start is None else _long_or_none(pair_start[i : i + chunk_size], device)
+            pe = None if pair_end is None else _long_or_none(pair_end[i : i + chunk_size], device)
+            mid, high, _ = module.score_pairs(texts.H, texts.lengths, h_e, pd, pc, ps, pe)
             if mid is not None:
                 mids.append(torch.sigmoid(mid).cpu().numpy())
             if high is not None:

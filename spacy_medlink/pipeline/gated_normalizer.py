@@ -40,9 +40,19 @@ candidate at or above ``threshold`` keeps ``kb_id_ == ""`` and a score of None.
 Cost grows with the candidates, not with the KB. Without a KB the component
 still finds entities, with no IDs.
 
+``pair_context = "sentence"`` (the paper's X is a sentence) pairs concepts
+with sentences instead of whole docs: the doc is still encoded once, but a
+pair's attention, mid and high heads see only its sentence's tokens, a
+sentence's positives are the concepts mentioned in it, its hard negatives
+also the doc's other concepts, and at inference a span's candidates are
+scored against the span's sentence. Sentences are the doc's own boundaries
+when it has them, else spaCy's rule-based `Sentencizer`, merged wherever a
+(gold or predicted) mention would cross one. ``"doc"`` pairs whole docs.
+
 Composite mentions (``D1|D2``) train both concepts as positives; inference
 gives one ID per span.
 """
+from bisect import bisect_right
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
@@ -50,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTupl
 import numpy
 from spacy.errors import Errors
 from spacy.language import Language
+from spacy.pipeline import Sentencizer
 from spacy.tokens import Doc, Span
 from spacy.training import Example, biluo_tags_to_spans, iob_to_biluo, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
@@ -73,6 +84,7 @@ if TYPE_CHECKING:
 
 NIL = "O"
 HIGH_O, HIGH_B, HIGH_I = 0, 1, 2
+PAIR_CONTEXTS = ("doc", "sentence")
 
 default_model_config = """
 [model]
@@ -139,6 +151,7 @@ GATED_SCORE_WEIGHTS = {
         "use_abbreviations": True,
         "type_map": {},
         "pair_batch_size": 256,
+        "pair_context": "doc",
         "scorer": DEFAULT_GATED_SCORER,
     },
     default_score_weights=GATED_SCORE_WEIGHTS,
@@ -162,6 +175,7 @@ def make_gated_normalizer(
     use_abbreviations: bool,
     type_map: Dict[str, str],
     pair_batch_size: int,
+    pair_context: str,
     scorer: Optional[Callable],
 ) -> "GatedNormalizer":
     """Find, type and ground entities by progressive multi-task learning (Zhou et al., 2021).
@@ -181,6 +195,8 @@ def make_gated_normalizer(
     use_abbreviations (bool): KB lookups use a short form's long form.
     type_map (Dict[str, str]): entity label -> KB type, where they differ.
     pair_batch_size (int): (doc, concept) pairs scored at once at inference.
+    pair_context (str): the text X of a (X, concept) pair: "doc" or "sentence"
+        (the paper).
     """
     return GatedNormalizer(
         nlp.vocab,
@@ -201,6 +217,7 @@ def make_gated_normalizer(
         use_abbreviations=use_abbreviations,
         type_map=type_map,
         pair_batch_size=pair_batch_size,
+        pair_context=pair_context,
         scorer=scorer,
         tokenizer_owner=nlp,
     )
@@ -242,6 +259,7 @@ class GatedNormalizer(KBPipe):
         use_abbreviations: bool = True,
         type_map: Optional[Dict[str, str]] = None,
         pair_batch_size: int = 256,
+        pair_context: str = "doc",
         scorer: Optional[Callable] = None,
         tokenizer_owner: Optional[Language] = None,
     ) -> None:
@@ -249,7 +267,7 @@ class GatedNormalizer(KBPipe):
             name, tag_scheme=tag_scheme, mid_loss_weight=mid_loss_weight, high_loss_weight=high_loss_weight,
             n_negatives=n_negatives, n_hard_negatives=n_hard_negatives, max_concepts_per_doc=max_concepts_per_doc,
             max_names=max_names, k=k, mid_score_weight=mid_score_weight, high_score_weight=high_score_weight,
-            kb_score_weight=kb_score_weight, pair_batch_size=pair_batch_size,
+            kb_score_weight=kb_score_weight, pair_batch_size=pair_batch_size, pair_context=pair_context,
         )
         install_span_extensions()
         self.vocab = vocab
@@ -274,6 +292,7 @@ class GatedNormalizer(KBPipe):
             "use_abbreviations": use_abbreviations,
             "type_map": dict(type_map or {}),
             "pair_batch_size": pair_batch_size,
+            "pair_context": pair_context,
             "nI": None,
         }
         self.scorer = scorer
@@ -395,7 +414,7 @@ class GatedNormalizer(KBPipe):
         set_dropout_rate(self.model, drop)
         batch, pair_ids = self._training_batch(examples)
         scores, backprop = self.model.begin_update(batch)
-        loss, d_scores = self._loss(examples, scores, pair_ids)
+        loss, d_scores = self._loss(examples, scores, pair_ids, batch.pair_start, batch.pair_end)
         backprop(d_scores)
         if sgd is not None:
             self.finish_update(sgd)
@@ -410,12 +429,13 @@ class GatedNormalizer(KBPipe):
         return self._loss(examples, scores._replace(mid=None, high=None), [])
 
     def _loss(
-        self, examples: Sequence[Example], scores: GatedScores, pair_ids: Sequence[str]
+        self, examples: Sequence[Example], scores: GatedScores, pair_ids: Sequence[str],
+        pair_start: Optional[numpy.ndarray] = None, pair_end: Optional[numpy.ndarray] = None,
     ) -> Tuple[float, GatedScores]:
         T = scores.ner.shape[1]
         ner_gold = self._ner_targets(examples, T)
         pair_doc = self.model.ops.to_numpy(scores.pair_doc) if scores.pair_doc is not None else []
-        mid_gold, high_gold = self._pair_targets(examples, list(pair_doc), pair_ids, T)
+        mid_gold, high_gold = self._pair_targets(examples, list(pair_doc), pair_ids, T, pair_start, pair_end)
         loss, parts, grads = gated_loss_and_gradient(
             scores, ner_gold, mid_gold, high_gold,
             mid_weight=self.cfg["mid_loss_weight"], high_weight=self.cfg["high_loss_weight"],
@@ -424,37 +444,31 @@ class GatedNormalizer(KBPipe):
         return loss, grads
 
     def _training_batch(self, examples: Sequence[Example]) -> Tuple[GatedBatch, List[str]]:
-        """Sample the (doc, concept) pairs of one update and build the model input."""
-        rng = numpy.random
-        n_neg, n_hard = self.cfg["n_negatives"], self.cfg["n_hard_negatives"]
-        max_pos = max(1, self.cfg["max_concepts_per_doc"] - n_neg - n_hard)
-        kb_ids = self.generator.concept_ids if self.generator is not None else []
-        pool = self.cfg["concepts"]
+        """Sample the (text, concept) pairs of one update and build the model input.
+        A text is a doc, or with ``pair_context = "sentence"`` each sentence of it."""
+        by_sentence = self.cfg["pair_context"] == "sentence"
         pair_doc: List[int] = []
         pair_ids: List[str] = []
+        starts: List[int] = []
+        ends: List[int] = []
         for d, eg in enumerate(examples):
             doc_concepts = self._doc_concepts(eg)
-            positives = [c for c in doc_concepts if self._has_names(c)]
-            if len(positives) > max_pos:
-                positives = [positives[i] for i in sorted(rng.choice(len(positives), max_pos, replace=False))]
-            taken = set(doc_concepts)
-            negatives: List[str] = []
-            if n_hard and self.generator is not None:
-                hard = [c for c in self._hard_candidates(eg) if c not in taken]
-                for i in rng.permutation(len(hard))[:n_hard]:
-                    negatives.append(hard[i])
-                    taken.add(hard[i])
-            for attempt in range(4 * n_neg):
-                if len(negatives) >= n_hard + n_neg or (not pool and not kb_ids):
-                    break
-                source = pool if (attempt % 2 == 0 and pool) or not kb_ids else kb_ids
-                cid = source[rng.randint(len(source))]
-                if cid not in taken and self._has_names(cid):
-                    negatives.append(cid)
-                    taken.add(cid)
-            for cid in positives + negatives:
-                pair_doc.append(d)
-                pair_ids.append(cid)
+            hard = self._hard_candidates(eg) if self.cfg["n_hard_negatives"] and self.generator is not None else []
+            if not by_sentence:
+                texts = [(0, len(eg.predicted), doc_concepts, hard)]
+            else:
+                mentions = self._aligned_mentions(eg)
+                texts = []
+                for s, e in text_segments(eg.predicted, [(m[0], m[1]) for m in mentions]):
+                    here = list(dict.fromkeys(c for ms, me, cids in mentions if s <= ms < e for c in cids))
+                    # the doc's other concepts are the hardest negatives of a sentence
+                    texts.append((s, e, here, [c for c in doc_concepts if c not in here] + hard))
+            for s, e, positives, hard_pool in texts:
+                for cid in self._sample_concepts(positives, doc_concepts if not by_sentence else positives, hard_pool):
+                    pair_doc.append(d)
+                    pair_ids.append(cid)
+                    starts.append(s)
+                    ends.append(e)
         concept_ids = list(dict.fromkeys(pair_ids))
         index = {c: i for i, c in enumerate(concept_ids)}
         name_docs, name_concept = self._name_batch(concept_ids)
@@ -465,8 +479,44 @@ class GatedNormalizer(KBPipe):
             n_concepts=len(concept_ids),
             pair_doc=numpy.asarray(pair_doc, dtype=numpy.int64),
             pair_concept=numpy.asarray([index[c] for c in pair_ids], dtype=numpy.int64),
+            pair_start=numpy.asarray(starts, dtype=numpy.int64) if by_sentence else None,
+            pair_end=numpy.asarray(ends, dtype=numpy.int64) if by_sentence else None,
         )
         return batch, pair_ids
+
+    def _sample_concepts(self, concepts: List[str], excluded: List[str], hard_pool: List[str]) -> List[str]:
+        """One text's concepts: its own (a random subset when there are too many),
+        then hard negatives from hard_pool and random ones, none in excluded."""
+        rng = numpy.random
+        n_neg, n_hard = self.cfg["n_negatives"], self.cfg["n_hard_negatives"]
+        max_pos = max(1, self.cfg["max_concepts_per_doc"] - n_neg - n_hard)
+        kb_ids = self.generator.concept_ids if self.generator is not None else []
+        pool = self.cfg["concepts"]
+        positives = [c for c in concepts if self._has_names(c)]
+        if len(positives) > max_pos:
+            positives = [positives[i] for i in sorted(rng.choice(len(positives), max_pos, replace=False))]
+        taken = set(excluded) | set(concepts)
+        negatives: List[str] = []
+        if n_hard:
+            hard = [c for c in dict.fromkeys(hard_pool) if c not in taken]
+            for i in rng.permutation(len(hard))[:n_hard]:
+                negatives.append(hard[i])
+                taken.add(hard[i])
+        for attempt in range(4 * n_neg):
+            if len(negatives) >= n_hard + n_neg or (not pool and not kb_ids):
+                break
+            source = pool if (attempt % 2 == 0 and pool) or not kb_ids else kb_ids
+            cid = source[rng.randint(len(source))]
+            if cid not in taken and self._has_names(cid):
+                negatives.append(cid)
+                taken.add(cid)
+        return positives + negatives
+
+    def _aligned_mentions(self, eg: Example) -> List[Tuple[int, int, List[str]]]:
+        """The gold mentions as (start, end, concept IDs) on the predicted doc's tokens."""
+        x_ents, _ = eg.get_aligned_ents_and_ner()
+        ids = {(e.start_char, e.end_char, e.label_): e.kb_id_ for e in eg.reference.ents}
+        return [(e.start, e.end, self._gold_ids(ids.get((e.start_char, e.end_char, e.label_), ""))) for e in x_ents]
 
     def _gold_ids(self, kb_id: str) -> List[str]:
         """Atomic concept IDs of a gold kb_id, resolved to KB primary IDs."""
@@ -515,29 +565,30 @@ class GatedNormalizer(KBPipe):
         return ner
 
     def _pair_targets(
-        self, examples: Sequence[Example], pair_doc: Sequence[int], pair_ids: Sequence[str], n_positions: int
+        self, examples: Sequence[Example], pair_doc: Sequence[int], pair_ids: Sequence[str], n_positions: int,
+        pair_start: Optional[numpy.ndarray] = None, pair_end: Optional[numpy.ndarray] = None,
     ) -> Tuple[numpy.ndarray, numpy.ndarray]:
-        """y_m (P,) and y_h (P, T): B/I/O of the mentions of each pair's concept."""
+        """y_m (P,) and y_h (P, T): B/I/O of the mentions of each pair's concept
+        within the pair's text (the doc, or tokens [pair_start, pair_end))."""
         mid = numpy.zeros(len(pair_ids), dtype=numpy.int64)
         high = numpy.full((len(pair_ids), n_positions), -1, dtype=numpy.int64)
-        aligned: Dict[int, Tuple[List[Optional[str]], List[Tuple[int, int, List[str]]], List[str]]] = {}
+        aligned: Dict[int, Tuple[numpy.ndarray, List[Tuple[int, int, List[str]]], List[str]]] = {}
         for p, (d, cid) in enumerate(zip(pair_doc, pair_ids)):
             if d not in aligned:
                 eg = examples[d]
-                x_ents, tags = eg.get_aligned_ents_and_ner()
-                ids = {(e.start_char, e.end_char, e.label_): e.kb_id_ for e in eg.reference.ents}
-                spans = [(e.start, e.end, self._gold_ids(ids.get((e.start_char, e.end_char, e.label_), "")))
-                         for e in x_ents]
-                aligned[d] = (tags, spans, self._doc_concepts(eg))
-            tags, spans, doc_concepts = aligned[d]
-            known = numpy.asarray([t is not None for t in tags], dtype=bool)
-            high[p, : len(tags)] = numpy.where(known, HIGH_O, -1)
+                _, tags = eg.get_aligned_ents_and_ner()
+                known = numpy.asarray([t is not None for t in tags], dtype=bool)
+                aligned[d] = (known, self._aligned_mentions(eg), self._doc_concepts(eg))
+            known, spans, doc_concepts = aligned[d]
+            s = 0 if pair_start is None else int(pair_start[p])
+            e = len(known) if pair_end is None else int(pair_end[p])
+            high[p, s:e] = numpy.where(known[s:e], HIGH_O, -1)
             for start, end, cids in spans:
-                if cid in cids:
+                if cid in cids and s <= start and end <= e:
                     mid[p] = 1
                     high[p, start] = HIGH_B
                     high[p, start + 1 : end] = HIGH_I
-            if not mid[p] and cid in doc_concepts:
+            if not mid[p] and pair_start is None and cid in doc_concepts:
                 mid[p] = 1  # a mention that did not align still says the doc mentions e
         return mid, high
 
@@ -601,21 +652,34 @@ class GatedNormalizer(KBPipe):
         index = {c: i for i, c in enumerate(concept_ids)}
         name_docs, name_concept = self._name_batch(concept_ids)
         h_e = encode_concepts(self.model, name_docs, name_concept, len(concept_ids))
-        pairs: Dict[Tuple[int, str], int] = {}
-        for d, doc_c in enumerate(kb_cands):
-            for cands in doc_c:
+        # a span's text: its doc, or its sentence (never cut by a predicted span)
+        if self.cfg["pair_context"] == "sentence":
+            segments = [text_segments(doc, [(s.start, s.end) for s in spans]) for doc, spans in zip(docs, spans_per_doc)]
+        else:
+            segments = [[(0, len(doc))] for doc in docs]
+        seg_starts = [[s for s, _ in segs] for segs in segments]
+        pairs: Dict[Tuple[int, int, str], int] = {}
+        span_segment: List[List[int]] = []
+        for d, (spans, doc_c) in enumerate(zip(spans_per_doc, kb_cands)):
+            span_segment.append([bisect_right(seg_starts[d], span.start) - 1 for span in spans])
+            for g, cands in zip(span_segment[d], doc_c):
                 for c in cands:
-                    pairs.setdefault((d, c.concept_id), len(pairs))
-        pair_doc = numpy.asarray([d for d, _ in pairs], dtype=numpy.int64)
-        pair_concept = numpy.asarray([index[c] for _, c in pairs], dtype=numpy.int64)
-        mid, high = score_pairs(self.model, texts, h_e, pair_doc, pair_concept, chunk_size=self.cfg["pair_batch_size"])
+                    pairs.setdefault((d, g, c.concept_id), len(pairs))
+        pair_doc = numpy.asarray([d for d, _, _ in pairs], dtype=numpy.int64)
+        pair_concept = numpy.asarray([index[c] for _, _, c in pairs], dtype=numpy.int64)
+        ranges = None, None
+        if self.cfg["pair_context"] == "sentence":
+            ranges = (numpy.asarray([segments[d][g][0] for d, g, _ in pairs], dtype=numpy.int64),
+                      numpy.asarray([segments[d][g][1] for d, g, _ in pairs], dtype=numpy.int64))
+        mid, high = score_pairs(self.model, texts, h_e, pair_doc, pair_concept, chunk_size=self.cfg["pair_batch_size"],
+                                pair_start=ranges[0], pair_end=ranges[1])
         out: List[List[SpanCandidates]] = []
         for d, (spans, doc_c) in enumerate(zip(spans_per_doc, kb_cands)):
             doc_out = []
-            for span, cands in zip(spans, doc_c):
+            for span, g, cands in zip(spans, span_segment[d], doc_c):
                 scored = []
                 for c in cands:
-                    p = pairs[(d, c.concept_id)]
+                    p = pairs[(d, g, c.concept_id)]
                     m = float(mid[p]) if mid is not None else None
                     a = float(high[p, span.start : span.end, HIGH_B:].sum(-1).mean()) if high is not None else None
                     scored.append((c.concept_id, float(c.score), m, a))
@@ -659,6 +723,8 @@ def _validate_settings(name: str, **settings: Any) -> None:
     """Clear errors for settings the pipe cannot work with."""
     if settings["tag_scheme"] not in ("BIO", "BILUO"):
         raise ValueError(f"[{name}] tag_scheme must be 'BIO' or 'BILUO', not {settings['tag_scheme']!r}")
+    if settings["pair_context"] not in PAIR_CONTEXTS:
+        raise ValueError(f"[{name}] pair_context must be one of {PAIR_CONTEXTS}, not {settings['pair_context']!r}")
     for key in ("mid_loss_weight", "high_loss_weight", "mid_score_weight", "high_score_weight", "kb_score_weight"):
         if settings[key] < 0:
             raise ValueError(f"[{name}] {key} must be >= 0, not {settings[key]}")
@@ -674,3 +740,22 @@ def _validate_settings(name: str, **settings: Any) -> None:
             f"[{name}] max_concepts_per_doc ({settings['max_concepts_per_doc']}) must exceed "
             f"n_negatives + n_hard_negatives ({negatives}), leaving room for the doc's own concepts"
         )
+
+
+_SENTENCIZER = Sentencizer()
+
+
+def text_segments(doc: Doc, spans: Sequence[Tuple[int, int]]) -> List[Tuple[int, int]]:
+    """The doc's sentences as token ranges [start, end), covering the doc: its
+    own sentence boundaries where it has them, else those of spaCy's
+    rule-based `Sentencizer`, minus any boundary inside one of the spans
+    (a mention is never split between two texts)."""
+    if not len(doc):
+        return []
+    if doc.has_annotation("SENT_START"):
+        starts = [sent.start for sent in doc.sents]
+    else:
+        starts = [i for i, is_start in enumerate(_SENTENCIZER.predict([doc])[0]) if is_start]
+    inside = {i for start, end in spans for i in range(start + 1, end)}
+    starts = sorted({0} | {i for i in starts if i not in inside and 0 < i < len(doc)})
+    return list(zip(starts, starts[1:] + [len(doc)]))

@@ -287,3 +287,34 @@ def test_v2_adds_only_the_matching_weights():
     assert torch_module(model).mid_match is not None and torch_module(model).high_match is not None
     scores = model.predict(batch)
     assert scores.mid.shape == (3,) and scores.high.shape == (3, 5, 3)
+
+
+@pytest.mark.parametrize("match", [False, True])
+def test_pair_ranges_score_the_sentence_only(match):
+    """A pair with a token range [start, end) (a sentence) is scored as if its
+    text were those tokens of H: attention sums to one over the range, and
+    positions outside it get α = 0 and high logits 0."""
+    module = _module(match=match)
+    X, lengths, names, name_lengths, name_concept, n_concepts, pair_doc, pair_concept = _inputs()
+    with torch.no_grad():
+        H = module.encode(X, lengths)
+        h_e = module.encode_concepts(names, name_lengths, name_concept, n_concepts)
+        starts, ends = torch.tensor([1, 0, 0]), torch.tensor([4, 2, 3])
+        mid, high, alpha = module.score_pairs(H, lengths, h_e, pair_doc, pair_concept, starts, ends)
+        for p in range(3):
+            s, e, d = int(starts[p]), int(ends[p]), int(pair_doc[p])
+            sub = H[d : d + 1, s:e]
+            ref_mid, ref_high, ref_alpha = module.score_pairs(
+                sub, torch.tensor([e - s]), h_e, torch.tensor([0]), pair_concept[p : p + 1]
+            )
+            torch.testing.assert_close(alpha[p, s:e], ref_alpha[0])
+            torch.testing.assert_close(mid[p], ref_mid[0])
+            torch.testing.assert_close(high[p, s:e], ref_high[0])
+            assert (alpha[p, :s] == 0).all() and (alpha[p, e:] == 0).all()
+            assert (high[p, :s] == 0).all() and (high[p, e:] == 0).all()
+        # without ranges: the whole doc, as before
+        full = module.score_pairs(H, lengths, h_e, pair_doc, pair_concept)
+        whole = module.score_pairs(H, lengths, h_e, pair_doc, pair_concept, torch.zeros(3, dtype=torch.long),
+                                   lengths[pair_doc])
+        for a, b in zip(full, whole):
+            torch.testing.assert_close(a, b)

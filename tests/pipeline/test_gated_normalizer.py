@@ -339,6 +339,7 @@ def test_ablations_build_and_learn(kb_dir, model):
         ({"k": 0}, "k must be"),
         ({"mid_loss_weight": -0.1}, "mid_loss_weight"),
         ({"max_names": 0}, "max_names"),
+        ({"pair_context": "paragraph"}, "pair_context"),
     ],
 )
 def test_bad_settings_raise(cfg, message):
@@ -410,3 +411,73 @@ def test_minilm_config_trains_and_round_trips(kb_dir, tmp_path):
     expected = _predicted(nlp, texts)
     nlp.to_disk(tmp_path / "nlp")
     assert _predicted(spacy.load(tmp_path / "nlp"), texts) == expected
+
+
+def _two_sentence_data():
+    """TRAIN_DATA joined two by two: docs of two sentences."""
+    joined = []
+    for (t1, e1), (t2, e2) in zip(TRAIN_DATA[0::2], TRAIN_DATA[1::2]):
+        shift = len(t1) + 1
+        joined.append((t1 + " " + t2, e1 + [(s + shift, e + shift, label, kb) for s, e, label, kb in e2]))
+    return joined
+
+
+def test_text_segments_follow_sentences_and_never_cut_a_span():
+    nlp = spacy.blank("en")
+    doc = nlp.make_doc("Aspirin hurts. Ulcer follows. Done.")
+    assert gated_pipe.text_segments(doc, []) == [(0, 3), (3, 6), (6, 8)]
+    # a span across a boundary merges the two sentences
+    assert gated_pipe.text_segments(doc, [(1, 4)]) == [(0, 6), (6, 8)]
+    # the doc's own boundaries win over the rule-based ones
+    doc2 = nlp.make_doc("Aspirin hurts. Ulcer follows. Done.")
+    for i, token in enumerate(doc2):
+        token.is_sent_start = i in (0, 6)
+    assert gated_pipe.text_segments(doc2, []) == [(0, 6), (6, 8)]
+    assert gated_pipe.text_segments(nlp.make_doc(""), []) == []
+
+
+def test_sentence_pairs_samples_and_targets(kb_dir):
+    """pair_context = "sentence": each sentence gets its own positives, the
+    doc's other concepts among its hard negatives, and targets only inside it."""
+    nlp = _make_nlp(pair_context="sentence", n_negatives=1, n_hard_negatives=1, max_concepts_per_doc=4)
+    data = _two_sentence_data()
+    examples = _examples(nlp, data)
+    nlp.config["initialize"]["components"][NAME] = {"kb_path": str(kb_dir)}
+    nlp.initialize(lambda: examples)
+    gn = nlp.get_pipe(NAME)
+    fix_random_seed(0)
+    batch, pair_ids = gn._training_batch(examples[:1])
+    tokens = [t.text for t in examples[0].predicted]
+    second = tokens.index("Patients")
+    ranges = sorted(set(zip(batch.pair_start.tolist(), batch.pair_end.tolist())))
+    assert ranges == [(0, second), (second, len(tokens))]
+    first_ids = [c for c, s in zip(pair_ids, batch.pair_start) if s == 0]
+    assert first_ids[:2] == ["D001241", "D013276"]
+    # one hard negative: a KB candidate of a mention or the doc's other concepts
+    assert first_ids[2] in {"D014456", "D007052"} | set(gn._hard_candidates(examples[0]))
+    mid, high = gn._pair_targets(examples[:1], list(batch.pair_doc), pair_ids, len(tokens) + 2,
+                                 batch.pair_start, batch.pair_end)
+    for p, cid in enumerate(pair_ids):
+        s, e = int(batch.pair_start[p]), int(batch.pair_end[p])
+        assert (high[p, :s] == -1).all() and (high[p, e:] == -1).all()
+        assert (high[p, s:e] >= 0).all()
+        mentioned = {"D001241", "D013276"} if s == 0 else {"D014456", "D007052"}
+        assert mid[p] == (cid in mentioned)
+    # ulcer (D014456) is mentioned in the second sentence only: negative in the first
+    p_first = [p for p, (c, s) in enumerate(zip(pair_ids, batch.pair_start)) if c == "D014456" and s == 0]
+    assert all(mid[p] == 0 for p in p_first)
+
+
+def test_sentence_pairs_learn_and_round_trip(kb_dir, tmp_path):
+    nlp = _make_nlp(pair_context="sentence", kb_score_weight=0.0)
+    data = _two_sentence_data()
+    losses = _train(nlp, _examples(nlp, data), kb_dir)
+    assert losses[-1] < losses[0] / 5
+    texts = [text for text, _ in data]
+    predicted = _predicted(nlp, texts)
+    for (text, gold), pred in zip(data, predicted):
+        assert [p[:4] for p in pred] == gold, text
+    nlp.to_disk(tmp_path / "nlp")
+    nlp2 = spacy.load(tmp_path / "nlp")
+    assert nlp2.get_pipe(NAME).cfg["pair_context"] == "sentence"
+    assert _predicted(nlp2, texts) == predicted
