@@ -80,13 +80,21 @@ def _subprocess(model: str, data: Path, batch_size: int, n_threads: int, setting
 
 
 def parse_sweep(text: Optional[str]) -> Tuple[Optional[str], List[Any]]:
-    """"pipe.key=1,5,10" -> ("pipe.key", [1, 5, 10]); None -> (None, [None])."""
+    """"pipe.key=1,5,10" -> ("pipe.key", [1, 5, 10]); None -> (None, [None]).
+    A value that is not JSON is a string: "pipe.key=doc,sentence"."""
     if not text:
         return None, [None]
     name_key, _, values = text.partition("=")
     if "." not in name_key or not values:
         raise ValueError(f"--sweep: expected PIPE.KEY=V1,V2,..., not {text!r}")
-    return name_key.strip(), [json.loads(v) for v in values.split(",") if v.strip()]
+    return name_key.strip(), [_value(v.strip()) for v in values.split(",") if v.strip()]
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def _register() -> None:

@@ -52,3 +52,13 @@ def test_benchmark_pipeline_sweeps_a_setting(tmp_path):
     assert result.exit_code != 0 and "has no setting 'nope'" in result.output
     result = CliRunner().invoke(app, args + ["--sweep", "k=1"], env={"COLUMNS": "200"})
     assert result.exit_code != 0 and "PIPE.KEY" in result.output
+
+
+def test_sweep_values_are_json_or_strings():
+    from spacy_medlink.cli.benchmark_pipeline import parse_sweep
+
+    assert parse_sweep("gated_normalizer.k=1,5") == ("gated_normalizer.k", [1, 5])
+    assert parse_sweep("p.flag=false,true") == ("p.flag", [False, True])
+    assert parse_sweep("gated_normalizer.pair_context=doc,sentence") == (
+        "gated_normalizer.pair_context", ["doc", "sentence"])
+    assert parse_sweep(None) == (None, [None])
