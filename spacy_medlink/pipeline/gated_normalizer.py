@@ -184,9 +184,9 @@ def make_gated_normalizer(
     tag_scheme (str): NER tags, "BIO" or "BILUO".
     mid_loss_weight (float): λ, weight of the mid (does X mention e?) loss.
     high_loss_weight (float): µ, weight of the high (tag the mentions of e) loss.
-    n_negatives (int): random negative concepts per doc and update.
-    n_hard_negatives (int): KB-candidate negative concepts per doc and update.
-    max_concepts_per_doc (int): bound on the (doc, concept) pairs per doc and update.
+    n_negatives (int): random negative concepts per text (doc or sentence) and update.
+    n_hard_negatives (int): KB-candidate negative concepts per text and update.
+    max_concepts_per_doc (int): bound on the (text, concept) pairs per text and update.
     max_names (int): names per concept encoded and averaged (1 = the preferred name).
     k (int): KB candidates per predicted span.
     mid_score_weight, high_score_weight, kb_score_weight (float): exponents of
