@@ -455,16 +455,19 @@ class GatedNormalizer(KBPipe):
             doc_concepts = self._doc_concepts(eg)
             hard = self._hard_candidates(eg) if self.cfg["n_hard_negatives"] and self.generator is not None else []
             if not by_sentence:
-                texts = [(0, len(eg.predicted), doc_concepts, hard)]
+                texts = [(0, len(eg.predicted), doc_concepts, doc_concepts, hard)]
             else:
-                mentions = self._aligned_mentions(eg)
+                mentions = self._mentions(eg, eg.get_aligned_ents_and_ner()[0])
+                # a concept whose mention did not align to the tokens has no sentence:
+                # never a negative of one either
+                unaligned = set(doc_concepts).difference(c for _, _, cids in mentions for c in cids)
                 texts = []
                 for s, e in text_segments(eg.predicted, [(m[0], m[1]) for m in mentions]):
                     here = list(dict.fromkeys(c for ms, me, cids in mentions if s <= ms < e for c in cids))
                     # the doc's other concepts are the hardest negatives of a sentence
-                    texts.append((s, e, here, [c for c in doc_concepts if c not in here] + hard))
-            for s, e, positives, hard_pool in texts:
-                for cid in self._sample_concepts(positives, doc_concepts if not by_sentence else positives, hard_pool):
+                    texts.append((s, e, here, [*here, *unaligned], [c for c in doc_concepts if c not in here] + hard))
+            for s, e, positives, excluded, hard_pool in texts:
+                for cid in self._sample_concepts(positives, excluded, hard_pool):
                     pair_doc.append(d)
                     pair_ids.append(cid)
                     starts.append(s)
@@ -512,9 +515,9 @@ class GatedNormalizer(KBPipe):
                 taken.add(cid)
         return positives + negatives
 
-    def _aligned_mentions(self, eg: Example) -> List[Tuple[int, int, List[str]]]:
-        """The gold mentions as (start, end, concept IDs) on the predicted doc's tokens."""
-        x_ents, _ = eg.get_aligned_ents_and_ner()
+    def _mentions(self, eg: Example, x_ents: Sequence[Span]) -> List[Tuple[int, int, List[str]]]:
+        """The gold mentions aligned to the predicted doc's tokens (x_ents, from
+        `Example.get_aligned_ents_and_ner`) as (start, end, concept IDs)."""
         ids = {(e.start_char, e.end_char, e.label_): e.kb_id_ for e in eg.reference.ents}
         return [(e.start, e.end, self._gold_ids(ids.get((e.start_char, e.end_char, e.label_), ""))) for e in x_ents]
 
@@ -576,9 +579,9 @@ class GatedNormalizer(KBPipe):
         for p, (d, cid) in enumerate(zip(pair_doc, pair_ids)):
             if d not in aligned:
                 eg = examples[d]
-                _, tags = eg.get_aligned_ents_and_ner()
+                x_ents, tags = eg.get_aligned_ents_and_ner()
                 known = numpy.asarray([t is not None for t in tags], dtype=bool)
-                aligned[d] = (known, self._aligned_mentions(eg), self._doc_concepts(eg))
+                aligned[d] = (known, self._mentions(eg, x_ents), self._doc_concepts(eg))
             known, spans, doc_concepts = aligned[d]
             s = 0 if pair_start is None else int(pair_start[p])
             e = len(known) if pair_end is None else int(pair_end[p])
