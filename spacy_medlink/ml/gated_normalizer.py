@@ -61,11 +61,11 @@ import numpy
 import torch
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, torch2xp, xp2torch
+from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.types import Floats2d
 
 from .crf import Constraints, log_partition, transition_constraints, viterbi
-from .joint_tagger import deserialize_torch_module, serialize_torch_module
+from .torch_wrapper import wrap_torch_module
 
 FUSION = ("gate", "concat")
 ATTENTION = ("attention", "mean")
@@ -290,13 +290,7 @@ def _build(heads: Model) -> None:
         match=attrs.get("match", False),
         constraints=transition_constraints(attrs["ner_tags"], attrs["tag_scheme"]) if attrs["use_crf"] else None,
     )
-    wrapped = PyTorchWrapper_v3(
-        module,
-        convert_inputs=_convert_inputs,
-        convert_outputs=_convert_outputs,
-        serialize_model=serialize_torch_module,
-        deserialize_model=deserialize_torch_module,
-    )
+    wrapped = wrap_torch_module(module, convert_inputs=_convert_inputs, convert_outputs=_convert_outputs)
     heads.layers[:] = [wrapped]
 
 

@@ -44,20 +44,20 @@ the loss math lives here in torch, and the CRF parameters get their gradient
 through the transition scores they output (a CRF's scores are emissions *and*
 transitions; decoding needs both, which is why the model outputs them).
 
-Torch weights are saved as raw numpy buffers in msgpack (no pickle), through
-PyTorchWrapper_v3's serialize/deserialize hooks.
+The torch module is wrapped by `wrap_torch_module` (PyTorchWrapper_v3 whose
+shim also applies the optimizer's weight averages; msgpack weights, no pickle).
 """
 from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy
-import srsly
 import torch
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v3, chain, torch2xp, xp2torch
+from thinc.api import ArgsKwargs, Model, chain, torch2xp, xp2torch
 from thinc.types import Floats2d
 
 from .crf import Constraints, log_partition, transition_constraints, viterbi
+from .torch_wrapper import wrap_torch_module
 
 FEEDBACK = ("none", "mer", "men", "both")
 FEEDBACK_INIT = ("uniform", "first_pass")
@@ -199,13 +199,7 @@ def _build(heads: Model) -> None:
         use_crf=attrs["use_crf"],
         outside=attrs["mer_tags"].index("O"),
     )
-    wrapped = PyTorchWrapper_v3(
-        module,
-        convert_inputs=_convert_inputs,
-        convert_outputs=_convert_outputs,
-        serialize_model=serialize_torch_module,
-        deserialize_model=deserialize_torch_module,
-    )
+    wrapped = wrap_torch_module(module, convert_inputs=_convert_inputs, convert_outputs=_convert_outputs)
     heads.layers[:] = [wrapped]
 
 
@@ -393,25 +387,6 @@ def _convert_outputs(model: Model, X_Yt: Tuple[List[Floats2d], tuple], is_train:
         return ArgsKwargs(args=(tensors,), kwargs={"grad_tensors": grads})
 
     return scores, backprop
-
-
-def serialize_torch_module(module: torch.nn.Module) -> bytes:
-    """state_dict as {name: (dtype, shape, raw bytes)} in msgpack: no pickle."""
-    state = {}
-    for name, tensor in module.state_dict().items():
-        array = tensor.detach().cpu().numpy()
-        state[name] = (array.dtype.str, list(array.shape), array.tobytes())
-    return srsly.msgpack_dumps(state)
-
-
-def deserialize_torch_module(module: torch.nn.Module, data: bytes, device: "torch.device") -> torch.nn.Module:
-    state = {
-        name: torch.from_numpy(numpy.frombuffer(buf, dtype=numpy.dtype(dtype)).reshape(shape).copy())
-        for name, (dtype, shape, buf) in srsly.msgpack_loads(data).items()
-    }
-    module.load_state_dict(state)
-    module.to(device)
-    return module
 
 
 # -- loss and decoding (run by the pipe on JointScores) --------------------------

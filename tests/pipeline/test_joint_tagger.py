@@ -13,7 +13,7 @@ from thinc.api import Adam, fix_random_seed
 from spacy_medlink.kb.candidates import CandidateGenerator
 from spacy_medlink.kb.concept_kb import Concept, ConceptKB
 from spacy_medlink.ml.crf import is_valid
-from spacy_medlink.ml.joint_tagger import serialize_torch_module
+from spacy_medlink.ml.torch_wrapper import serialize_torch_module
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 

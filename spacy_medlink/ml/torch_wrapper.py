@@ -1,0 +1,91 @@
+"""Wrap our torch modules as thinc layers: PyTorchWrapper_v3 plus weight averaging.
+
+thinc's ``PyTorchShim.finish_update`` hands the optimizer the keys
+``(shim.id, param_name)``, but its ``use_params`` looks for string keys
+``"pytorch_{id}_…"``. So with ``[training.optimizer] use_averages = true`` the
+averages of a torch module are kept but never used: spaCy evaluates and saves
+the averaged tok2vec in front of the *raw* torch weights. ``AveragingPyTorchShim``
+reads the keys ``finish_update`` writes, so parameter averaging (on by default
+in spaCy's own ``ner`` configs) covers the whole model.
+
+Weights are saved as raw numpy buffers in msgpack (no pickle), through
+PyTorchWrapper_v3's serialize/deserialize hooks.
+"""
+import contextlib
+from typing import Callable, Optional
+
+import numpy
+import srsly
+import torch
+from thinc.api import Model, PyTorchShim, xp2torch
+from thinc.layers.pytorchwrapper import forward as pytorch_forward
+
+
+class AveragingPyTorchShim(PyTorchShim):
+    """A PyTorchShim whose ``use_params`` applies the optimizer's averages."""
+
+    @contextlib.contextmanager
+    def use_params(self, params):
+        state = {
+            name: xp2torch(params[(self.id, name)], device=self.device)
+            for name, _ in self._model.named_parameters()
+            if (self.id, name) in params
+        }
+        if not state:
+            yield
+            return
+        backup = {name: tensor.detach().clone() for name, tensor in self._model.state_dict().items()}
+        self._model.load_state_dict(state, strict=False)
+        try:
+            yield
+        finally:
+            self._model.load_state_dict(backup)
+
+
+def wrap_torch_module(
+    module: torch.nn.Module,
+    *,
+    convert_inputs: Optional[Callable] = None,
+    convert_outputs: Optional[Callable] = None,
+) -> Model:
+    """thinc's PyTorchWrapper_v3 (same forward and attrs) on an AveragingPyTorchShim."""
+    from thinc.layers.pytorchwrapper import (
+        convert_pytorch_default_inputs,
+        convert_pytorch_default_outputs,
+    )
+
+    return Model(
+        "pytorch",
+        pytorch_forward,
+        attrs={
+            "convert_inputs": convert_inputs or convert_pytorch_default_inputs,
+            "convert_outputs": convert_outputs or convert_pytorch_default_outputs,
+        },
+        shims=[
+            AveragingPyTorchShim(
+                module,
+                serialize_model=serialize_torch_module,
+                deserialize_model=deserialize_torch_module,
+            )
+        ],
+        dims={"nI": None, "nO": None},
+    )
+
+
+def serialize_torch_module(module: torch.nn.Module) -> bytes:
+    """state_dict as {name: (dtype, shape, raw bytes)} in msgpack: no pickle."""
+    state = {}
+    for name, tensor in module.state_dict().items():
+        array = tensor.detach().cpu().numpy()
+        state[name] = (array.dtype.str, list(array.shape), array.tobytes())
+    return srsly.msgpack_dumps(state)
+
+
+def deserialize_torch_module(module: torch.nn.Module, data: bytes, device: "torch.device") -> torch.nn.Module:
+    state = {
+        name: torch.from_numpy(numpy.frombuffer(buf, dtype=numpy.dtype(dtype)).reshape(shape).copy())
+        for name, (dtype, shape, buf) in srsly.msgpack_loads(data).items()
+    }
+    module.load_state_dict(state)
+    module.to(device)
+    return module
