@@ -13,7 +13,7 @@ from thinc.api import Adam, fix_random_seed
 import spacy_medlink.pipeline.gated_normalizer as gated_pipe  # registers the factory without entry points
 from spacy_medlink.kb.candidates import CandidateGenerator
 from spacy_medlink.kb.concept_kb import Concept, ConceptKB
-from spacy_medlink.ml.joint_tagger import serialize_torch_module
+from spacy_medlink.ml.torch_wrapper import serialize_torch_module
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 NAME = "medlink_gated_normalizer"
