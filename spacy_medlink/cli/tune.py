@@ -58,6 +58,7 @@ def sweep_settings(nlp, pipe_name: str, examples: List, settings: Sequence[Dict[
             for proc in before:
                 docs = list(proc.pipe(docs))
             scores = pipe.predict(docs)
+            _drop_transformer_output(docs)
             for i, setting in enumerate(settings):
                 pipe.cfg.update(setting)
                 copies = [doc.copy() for doc in docs]
@@ -66,6 +67,17 @@ def sweep_settings(nlp, pipe_name: str, examples: List, settings: Sequence[Dict[
     finally:
         pipe.cfg.update(saved)
     return [{**setting, **_summary(pipe.score(egs))} for setting, egs in zip(settings, predicted)]
+
+
+def _drop_transformer_output(docs: List) -> None:
+    """Each setting copies every doc (user data included): spacy-transformers'
+    per-doc output, no longer needed once the pipe has predicted, would be
+    copied once per setting and fill the memory."""
+    from spacy.tokens import Doc
+
+    if Doc.has_extension("trf_data"):
+        for doc in docs:
+            doc._.trf_data = None
 
 
 def sweep_threshold(nlp, pipe_name: str, examples: List, grid: List[float], batch_size: int = 32) -> List[Dict]:

@@ -52,3 +52,41 @@ def test_tune_resolution_rejects_a_pipe_without_the_settings(trained, tmp_path):
                                       "--pipe", "medlink_joint_tagger"], env={"COLUMNS": "200"})
     assert result.exit_code != 0
     assert "has no setting" in result.output
+
+
+class _TransformerOutput:
+    """Stands in for spacy-transformers' pipe: leaves an output on each doc."""
+
+    def __call__(self, doc):
+        doc._.trf_data = list(range(1000))
+        return doc
+
+    def pipe(self, docs):
+        return (self(doc) for doc in docs)
+
+
+@spacy.Language.factory("medlink_test_trf_output")
+def _make_transformer_output(nlp, name):
+    return _TransformerOutput()
+
+
+def test_sweep_does_not_copy_transformer_output(trained, monkeypatch):  # noqa: F811
+    from spacy.tokens import Doc
+
+    if not Doc.has_extension("trf_data"):
+        Doc.set_extension("trf_data", default=None)
+    pipe = trained.get_pipe("medlink_joint_tagger")
+    seen = []
+    original = pipe.set_annotations
+
+    def record(docs, scores):
+        seen.extend(doc._.trf_data for doc in docs)
+        return original(docs, scores)
+
+    monkeypatch.setattr(pipe, "set_annotations", record)
+    trained.add_pipe("medlink_test_trf_output", first=True)
+    try:
+        sweep_threshold(trained, "medlink_joint_tagger", _examples(trained), [0.0, 1.01])
+    finally:
+        trained.remove_pipe("medlink_test_trf_output")
+    assert seen and all(value is None for value in seen)
