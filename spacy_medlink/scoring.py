@@ -128,3 +128,5 @@ def make_ner_nen_scorer() -> Callable[..., Dict[str, Any]]:
 
 
 NEN_SCORE_WEIGHTS = {"nen_f": 1.0, "nen_p": 0.0, "nen_r": 0.0, "nen_doc_f": 0.0, "nen_doc_p": 0.0, "nen_doc_r": 0.0}
+# components that find and link: entity F and mention-level normalization F count alike
+NER_NEN_SCORE_WEIGHTS = {"ents_f": 0.5, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None, **NEN_SCORE_WEIGHTS, "nen_f": 0.5}

@@ -53,16 +53,14 @@ Composite mentions (``D1|D2``) train both concepts as positives; inference
 gives one ID per span.
 """
 from bisect import bisect_right
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy
-from spacy.errors import Errors
 from spacy.language import Language
 from spacy.pipeline import Sentencizer
 from spacy.tokens import Doc, Span
-from spacy.training import Example, biluo_tags_to_spans, iob_to_biluo, validate_examples, validate_get_examples
+from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, set_dropout_rate
 
@@ -76,13 +74,13 @@ from ..ml.gated_normalizer import (
     score_pairs,
     set_gated_labels,
 )
-from ._kb_pipe import KBPipe
+from ..scoring import NER_NEN_SCORE_WEIGHTS
+from ._kb_pipe import DEFAULT_TOK2VEC_CONFIG, KBPipe
 from .extensions import install_span_extensions
 
 if TYPE_CHECKING:
     from ..kb.candidates import CandidateGenerator
 
-NIL = "O"
 HIGH_O, HIGH_B, HIGH_I = 0, 1, 2
 PAIR_CONTEXTS = ("doc", "sentence")
 
@@ -97,38 +95,9 @@ use_mid = true
 use_high = true
 fusion = "gate"
 attention = "attention"
-
-[model.tok2vec]
-@architectures = "spacy.Tok2Vec.v2"
-
-[model.tok2vec.embed]
-@architectures = "spacy.MultiHashEmbed.v2"
-width = 96
-attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
-rows = [5000, 1000, 2500, 2500]
-include_static_vectors = false
-
-[model.tok2vec.encode]
-@architectures = "spacy.MaxoutWindowEncoder.v2"
-width = 96
-depth = 4
-window_size = 1
-maxout_pieces = 3
-"""
+""" + DEFAULT_TOK2VEC_CONFIG
 DEFAULT_GATED_MODEL = Config().from_str(default_model_config)["model"]
 DEFAULT_GATED_SCORER = {"@scorers": "medlink.ner_nen_scorer.v1"}
-GATED_SCORE_WEIGHTS = {
-    "ents_f": 0.5,
-    "ents_p": 0.0,
-    "ents_r": 0.0,
-    "ents_per_type": None,
-    "nen_f": 0.5,
-    "nen_p": 0.0,
-    "nen_r": 0.0,
-    "nen_doc_f": 0.0,
-    "nen_doc_p": 0.0,
-    "nen_doc_r": 0.0,
-}
 
 
 @Language.factory(
@@ -154,7 +123,7 @@ GATED_SCORE_WEIGHTS = {
         "pair_context": "doc",
         "scorer": DEFAULT_GATED_SCORER,
     },
-    default_score_weights=GATED_SCORE_WEIGHTS,
+    default_score_weights=NER_NEN_SCORE_WEIGHTS,
 )
 def make_gated_normalizer(
     nlp: Language,
@@ -304,35 +273,14 @@ class GatedNormalizer(KBPipe):
 
     # -- labels -------------------------------------------------------------------
     @property
-    def labels(self) -> Tuple[str, ...]:
-        return tuple(self.cfg["labels"])
-
-    @property
-    def ner_tags(self) -> Tuple[str, ...]:
-        moves = "BI" if self.cfg["tag_scheme"] == "BIO" else "BILU"
-        return (NIL,) + tuple(f"{m}-{label}" for label in self.labels for m in moves)
-
-    @property
     def label_data(self) -> Dict[str, Any]:
         return {"entities": list(self.labels), "concepts": list(self.cfg["concepts"])}
-
-    def add_label(self, label: str) -> int:
-        """Add an entity label (before initialization only: the NER head is sized then)."""
-        if not isinstance(label, str):
-            raise ValueError(Errors.E187)
-        if label in self.labels:
-            return 0
-        if self.model.get_ref("heads").layers:
-            raise ValueError(f"[{self.name}] cannot add label {label!r} after initialization")
-        self.cfg["labels"].append(label)
-        self.vocab.strings.add(label)
-        return 1
 
     def _set_model_labels(self) -> None:
         heads = self.model.get_ref("heads")
         if self.cfg.get("nI") and not heads.has_dim("nI"):
             heads.set_dim("nI", self.cfg["nI"])
-        set_gated_labels(self.model, self.ner_tags, self.cfg["tag_scheme"])
+        set_gated_labels(self.model, self.entity_tags, self.cfg["tag_scheme"])
         self._cache = {}
 
     # -- training -----------------------------------------------------------------
@@ -368,10 +316,6 @@ class GatedNormalizer(KBPipe):
                         counts = mention_names.setdefault(cid, {})
                         counts[ent.text] = counts.get(ent.text, 0) + 1
             labels = {"entities": sorted(entity_labels), "concepts": sorted(mention_names)}
-        self.cfg["labels"] = []
-        for label in labels["entities"]:
-            self.cfg["labels"].append(label)
-            self.vocab.strings.add(label)
         self.cfg["concepts"] = list(labels["concepts"])
         kb = self.generator.kb if self.generator is not None else None
         self.cfg["mention_names"] = {
@@ -379,20 +323,8 @@ class GatedNormalizer(KBPipe):
             for cid, counts in sorted(mention_names.items())
             if kb is None or cid not in kb
         }
-        if not self.labels:
-            raise ValueError(Errors.E143.format(name=self.name))
-        doc_sample = [eg.x for eg in islice(get_examples(), 10)]
-        if not doc_sample:
-            raise ValueError(Errors.E923.format(name=self.name))
-        heads = self.model.get_ref("heads")
-        heads.layers[:] = []  # re-initialization starts from fresh heads
-        tok2vec = self.model.get_ref("tok2vec")
-        tok2vec.initialize(X=doc_sample)
-        if not heads.has_dim("nI"):
-            heads.set_dim("nI", tok2vec.predict(doc_sample[:1])[0].shape[1])
-        self.cfg["nI"] = heads.get_dim("nI")
-        self._set_model_labels()
-        self.model.initialize(X=doc_sample)
+        self._set_labels(labels["entities"])
+        self._initialize_model(get_examples)
         self._name_docs_cache = {}
         self._hard_cache = {}
 
@@ -433,7 +365,7 @@ class GatedNormalizer(KBPipe):
         pair_start: Optional[numpy.ndarray] = None, pair_end: Optional[numpy.ndarray] = None,
     ) -> Tuple[float, GatedScores]:
         T = scores.ner.shape[1]
-        ner_gold = self._ner_targets(examples, T)
+        ner_gold = self._entity_targets(examples, T)
         pair_doc = self.model.ops.to_numpy(scores.pair_doc) if scores.pair_doc is not None else []
         mid_gold, high_gold = self._pair_targets(examples, list(pair_doc), pair_ids, T, pair_start, pair_end)
         loss, parts, grads = gated_loss_and_gradient(
@@ -552,21 +484,6 @@ class GatedNormalizer(KBPipe):
                 out[cid] = None
         return list(out)
 
-    def _ner_targets(self, examples: Sequence[Example], n_positions: int) -> numpy.ndarray:
-        """Gold NER tag indices (B, T), -1 where unknown (padding, misaligned, unannotated)."""
-        ner = numpy.full((len(examples), n_positions), -1, dtype=numpy.int64)
-        tag_index = {tag: i for i, tag in enumerate(self.ner_tags)}
-        bio = self.cfg["tag_scheme"] == "BIO"
-        for b, eg in enumerate(examples):
-            _, tags = eg.get_aligned_ents_and_ner()
-            for i, tag in enumerate(tags):
-                if tag is None:
-                    continue
-                if bio:
-                    tag = tag.replace("U-", "B-", 1).replace("L-", "I-", 1)
-                ner[b, i] = tag_index.get(tag, -1)
-        return ner
-
     def _pair_targets(
         self, examples: Sequence[Example], pair_doc: Sequence[int], pair_ids: Sequence[str], n_positions: int,
         pair_start: Optional[numpy.ndarray] = None, pair_end: Optional[numpy.ndarray] = None,
@@ -635,13 +552,7 @@ class GatedNormalizer(KBPipe):
         if not any(len(doc) for doc in docs):
             return [[] for _ in docs]
         texts = encode_texts(self.model, docs)
-        tags = self.ner_tags
-        spans_per_doc: List[List[Span]] = []
-        for doc, path in zip(docs, texts.paths):
-            path_tags = [tags[i] for i in path]
-            if self.cfg["tag_scheme"] == "BIO":
-                path_tags = iob_to_biluo(path_tags)
-            spans_per_doc.append(biluo_tags_to_spans(doc, path_tags))
+        spans_per_doc = [self._spans_from_tags(doc, path) for doc, path in zip(docs, texts.paths)]
         all_spans = [s for spans in spans_per_doc for s in spans]
         if self.generator is None or not all_spans:
             return [[SpanCandidates(s.start, s.end, s.label_, []) for s in spans] for spans in spans_per_doc]

@@ -24,15 +24,13 @@ scores back into ``doc.ents``:
 the KB decided; ``span._.medlink_candidates`` the ranked list from the same
 source.
 """
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
-from spacy.errors import Errors
 from spacy.language import Language
 from spacy.tokens import Doc, Span
-from spacy.training import Example, biluo_tags_to_spans, iob_to_biluo, validate_examples, validate_get_examples
+from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, set_dropout_rate
 
@@ -43,14 +41,13 @@ from ..ml.joint_tagger import (
     mer_constraints,
     set_joint_labels,
 )
-from ._kb_pipe import KBPipe
+from ..scoring import NER_NEN_SCORE_WEIGHTS
+from ._kb_pipe import DEFAULT_TOK2VEC_CONFIG, NIL, KBPipe
 from .extensions import install_span_extensions
 
 if TYPE_CHECKING:
     # Imported lazily: spaCy imports every factory module on each spacy.blank.
     from ..kb.candidates import Candidate, CandidateGenerator
-
-NIL = "O"
 
 default_model_config = """
 [model]
@@ -61,38 +58,9 @@ dropout = 0.2
 feedback = "both"
 feedback_init = "uniform"
 use_crf = true
-
-[model.tok2vec]
-@architectures = "spacy.Tok2Vec.v2"
-
-[model.tok2vec.embed]
-@architectures = "spacy.MultiHashEmbed.v2"
-width = 96
-attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
-rows = [5000, 1000, 2500, 2500]
-include_static_vectors = false
-
-[model.tok2vec.encode]
-@architectures = "spacy.MaxoutWindowEncoder.v2"
-width = 96
-depth = 4
-window_size = 1
-maxout_pieces = 3
-"""
+""" + DEFAULT_TOK2VEC_CONFIG
 DEFAULT_JOINT_MODEL = Config().from_str(default_model_config)["model"]
 DEFAULT_JOINT_SCORER = {"@scorers": "medlink.ner_nen_scorer.v1"}
-JOINT_SCORE_WEIGHTS = {
-    "ents_f": 0.5,
-    "ents_p": 0.0,
-    "ents_r": 0.0,
-    "ents_per_type": None,
-    "nen_f": 0.5,
-    "nen_p": 0.0,
-    "nen_r": 0.0,
-    "nen_doc_f": 0.0,
-    "nen_doc_p": 0.0,
-    "nen_doc_r": 0.0,
-}
 
 
 @Language.factory(
@@ -111,7 +79,7 @@ JOINT_SCORE_WEIGHTS = {
         "type_map": {},
         "scorer": DEFAULT_JOINT_SCORER,
     },
-    default_score_weights=JOINT_SCORE_WEIGHTS,
+    default_score_weights=NER_NEN_SCORE_WEIGHTS,
 )
 def make_joint_tagger(
     nlp: Language,
@@ -209,40 +177,19 @@ class JointTagger(KBPipe):
 
     # -- labels -------------------------------------------------------------------
     @property
-    def labels(self) -> Tuple[str, ...]:
-        return tuple(self.cfg["labels"])
-
-    @property
     def concepts(self) -> Tuple[str, ...]:
         """Concept tags of the MEN head; tag 0 is nil, tag i+1 is concepts[i]."""
         return tuple(self.cfg["concepts"])
 
     @property
-    def mer_tags(self) -> Tuple[str, ...]:
-        moves = "BI" if self.cfg["tag_scheme"] == "BIO" else "BILU"
-        return (NIL,) + tuple(f"{m}-{label}" for label in self.labels for m in moves)
-
-    @property
     def label_data(self) -> Dict[str, Any]:
         return {"entities": list(self.labels), "concepts": {c: list(ls) for c, ls in self.cfg["concepts"].items()}}
-
-    def add_label(self, label: str) -> int:
-        """Add an entity label (before initialization only: the heads are sized then)."""
-        if not isinstance(label, str):
-            raise ValueError(Errors.E187)
-        if label in self.labels:
-            return 0
-        if self.model.get_ref("heads").layers:
-            raise ValueError(f"[{self.name}] cannot add label {label!r} after initialization")
-        self.cfg["labels"].append(label)
-        self.vocab.strings.add(label)
-        return 1
 
     def _set_model_labels(self) -> None:
         heads = self.model.get_ref("heads")
         if self.cfg.get("nI") and not heads.has_dim("nI"):
             heads.set_dim("nI", self.cfg["nI"])
-        set_joint_labels(self.model, self.mer_tags, self.cfg["tag_scheme"], len(self.concepts))
+        set_joint_labels(self.model, self.entity_tags, self.cfg["tag_scheme"], len(self.concepts))
         self._cache = {}
 
     # -- training -----------------------------------------------------------------
@@ -270,25 +217,9 @@ class JointTagger(KBPipe):
                     if ent.kb_id_:
                         concepts.setdefault(ent.kb_id_, set()).add(ent.label_)
             labels = {"entities": sorted(entity_labels), "concepts": {c: sorted(concepts[c]) for c in sorted(concepts)}}
-        self.cfg["labels"] = []
-        for label in labels["entities"]:
-            self.cfg["labels"].append(label)
-            self.vocab.strings.add(label)
         self.cfg["concepts"] = {c: list(ls) for c, ls in labels["concepts"].items()}
-        if not self.labels:
-            raise ValueError(Errors.E143.format(name=self.name))
-        doc_sample = [eg.x for eg in islice(get_examples(), 10)]
-        if not doc_sample:
-            raise ValueError(Errors.E923.format(name=self.name))
-        heads = self.model.get_ref("heads")
-        heads.layers[:] = []  # re-initialization starts from fresh heads
-        if not heads.has_dim("nI"):
-            tok2vec = self.model.get_ref("tok2vec")
-            tok2vec.initialize(X=doc_sample)
-            heads.set_dim("nI", tok2vec.predict(doc_sample)[0].shape[1])
-        self.cfg["nI"] = heads.get_dim("nI")
-        self._set_model_labels()
-        self.model.initialize(X=doc_sample)
+        self._set_labels(labels["entities"])
+        self._initialize_model(get_examples)
         self.generator = None
         if kb_path is not None:
             from ..kb.candidates import CandidateGenerator
@@ -333,23 +264,13 @@ class JointTagger(KBPipe):
 
         Unknown: padding, tokens that do not align with the reference, missing
         annotation; for MEN also the tokens of a mention without a concept ID,
-        or with one not among the concept tags.
+        or with one not among the concept tags. MEN's nil is MER's outside.
         """
-        mer = numpy.full((len(examples), n_positions), -1, dtype=numpy.int64)
-        men = numpy.full((len(examples), n_positions), -1, dtype=numpy.int64)
-        tag_index = {tag: i for i, tag in enumerate(self.mer_tags)}
+        mer = self._entity_targets(examples, n_positions)
+        men = numpy.where(mer == self.entity_tags.index(NIL), 0, -1).astype(numpy.int64)
         concept_index = {c: i + 1 for i, c in enumerate(self.concepts)}
-        bio = self.cfg["tag_scheme"] == "BIO"
         for b, eg in enumerate(examples):
-            x_ents, tags = eg.get_aligned_ents_and_ner()
-            for i, tag in enumerate(tags):
-                if tag is None:
-                    continue
-                if bio:
-                    tag = tag.replace("U-", "B-", 1).replace("L-", "I-", 1)
-                mer[b, i] = tag_index.get(tag, -1)
-                if tag == NIL:
-                    men[b, i] = 0
+            x_ents = eg.get_aligned_ents_and_ner()[0]
             ids = {(e.start_char, e.end_char, e.label_): e.kb_id_ for e in eg.reference.ents}
             for ent in x_ents:
                 index = concept_index.get(ids.get((ent.start_char, ent.end_char, ent.label_), ""))
@@ -370,16 +291,12 @@ class JointTagger(KBPipe):
             for doc in docs:
                 doc.ents = []
             return
-        tags = self.mer_tags
         paths = decode_mer(scores, self._constraints())
         ops = self.model.ops
         decided: List[List[Tuple[Span, str, Optional[float], List[List[Any]]]]] = []
         unsure: List[Tuple[int, int, numpy.ndarray]] = []  # (doc, span, pooled MEN) for the KB
         for d, (doc, path) in enumerate(zip(docs, paths)):
-            path_tags = [tags[i] for i in path]
-            if self.cfg["tag_scheme"] == "BIO":
-                path_tags = iob_to_biluo(path_tags)
-            spans = biluo_tags_to_spans(doc, path_tags)
+            spans = self._spans_from_tags(doc, path)
             rows = ops.to_numpy(scores.men_rows[d, : len(doc)]) if spans else None
             doc_out = []
             for span in spans:

@@ -125,7 +125,7 @@ def test_initialize_infers_labels_and_loads_kb(kb_dir):
     nlp.initialize(lambda: _examples(nlp))
     gn = nlp.get_pipe(NAME)
     assert gn.labels == ("Chemical", "Disease")
-    assert gn.ner_tags == ("O", "B-Chemical", "I-Chemical", "L-Chemical", "U-Chemical",
+    assert gn.entity_tags == ("O", "B-Chemical", "I-Chemical", "L-Chemical", "U-Chemical",
                            "B-Disease", "I-Disease", "L-Disease", "U-Disease")
     assert gn.cfg["concepts"] == ["D001241", "D007052", "D013276", "D014456"]
     assert gn.generator is not None and gn.cfg["mention_names"] == {}  # every concept is in the KB
@@ -136,7 +136,7 @@ def test_initialize_infers_labels_and_loads_kb(kb_dir):
     gn.initialize(lambda: _examples(nlp), nlp=nlp, labels={"entities": ["Disease"], "concepts": ["D014456"]},
                   kb_path=kb_dir)
     assert gn.labels == ("Disease",) and gn.label_data == {"entities": ["Disease"], "concepts": ["D014456"]}
-    assert gn.ner_tags == ("O", "B-Disease", "I-Disease", "L-Disease", "U-Disease")
+    assert gn.entity_tags == ("O", "B-Disease", "I-Disease", "L-Disease", "U-Disease")
 
 
 def test_concepts_missing_from_kb_are_named_by_their_mentions():

@@ -112,7 +112,7 @@ def test_initialize_infers_labels():
     assert jt.labels == ("Chemical", "Disease")
     assert jt.concepts == ("D001241", "D007052", "D014456")
     assert jt.label_data["concepts"]["D014456"] == ["Disease"]
-    assert jt.mer_tags == ("O", "B-Chemical", "I-Chemical", "L-Chemical", "U-Chemical",
+    assert jt.entity_tags == ("O", "B-Chemical", "I-Chemical", "L-Chemical", "U-Chemical",
                            "B-Disease", "I-Disease", "L-Disease", "U-Disease")
     # given labels (as `spacy init labels` writes them) win over the data
     nlp2 = _make_nlp()
@@ -121,7 +121,7 @@ def test_initialize_infers_labels():
     jt2 = nlp2.get_pipe("medlink_joint_tagger")
     jt2.initialize(lambda: _examples(nlp2), nlp=nlp2, labels=labels)
     assert jt2.labels == ("Disease",) and jt2.concepts == ("D014456",)
-    assert jt2.mer_tags == ("O", "B-Disease", "I-Disease")
+    assert jt2.entity_tags == ("O", "B-Disease", "I-Disease")
 
 
 def test_targets_mark_unknowns():
@@ -132,7 +132,7 @@ def test_targets_mark_unknowns():
     nlp.initialize(lambda: examples)
     jt = nlp.get_pipe("medlink_joint_tagger")
     mer, men = jt._targets(examples[-1:], 6)
-    tags, concepts = jt.mer_tags, ("O",) + jt.concepts
+    tags, concepts = jt.entity_tags, ("O",) + jt.concepts
     assert [tags[i] for i in mer[0, :5]] == ["O", "B-Disease", "O", "O", "O"]
     assert mer[0, 5] == -1  # padding
     assert men[0].tolist() == [0, -1, 0, 0, 0, -1]
