@@ -3,17 +3,15 @@ corpus and KB learned to perfection, serialization round trips, concept
 encodings for the batch's candidates only, and clear errors for bad settings."""
 from pathlib import Path
 
-import numpy
 import pytest
 import spacy
 import srsly
-from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
 
 import spacy_medlink.pipeline.gated_normalizer as gated_pipe  # registers the factory without entry points
-from spacy_medlink.kb.candidates import CandidateGenerator
-from spacy_medlink.kb.concept_kb import Concept, ConceptKB
 from spacy_medlink.ml.torch_wrapper import serialize_torch_module
+
+from .helpers import TINY_TOK2VEC, ent_outputs, make_examples
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 NAME = "medlink_gated_normalizer"
@@ -48,14 +46,7 @@ def _model_config(**overrides):
         "use_high": True,
         "fusion": "gate",
         "attention": "attention",
-        "tok2vec": {
-            "@architectures": "spacy.Tok2Vec.v2",
-            "embed": {"@architectures": "spacy.MultiHashEmbed.v2", "width": 32,
-                      "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"], "rows": [500, 100, 100, 100],
-                      "include_static_vectors": False},
-            "encode": {"@architectures": "spacy.MaxoutWindowEncoder.v2", "width": 32, "depth": 1,
-                       "window_size": 1, "maxout_pieces": 2},
-        },
+        "tok2vec": TINY_TOK2VEC,
     }
     config.update(overrides)
     return config
@@ -71,12 +62,7 @@ def _make_nlp(model=None, **cfg):
 
 
 def _examples(nlp, data=TRAIN_DATA):
-    examples = []
-    for text, ents in data:
-        ref = nlp.make_doc(text)
-        ref.ents = [ref.char_span(s, e, label=label, kb_id=kb_id) for s, e, label, kb_id in ents]
-        examples.append(Example(nlp.make_doc(text), ref))
-    return examples
+    return make_examples(nlp, data)
 
 
 def _train(nlp, examples, kb_path, n_iter=100):
@@ -88,27 +74,6 @@ def _train(nlp, examples, kb_path, n_iter=100):
     for _ in range(n_iter):
         losses.append(nlp.update(examples, sgd=optimizer, losses={})[NAME])
     return losses
-
-
-def _predicted(nlp, texts):
-    return [
-        [(e.start_char, e.end_char, e.label_, e.kb_id_, e._.medlink_score, e._.medlink_candidates) for e in doc.ents]
-        for doc in nlp.pipe(texts)
-    ]
-
-
-@pytest.fixture(scope="module")
-def kb_dir(tmp_path_factory) -> Path:
-    kb = ConceptKB()
-    kb.add(Concept("D001241", "Aspirin", ("acetylsalicylic acid",), ("Chemical",)))
-    kb.add(Concept("D007052", "Ibuprofen", (), ("Chemical",)))
-    kb.add(Concept("D014456", "Ulcer", ("ulcers",), ("Disease",)))
-    kb.add(Concept("D013276", "Stomach Ulcer", ("gastric ulcer",), ("Disease",)))
-    kb.add(Concept("D003920", "Diabetes Mellitus", (), ("Disease",)))
-    kb.add(Concept("D010146", "Pain", (), ("Disease",)))
-    path = tmp_path_factory.mktemp("kb") / "kb"
-    CandidateGenerator(kb).to_disk(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +158,7 @@ def test_loss_decreases_and_overfits(trained):
     assert losses[-1] < losses[0] / 5
     gn = nlp.get_pipe(NAME)
     assert set(gn._cache["last_loss_parts"]) == {"low", "mid", "high"}
-    predicted = _predicted(nlp, [text for text, _ in TRAIN_DATA])
+    predicted = ent_outputs(nlp, [text for text, _ in TRAIN_DATA])
     for (text, gold), pred in zip(TRAIN_DATA, predicted):
         assert [p[:4] for p in pred] == gold, text
         for p in pred:
@@ -212,7 +177,7 @@ def test_heads_not_string_match_decide(trained):
     old = gn.cfg["kb_score_weight"]
     try:
         gn.cfg["kb_score_weight"] = 0.0
-        predicted = _predicted(nlp, [text for text, _ in TRAIN_DATA])
+        predicted = ent_outputs(nlp, [text for text, _ in TRAIN_DATA])
         for (text, gold), pred in zip(TRAIN_DATA, predicted):
             assert [p[:4] for p in pred] == gold, text
         # Disease spans only get Disease candidates (typed lookup)
@@ -266,25 +231,25 @@ def test_serialization_round_trips(trained, tmp_path):
     nlp, _ = trained
     texts = [text for text, _ in TRAIN_DATA] + ["Gastric ulcer after aspirin and ibuprofen."]
     gn = nlp.get_pipe(NAME)
-    expected = _predicted(nlp, texts)
+    expected = ent_outputs(nlp, texts)
 
     nlp2 = _make_nlp()
     gn2 = nlp2.get_pipe(NAME)
     gn2.from_bytes(gn.to_bytes())
     assert gn2.generator is not None and gn2.cfg == gn.cfg
-    assert _predicted(nlp2, texts) == expected
+    assert ent_outputs(nlp2, texts) == expected
 
     gn.to_disk(tmp_path / "pipe")
     assert (tmp_path / "pipe" / "kb").is_dir()
     nlp3 = _make_nlp()
     nlp3.get_pipe(NAME).from_disk(tmp_path / "pipe")
-    assert _predicted(nlp3, texts) == expected
+    assert ent_outputs(nlp3, texts) == expected
 
     nlp.to_disk(tmp_path / "nlp")
-    assert _predicted(spacy.load(tmp_path / "nlp"), texts) == expected
+    assert ent_outputs(spacy.load(tmp_path / "nlp"), texts) == expected
     nlp4 = spacy.blank("en").from_config(nlp.config)
     nlp4.from_bytes(nlp.to_bytes())
-    assert _predicted(nlp4, texts) == expected
+    assert ent_outputs(nlp4, texts) == expected
 
     from spacy_medlink.ml.gated_normalizer import torch_module
 
@@ -299,11 +264,11 @@ def test_v2_matching_features_learn_and_round_trip(kb_dir, tmp_path):
     losses = _train(nlp, _examples(nlp), kb_dir)
     assert losses[-1] < losses[0] / 5
     texts = [text for text, _ in TRAIN_DATA]
-    predicted = _predicted(nlp, texts)
+    predicted = ent_outputs(nlp, texts)
     for (text, gold), pred in zip(TRAIN_DATA, predicted):
         assert [p[:4] for p in pred] == gold, text
     nlp.to_disk(tmp_path / "nlp")
-    assert _predicted(spacy.load(tmp_path / "nlp"), texts) == predicted
+    assert ent_outputs(spacy.load(tmp_path / "nlp"), texts) == predicted
     from spacy_medlink.ml.gated_normalizer import torch_module
 
     state = srsly.msgpack_loads(serialize_torch_module(torch_module(nlp.get_pipe(NAME).model)))
@@ -408,9 +373,9 @@ def test_minilm_config_trains_and_round_trips(kb_dir, tmp_path):
     losses = [nlp.update(examples, sgd=optimizer, losses={})["gated_normalizer"] for _ in range(6)]
     assert losses[-1] < losses[0]
     texts = [text for text, _ in TRAIN_DATA]
-    expected = _predicted(nlp, texts)
+    expected = ent_outputs(nlp, texts)
     nlp.to_disk(tmp_path / "nlp")
-    assert _predicted(spacy.load(tmp_path / "nlp"), texts) == expected
+    assert ent_outputs(spacy.load(tmp_path / "nlp"), texts) == expected
 
 
 def _two_sentence_data():
@@ -474,10 +439,10 @@ def test_sentence_pairs_learn_and_round_trip(kb_dir, tmp_path):
     losses = _train(nlp, _examples(nlp, data), kb_dir)
     assert losses[-1] < losses[0] / 5
     texts = [text for text, _ in data]
-    predicted = _predicted(nlp, texts)
+    predicted = ent_outputs(nlp, texts)
     for (text, gold), pred in zip(data, predicted):
         assert [p[:4] for p in pred] == gold, text
     nlp.to_disk(tmp_path / "nlp")
     nlp2 = spacy.load(tmp_path / "nlp")
     assert nlp2.get_pipe(NAME).cfg["pair_context"] == "sentence"
-    assert _predicted(nlp2, texts) == predicted
+    assert ent_outputs(nlp2, texts) == predicted

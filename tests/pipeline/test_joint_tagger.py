@@ -7,13 +7,12 @@ import numpy
 import pytest
 import spacy
 import srsly
-from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
 
-from spacy_medlink.kb.candidates import CandidateGenerator
-from spacy_medlink.kb.concept_kb import Concept, ConceptKB
 from spacy_medlink.ml.crf import is_valid
 from spacy_medlink.ml.torch_wrapper import serialize_torch_module
+
+from .helpers import TINY_TOK2VEC, ent_outputs, make_examples
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 
@@ -38,24 +37,12 @@ def _model_config(feedback="both", use_crf=True, feedback_init="uniform"):
         "feedback": feedback,
         "feedback_init": feedback_init,
         "use_crf": use_crf,
-        "tok2vec": {
-            "@architectures": "spacy.Tok2Vec.v2",
-            "embed": {"@architectures": "spacy.MultiHashEmbed.v2", "width": 32,
-                      "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"], "rows": [500, 100, 100, 100],
-                      "include_static_vectors": False},
-            "encode": {"@architectures": "spacy.MaxoutWindowEncoder.v2", "width": 32, "depth": 1,
-                       "window_size": 1, "maxout_pieces": 2},
-        },
+        "tok2vec": TINY_TOK2VEC,
     }
 
 
 def _examples(nlp, data=TRAIN_DATA):
-    examples = []
-    for text, ents in data:
-        ref = nlp.make_doc(text)
-        ref.ents = [ref.char_span(s, e, label=label, kb_id=kb_id) for s, e, label, kb_id in ents]
-        examples.append(Example(nlp.make_doc(text), ref))
-    return examples
+    return make_examples(nlp, data)
 
 
 def _train(nlp, examples, n_iter=25, kb_path=None):
@@ -73,28 +60,6 @@ def _make_nlp(tag_scheme="BIO", **model):
     nlp = spacy.blank("en")
     nlp.add_pipe("medlink_joint_tagger", config={"model": _model_config(**model), "tag_scheme": tag_scheme})
     return nlp
-
-
-def _predicted(nlp, texts):
-    return [
-        [(e.start_char, e.end_char, e.label_, e.kb_id_, e._.medlink_score, e._.medlink_candidates) for e in doc.ents]
-        for doc in nlp.pipe(texts)
-    ]
-
-
-@pytest.fixture(scope="module")
-def kb_dir(tmp_path_factory) -> Path:
-    """A tiny KB: the three training concepts, plus "gastric ulcer" as its own
-    concept (D013276, never seen in training)."""
-    kb = ConceptKB()
-    kb.add(Concept("D001241", "Aspirin", ("acetylsalicylic acid",), ("Chemical",)))
-    kb.add(Concept("D007052", "Ibuprofen", (), ("Chemical",)))
-    kb.add(Concept("D014456", "Ulcer", ("ulcers",), ("Disease",)))
-    kb.add(Concept("D013276", "Stomach Ulcer", ("gastric ulcer",), ("Disease",)))
-    kb.add(Concept("D003920", "Diabetes Mellitus", (), ("Disease",)))
-    path = tmp_path_factory.mktemp("kb") / "kb"
-    CandidateGenerator(kb).to_disk(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +114,7 @@ def test_overfitting_ner_and_nen(feedback, use_crf, tag_scheme, feedback_init):
     nlp = _make_nlp(tag_scheme=tag_scheme, feedback=feedback, use_crf=use_crf, feedback_init=feedback_init)
     examples = _examples(nlp)
     _train(nlp, examples)
-    predicted = _predicted(nlp, [text for text, _ in TRAIN_DATA])
+    predicted = ent_outputs(nlp, [text for text, _ in TRAIN_DATA])
     for (text, gold), pred in zip(TRAIN_DATA, predicted):
         assert [p[:4] for p in pred] == gold, text
         for p in pred:
@@ -185,7 +150,7 @@ def test_predictions_are_valid_and_empty_docs(trained):
 def test_serialization_round_trips(trained, tmp_path):
     texts = [text for text, _ in TRAIN_DATA] + ["Gastric ulcer after aspirin and ibuprofen."]
     jt = trained.get_pipe("medlink_joint_tagger")
-    expected = _predicted(trained, texts)
+    expected = ent_outputs(trained, texts)
     raw = jt.predict([trained.make_doc(t) for t in texts])
 
     # to_bytes / from_bytes into a fresh, uninitialized pipe
@@ -193,7 +158,7 @@ def test_serialization_round_trips(trained, tmp_path):
     jt2 = nlp2.add_pipe("medlink_joint_tagger", config={"model": _model_config(), "use_abbreviations": False})
     jt2.from_bytes(jt.to_bytes())
     assert jt2.generator is not None and jt2.cfg == jt.cfg
-    assert _predicted(nlp2, texts) == expected
+    assert ent_outputs(nlp2, texts) == expected
     raw2 = jt2.predict([nlp2.make_doc(t) for t in texts])
     for a, b in zip(raw, raw2):
         if a is not None:
@@ -205,11 +170,11 @@ def test_serialization_round_trips(trained, tmp_path):
     nlp3 = spacy.blank("en")
     jt3 = nlp3.add_pipe("medlink_joint_tagger", config={"model": _model_config(), "use_abbreviations": False})
     jt3.from_disk(tmp_path / "pipe")
-    assert _predicted(nlp3, texts) == expected
+    assert ent_outputs(nlp3, texts) == expected
 
     # the whole pipeline, through spacy.load
     trained.to_disk(tmp_path / "nlp")
-    assert _predicted(spacy.load(tmp_path / "nlp"), texts) == expected
+    assert ent_outputs(spacy.load(tmp_path / "nlp"), texts) == expected
 
     # torch weights are stored as raw arrays in msgpack, not pickled
     state = srsly.msgpack_loads(serialize_torch_module(jt.model.get_ref("heads").layers[0].shims[0]._model))
@@ -300,6 +265,6 @@ def test_minilm_config_trains_and_round_trips(kb_dir, tmp_path):
     losses = [nlp.update(examples, sgd=optimizer, losses={})["joint_tagger"] for _ in range(6)]
     assert losses[-1] < losses[0]
     texts = [text for text, _ in TRAIN_DATA]
-    expected = _predicted(nlp, texts)
+    expected = ent_outputs(nlp, texts)
     nlp.to_disk(tmp_path / "nlp")
-    assert _predicted(spacy.load(tmp_path / "nlp"), texts) == expected
+    assert ent_outputs(spacy.load(tmp_path / "nlp"), texts) == expected
