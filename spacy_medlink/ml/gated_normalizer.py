@@ -245,16 +245,21 @@ def _init(model: Model, X: Any = None, Y: Any = None) -> None:
 
 
 def _forward(model: Model, batch: GatedBatch, is_train: bool) -> Tuple[GatedScores, Callable]:
+    """Texts and concept names go through the encoder in two calls: in one, a
+    transformer pads each few-wordpiece name to the texts' window length (on
+    NCBI with MiniLM that made most of an update's cost)."""
     tok2vec, heads = model.get_ref("tok2vec"), model.get_ref("heads")
-    n_docs = len(batch.docs)
-    feats, bp_feats = tok2vec(list(batch.docs) + list(batch.name_docs), is_train)
-    inputs = (feats[:n_docs], feats[n_docs:], batch.name_concept, batch.n_concepts, batch.pair_doc, batch.pair_concept,
+    text_feats, bp_text = tok2vec(list(batch.docs), is_train)
+    name_feats, bp_names = tok2vec(list(batch.name_docs), is_train) if batch.name_docs else ([], None)
+    inputs = (text_feats, name_feats, batch.name_concept, batch.n_concepts, batch.pair_doc, batch.pair_concept,
               batch.pair_start, batch.pair_end)
     scores, bp_scores = heads(inputs, is_train)
 
     def backprop(d_scores: GatedScores) -> GatedBatch:
         d_text, d_names = bp_scores(d_scores)
-        bp_feats(list(d_text) + list(d_names))
+        bp_text(list(d_text))
+        if bp_names is not None:
+            bp_names(list(d_names))
         return batch
 
     return scores, backprop

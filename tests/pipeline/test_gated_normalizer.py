@@ -153,6 +153,28 @@ def test_training_samples_and_targets(kb_dir):
     assert len(draws) > 1
 
 
+def test_update_encodes_texts_and_names_apart(kb_dir):
+    """One encoder call for the texts, one for the concept names: together, a
+    transformer would pad every name to the texts' length."""
+    nlp = _make_nlp()
+    examples = _examples(nlp)
+    nlp.config["initialize"]["components"][NAME] = {"kb_path": str(kb_dir)}
+    nlp.initialize(lambda: examples)
+    tok2vec = nlp.get_pipe(NAME).model.get_ref("tok2vec")
+    calls, forward = [], tok2vec._func
+
+    def recording(model, docs, is_train):
+        calls.append([doc.text for doc in docs])
+        return forward(model, docs, is_train)
+
+    tok2vec._func = recording
+    fix_random_seed(0)
+    nlp.update(examples[:2], sgd=Adam(0.01))
+    texts = [eg.predicted.text for eg in examples[:2]]
+    assert len(calls) == 2 and calls[0] == texts
+    assert calls[1] and not set(calls[1]) & set(texts)  # names only
+
+
 def test_loss_decreases_and_overfits(trained):
     nlp, losses = trained
     assert losses[-1] < losses[0] / 5
