@@ -13,7 +13,7 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from .pipeline.test_joint_tagger import _examples, _model_config, _train, kb_dir  # noqa: F401 (fixture)
+from .pipeline.test_joint_tagger import _examples, _model_config, _train
 
 NAME = "medlink_tiny"
 

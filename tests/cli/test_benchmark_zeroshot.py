@@ -5,7 +5,7 @@ from typer.testing import CliRunner
 
 from spacy_medlink.cli import app
 
-from ..pipeline.test_joint_tagger import _examples, kb_dir, trained  # noqa: F401 (fixtures)
+from ..pipeline.test_joint_tagger import _examples, trained  # noqa: F401 (fixture)
 
 
 def test_zeroshot_splits_by_training_concepts(trained, tmp_path):  # noqa: F811

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from spacy_medlink.cli import app
 from spacy_medlink.cli.tune import sweep_threshold
 
-from ..pipeline.test_joint_tagger import _examples, kb_dir, trained  # noqa: F401 (fixtures)
+from ..pipeline.test_joint_tagger import _examples, trained  # noqa: F401 (fixture)
 
 
 def test_sweep_scores_each_threshold(trained):  # noqa: F811

@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from spacy_medlink.cli import app
 
-from ..pipeline.test_gated_normalizer import NAME, _examples, kb_dir, trained  # noqa: F401 (fixtures)
+from ..pipeline.test_gated_normalizer import NAME, _examples, trained  # noqa: F401 (fixture)
 
 
 def test_tune_resolution_cli_sweeps_the_grid(trained, tmp_path):  # noqa: F811
