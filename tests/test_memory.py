@@ -12,6 +12,8 @@ import pytest
 from spacy.language import Language
 from spacy.util import registry
 
+import spacy_medlink.memory  # noqa: F401 (registers the callback without entry points)
+
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt, /proc")
 
 SCENARIO = textwrap.dedent(
