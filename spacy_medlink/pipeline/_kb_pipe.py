@@ -20,8 +20,7 @@ if TYPE_CHECKING:
     from ..kb.candidates import CandidateGenerator
 
 
-NIL = "O"
-"""The outside tag: index 0 of `KBPipe.entity_tags`."""
+NIL = "O"  # the outside tag: index 0 of `KBPipe.entity_tags`
 
 # The encoder both components default to (spaCy's CPU tok2vec); each factory
 # puts its own [model] section above it.
