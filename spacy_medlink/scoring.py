@@ -130,3 +130,70 @@ def make_ner_nen_scorer() -> Callable[..., Dict[str, Any]]:
 NEN_SCORE_WEIGHTS = {"nen_f": 1.0, "nen_p": 0.0, "nen_r": 0.0, "nen_doc_f": 0.0, "nen_doc_p": 0.0, "nen_doc_r": 0.0}
 # components that find and link: entity F and mention-level normalization F count alike
 NER_NEN_SCORE_WEIGHTS = {"ents_f": 0.5, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None, **NEN_SCORE_WEIGHTS, "nen_f": 0.5}
+
+
+# -- nested (span) recognition -----------------------------------------------------
+_Span = Tuple[int, int, str]
+
+
+def _overlapping(spans: Set[_Span]) -> Set[_Span]:
+    """The spans that share a character with another span of the set (nested or crossing)."""
+    ordered = sorted(spans)
+    out: Set[_Span] = set()
+    for i, a in enumerate(ordered):
+        for b in ordered[i + 1 :]:
+            if b[0] >= a[1]:
+                break
+            out.update((a, b))
+    return out
+
+
+def score_nested_spans(examples: Iterable[Example], *, spans_key: str = "nested", **kwargs) -> Dict[str, Any]:
+    """Exact-match P/R/F over every span of ``doc.spans[spans_key]`` (start,
+    end, label), overall and per label, as spaCy's ``score_spans`` with
+    overlaps allowed (same keys: ``spans_{key}_p/r/f/per_type``), plus the
+    breakdown into flat and nested spans: a span is *nested* when it shares a
+    character with another span of the same doc (gold with gold, predicted
+    with predicted; any labels), *flat* otherwise. ``spans_{key}_nested_r``
+    is the recall on nested gold spans, the number nested-NER papers report.
+    A reference without the key has no annotation and is skipped."""
+    totals = defaultdict(PRFScore)  # "all", "flat", "nested"
+    per_type = defaultdict(PRFScore)
+    for eg in examples:
+        if spans_key not in eg.reference.spans:
+            continue
+        gold = {(s.start_char, s.end_char, s.label_) for s in eg.reference.spans[spans_key]}
+        pred = {(s.start_char, s.end_char, s.label_) for s in eg.predicted.spans.get(spans_key, [])}
+        totals["all"].score_set(pred, gold)
+        for label in {s[2] for s in gold | pred}:
+            per_type[label].score_set({s for s in pred if s[2] == label}, {s for s in gold if s[2] == label})
+        gold_nested, pred_nested = _overlapping(gold), _overlapping(pred)
+        totals["nested"].score_set(pred_nested, gold_nested)
+        totals["flat"].score_set(pred - pred_nested, gold - gold_nested)
+    prefix = f"spans_{spans_key}"
+    out = _prf_dict(totals["all"], per_type, prefix)
+    for part in ("flat", "nested"):
+        score = totals[part]
+        out[f"{prefix}_{part}_p"] = score.precision if len(totals["all"]) else None
+        out[f"{prefix}_{part}_r"] = score.recall if len(totals["all"]) else None
+        out[f"{prefix}_{part}_f"] = score.fscore if len(totals["all"]) else None
+        out[f"{prefix}_{part}_gold"] = score.tp + score.fn
+    return out
+
+
+@registry.scorers("medlink.nested_spans_scorer.v1")
+def make_nested_spans_scorer(spans_key: str = "nested") -> Callable[..., Dict[str, Any]]:
+    """For nested recognizers (and spaCy's spancat, for a like-for-like peer):
+    span P/R/F with the flat/nested breakdown. A `spans_key` given by the
+    calling component (spancat passes its own) wins over this default."""
+
+    def scorer(examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
+        kwargs.setdefault("spans_key", spans_key)
+        return score_nested_spans(examples, **kwargs)
+
+    return scorer
+
+
+NESTED_SCORE_WEIGHTS = {
+    "spans_nested_f": 1.0, "spans_nested_p": 0.0, "spans_nested_r": 0.0, "spans_nested_per_type": None,
+}

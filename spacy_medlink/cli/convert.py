@@ -26,6 +26,7 @@ class CorpusFormat(str, Enum):
     pubtator = "pubtator"
     cmeee = "cmeee"
     genia = "genia"
+    ccks2019 = "ccks2019"
 
 
 class Misaligned(str, Enum):
@@ -41,7 +42,7 @@ def convert_cli(
     file_format: CorpusFormat = typer.Option(..., "--format", "-f", help="Input format"),
     name: Optional[str] = typer.Option(None, "--name", "-n", help="Output file stem (default: the input name without suffixes, plus _SPLIT)"),
     label_map: Optional[str] = typer.Option(None, "--label-map", "-l", help="pubtator: type -> label, as a preset (ncbi), a JSON object or a .json file"),
-    split: Optional[str] = typer.Option(None, "--split", "-s", help="genia (JSONL): keep one split only (train, dev, test)"),
+    split: Optional[str] = typer.Option(None, "--split", "-s", help="genia (JSONL): keep one split only (train, dev, test); ccks2019: train (records 0-799) or dev (800-999)"),
     misaligned: Misaligned = typer.Option(Misaligned.expand, "--misaligned", "-m", help="pubtator: widen mentions that split a token to token boundaries, or drop them"),
     lenient: bool = typer.Option(False, "--lenient", help="pubtator: drop and count malformed mention lines instead of stopping"),
     drop_duplicates: bool = typer.Option(False, "--drop-duplicates", help="pubtator: drop a document whose PMID was seen before (default keeps it, as the official counts do)"),
@@ -49,7 +50,7 @@ def convert_cli(
     base: Optional[Path] = typer.Option(None, "--base", "-b", help="Pipeline whose tokenizer to use (default: the biomedical tokenizer; blank 'zh' for cmeee)"),
     # fmt: on
 ) -> None:
-    """Convert a PubTator, CMeEE or GENIA file to OUTPUT_DIR/NAME.spacy and NAME.report.json."""
+    """Convert a PubTator, CMeEE, GENIA or CCKS 2019 file to OUTPUT_DIR/NAME.spacy and NAME.report.json."""
     if file_format != CorpusFormat.pubtator:
         given = {
             "--label-map": label_map is not None,
@@ -60,8 +61,8 @@ def convert_cli(
         for option, is_given in given.items():
             if is_given:
                 msg.fail(f"{option} only applies to --format pubtator", exits=1)
-    if split is not None and file_format != CorpusFormat.genia:
-        msg.fail("--split only applies to --format genia", exits=1)
+    if split is not None and file_format not in (CorpusFormat.genia, CorpusFormat.ccks2019):
+        msg.fail("--split only applies to --format genia and ccks2019", exits=1)
     nlp = _tokenizer_nlp(file_format, base)
     report = ConversionReport(source=str(input_path))
     try:
@@ -108,7 +109,7 @@ def _tokenizer_nlp(file_format: CorpusFormat, base: Optional[Path]) -> Language:
 
     if base is not None:
         return spacy.load(base)
-    if file_format == CorpusFormat.cmeee:
+    if file_format in (CorpusFormat.cmeee, CorpusFormat.ccks2019):
         return spacy.blank("zh")  # one token per character: every entity aligns
     from ..tokenizer import biomed_nlp
 
@@ -144,6 +145,10 @@ def _read(
         from ..corpora.cmeee import read_cmeee
 
         return read_cmeee(path, nlp, report)
+    if file_format == CorpusFormat.ccks2019:
+        from ..corpora.ccks2019 import read_ccks2019
+
+        return read_ccks2019(path, nlp, report, split=split)
     if ".iob2" in path.suffixes:
         if split is not None:
             raise ValueError("--split applies to the GENIA JSONL; an .iob2 file is one split already")

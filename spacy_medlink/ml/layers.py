@@ -1,0 +1,178 @@
+"""Torch layers that any medlink model can use: BiLSTM over padded batches,
+conditional LayerNorm, a banded Biaffine span scorer and learnable loss
+weights. Each is a plain ``torch.nn.Module``; model builders in this package
+put them together and wrap the result with `wrap_torch_module`.
+
+Shapes: a batch is padded to (N, T, width) with a ``lengths`` (N,) tensor;
+positions past a row's length are padding.
+"""
+from typing import Dict, Tuple
+
+import torch
+
+LOSS_WEIGHTINGS = ("paper", "uncertainty", "fixed")
+
+
+def length_mask(lengths: torch.Tensor, T: int) -> torch.Tensor:
+    """(N, T) bool, True on the first ``lengths[n]`` positions of row n."""
+    return torch.arange(T, device=lengths.device)[None, :] < lengths.to(torch.long)[:, None]
+
+
+class BiLSTM(torch.nn.Module):
+    """A bidirectional LSTM that skips the padding (packed sequences).
+
+    width is the output width (both directions together), so it must be even.
+    """
+
+    def __init__(self, nI: int, width: int, depth: int = 1, dropout: float = 0.0) -> None:
+        super().__init__()
+        if width % 2:
+            raise ValueError(f"BiLSTM width must be even (two directions), not {width}")
+        self.nO = width
+        self.lstm = torch.nn.LSTM(
+            nI, width // 2, num_layers=depth, bidirectional=True, batch_first=True,
+            dropout=dropout if depth > 1 else 0.0,
+        )
+
+    def forward(self, X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if X.shape[0] == 0 or X.shape[1] == 0:
+            return X.new_zeros(X.shape[:2] + (self.nO,))
+        packed = torch.nn.utils.rnn.pack_padded_sequence(
+            X, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
+        )
+        out, _ = self.lstm(packed)
+        out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=X.shape[1])
+        return out
+
+
+class ConditionalLayerNorm(torch.nn.Module):
+    """LayerNorm whose gain and bias are functions of a condition vector.
+
+    ``y = (1 + W_g c) ⊙ (x - μ)/σ + W_b c``, with W_g and W_b zero at the
+    start, so an untrained layer is a plain LayerNorm (the construction of
+    Su, 2019, used for type-conditioned encoders: one set of encoder
+    features, modulated per condition). x (N, T, H) and c (K, C) give
+    (N, K, T, H): every row of x under every condition.
+    """
+
+    def __init__(self, width: int, cond_width: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.gain = torch.nn.Linear(cond_width, width, bias=False)
+        self.bias = torch.nn.Linear(cond_width, width, bias=False)
+        torch.nn.init.zeros_(self.gain.weight)
+        torch.nn.init.zeros_(self.bias.weight)
+
+    def forward(self, X: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        mean = X.mean(dim=-1, keepdim=True)
+        var = X.var(dim=-1, keepdim=True, unbiased=False)
+        normed = (X - mean) / torch.sqrt(var + self.eps)  # (N, T, H)
+        gain = 1.0 + self.gain(cond)  # (K, H)
+        bias = self.bias(cond)
+        return normed[:, None] * gain[None, :, None, :] + bias[None, :, None, :]
+
+
+class Biaffine(torch.nn.Module):
+    """Scores of (start, end) token pairs, ``r = h_sᵀ U h_e + W(h_s ⊕ h_e) + b``
+    (Dozat & Manning, 2017; Yu et al., 2020 for NER), one score per class.
+
+    Only spans of at most ``max_length`` tokens are scored, as a band:
+    ``scores[n, i, l]`` is the span from token i to token i + l (inclusive),
+    so memory is (N, T, max_length, C) rather than (N, T, T, C). Band cells
+    past the end of the row are left for the caller to mask.
+    """
+
+    def __init__(self, width: int, n_classes: int) -> None:
+        super().__init__()
+        self.U = torch.nn.Parameter(torch.empty(n_classes, width, width))
+        torch.nn.init.xavier_uniform_(self.U)
+        self.W = torch.nn.Linear(2 * width, n_classes)
+
+    def forward(
+        self, starts: torch.Tensor, ends: torch.Tensor, max_length: int, block: int = 128
+    ) -> torch.Tensor:
+        N, T, D = starts.shape
+        C = self.U.shape[0]
+        L = max(1, min(max_length, T))
+        w_start, w_end = self.W.weight[:, :D], self.W.weight[:, D:]
+        sU = (starts @ self.U.permute(1, 0, 2).reshape(D, C * D)).view(N, T, C, D)
+        lin_start = starts @ w_start.T + self.W.bias  # (N, T, C)
+        # zero rows past the end, so every band cell has an end vector
+        ends = torch.nn.functional.pad(ends, (0, 0, 0, L - 1))
+        lin_end = ends @ w_end.T  # (N, T + L - 1, C)
+        pieces = []
+        # Rows in blocks: each block scores its starts against the ends it can
+        # reach, (N, rows, C, rows + L - 1), and keeps the band; memory stays
+        # bounded for long documents.
+        for r0 in range(0, T, block):
+            r1 = min(T, r0 + block)
+            rows, cols = r1 - r0, r1 - r0 + L - 1
+            scores = torch.einsum("nrcd,nkd->nrck", sU[:, r0:r1], ends[:, r0 : r0 + cols])
+            scores = scores + lin_end[:, r0 : r0 + cols].transpose(1, 2)[:, None]
+            scores = scores.contiguous()
+            sN, sR, sC, sK = scores.stride()
+            # band[n, i, c, l] = scores[n, i, c, i + l]
+            band = scores.as_strided((N, rows, C, L), (sN, sR + sK, sC, sK))
+            pieces.append(band + lin_start[:, r0:r1, :, None])
+        return torch.cat(pieces, dim=1).permute(0, 1, 3, 2)  # (N, T, L, C)
+
+
+class LossWeights(torch.nn.Module):
+    """How two task losses are combined, with two learnable numbers.
+
+    * "paper" (MRC-MTL-MS): ``α·L1 + β·L2`` with ``(α, β) = softmax(w)``,
+      so both are positive and sum to 1, 0.5 each at the start. The
+      gradient of w is ``α(L1 - total)`` for w₁: it moves weight onto the
+      *smaller* loss, so with nothing to hold it, one task's weight tends
+      to 1 and the other's to 0.
+    * "uncertainty" (Kendall et al., 2018, homoscedastic uncertainty):
+      ``Σᵢ exp(-sᵢ)·Lᵢ + sᵢ``, sᵢ = log σᵢ² learned. The regularizer sᵢ
+      stops a weight from vanishing: the optimum is exp(-sᵢ) = 1/Lᵢ, so
+      each task is scaled by its own loss level, not zeroed.
+    * "fixed": ``α·L1 + β·L2`` with α and β from the config.
+
+    `weights` returns the effective (α, β) of the current parameters.
+    """
+
+    def __init__(self, mode: str = "paper", alpha: float = 0.5, beta: float = 0.5) -> None:
+        super().__init__()
+        if mode not in LOSS_WEIGHTINGS:
+            raise ValueError(f"loss_weighting must be one of {LOSS_WEIGHTINGS}, not {mode!r}")
+        if alpha < 0 or beta < 0 or alpha + beta <= 0:
+            raise ValueError(f"alpha and beta must be >= 0 with a positive sum, not {alpha}, {beta}")
+        self.mode = mode
+        self.fixed = (float(alpha), float(beta))
+        self.w = torch.nn.Parameter(torch.zeros(2))
+
+    def combine(self, w: torch.Tensor, loss1: torch.Tensor, loss2: torch.Tensor) -> torch.Tensor:
+        """The combined loss, from the parameter values `w` (the module's own,
+        or a leaf copy that a pipe differentiates)."""
+        if self.mode == "fixed":
+            return self.fixed[0] * loss1 + self.fixed[1] * loss2
+        if self.mode == "paper":
+            a, b = torch.softmax(w, dim=0)
+            return a * loss1 + b * loss2
+        return torch.exp(-w[0]) * loss1 + w[0] + torch.exp(-w[1]) * loss2 + w[1]
+
+    def weights(self, w: torch.Tensor) -> Tuple[float, float]:
+        if self.mode == "fixed":
+            return self.fixed
+        if self.mode == "paper":
+            a, b = torch.softmax(w.detach(), dim=0).tolist()
+            return a, b
+        a, b = torch.exp(-w.detach()).tolist()
+        return a, b
+
+    def describe(self, w: torch.Tensor) -> Dict[str, float]:
+        alpha, beta = self.weights(w)
+        out = {"alpha": alpha, "beta": beta}
+        if self.mode == "uncertainty":
+            out.update({"log_var_crf": float(w[0]), "log_var_biaffine": float(w[1])})
+        return out
+
+
+def pooled_mean(X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Mean of each row's first ``lengths`` vectors: (N, T, H) -> (N, H)."""
+    mask = length_mask(lengths, X.shape[1]).to(X.dtype)[..., None]
+    return (X * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+

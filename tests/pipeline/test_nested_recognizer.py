@@ -1,0 +1,194 @@
+"""medlink_nested_recognizer, in the manner of spaCy's test_spancat.py: a
+tiny nested set learned to perfection (CRF and Biaffine decoders), the
+targets, serialization round trips, and configuration errors."""
+import numpy
+import pytest
+import spacy
+from spacy.tokens import Doc
+from spacy.training import Example
+from thinc.api import Adam, fix_random_seed
+
+from spacy_medlink.ml.nested_recognizer import tag_path_spans
+
+from .helpers import TINY_TOK2VEC
+
+KEY = "nested"
+QUERIES = {"dis": "在文本中找出疾病", "bod": "在文本中找出身体部位"}
+# (text, [(start, end exclusive, label)]): 肺 (bod) inside 肺癌 (dis), as in CMeEE
+TRAIN_DATA = [
+    ("患者肺癌三年", [(2, 4, "dis"), (2, 3, "bod")]),
+    ("胃溃疡加重", [(0, 3, "dis"), (0, 1, "bod")]),
+    ("肝脏正常", [(0, 2, "bod")]),
+    ("患者发热", []),
+]
+
+
+def _model(**overrides):
+    model = {
+        "@architectures": "medlink.NestedRecognizer.v1",
+        "hidden_width": 32, "lstm_depth": 1, "type_width": 8, "aux_lstm_width": 16,
+        "biaffine_width": 16, "max_span_length": 5, "dropout": 0.0, "tok2vec": TINY_TOK2VEC,
+    }
+    model.update(overrides)
+    return model
+
+
+def _make_nlp(**config):
+    nlp = spacy.blank("zh")
+    config.setdefault("queries", QUERIES)
+    nlp.add_pipe("medlink_nested_recognizer", config={"model": _model(), **config})
+    return nlp
+
+
+def _examples(nlp, data=TRAIN_DATA):
+    examples = []
+    for text, spans in data:
+        ref = nlp.make_doc(text)
+        ref.spans[KEY] = [ref.char_span(s, e, label=label) for s, e, label in spans]
+        examples.append(Example(nlp.make_doc(text), ref))
+    return examples
+
+
+def _train(nlp, examples, n_iter=60):
+    fix_random_seed(0)
+    nlp.initialize(lambda: examples)
+    optimizer = Adam(0.01)
+    for _ in range(n_iter):
+        nlp.update(examples, sgd=optimizer, losses={})
+    return nlp
+
+
+def _outputs(nlp, texts):
+    return [sorted((s.start_char, s.end_char, s.label_) for s in doc.spans[KEY]) for doc in nlp.pipe(texts)]
+
+
+def _gold(data=TRAIN_DATA):
+    return [sorted(spans) for _, spans in data]
+
+
+@pytest.mark.parametrize("tag_scheme", ["BIO", "BIOES"])
+@pytest.mark.parametrize("loss_weighting", ["paper", "uncertainty"])
+def test_overfit_nested_crf(tag_scheme, loss_weighting):
+    nlp = _train(_make_nlp(tag_scheme=tag_scheme, loss_weighting=loss_weighting), _examples(spacy.blank("zh")))
+    assert _outputs(nlp, [t for t, _ in TRAIN_DATA]) == _gold()
+    doc = nlp("患者肺癌三年")
+    assert [(e.text, e.label_) for e in doc.ents] == [("肺癌", "dis")]  # the outermost
+    scores = nlp.evaluate(_examples(nlp))
+    assert scores["spans_nested_f"] == 1.0
+    assert scores["spans_nested_nested_r"] == 1.0
+
+
+def test_overfit_biaffine_decoder():
+    nlp = _train(_make_nlp(decoder="biaffine"), _examples(spacy.blank("zh")))
+    assert _outputs(nlp, [t for t, _ in TRAIN_DATA]) == _gold()
+
+
+def test_crf_objective_skips_biaffine():
+    nlp = _make_nlp(objective="crf")
+    _train(nlp, _examples(nlp), n_iter=1)
+    pipe = nlp.get_pipe("medlink_nested_recognizer")
+    scores, _ = pipe.model.begin_update((list(nlp.pipe(["肺癌"])), pipe.query_docs()))
+    assert scores.biaffine is None
+
+
+def test_loss_weights_move_and_are_reported():
+    nlp = _make_nlp(loss_weighting="paper")
+    examples = _examples(nlp)
+    _train(nlp, examples, n_iter=1)
+    optimizer = Adam(0.05)
+    losses = {}
+    for _ in range(20):
+        losses = {}
+        nlp.update(examples, sgd=optimizer, losses=losses)
+    name = "medlink_nested_recognizer"
+    alpha, beta = losses[f"{name}_alpha"], losses[f"{name}_beta"]
+    assert alpha + beta == pytest.approx(1.0)
+    assert alpha != pytest.approx(0.5, abs=1e-3)  # learned, not fixed
+    assert losses[f"{name}_crf"] > 0 and losses[f"{name}_biaffine"] > 0
+
+
+def test_fgm_adds_adversarial_pass():
+    nlp = _make_nlp(fgm_epsilon=0.5)
+    examples = _examples(nlp)
+    _train(nlp, examples, n_iter=1)
+    losses = {}
+    nlp.update(examples, sgd=Adam(0.01), losses=losses)
+    assert losses["medlink_nested_recognizer_fgm"] > 0
+
+
+def test_targets_nested_types_and_band():
+    nlp = _make_nlp(tag_scheme="BIOES")
+    examples = _examples(nlp)
+    nlp.initialize(lambda: examples)
+    pipe = nlp.get_pipe("medlink_nested_recognizer")
+    assert pipe.labels == ("bod", "dis")
+    tags, spans = pipe._targets(examples[:1], 7, 3)
+    # "患者肺癌三年": bod 肺 (U), dis 肺癌 (B L); padding unknown
+    O, B, I, L, U = range(5)
+    assert tags[0, 0].tolist() == [O, O, U, O, O, O, -1]
+    assert tags[0, 1].tolist() == [O, O, B, L, O, O, -1]
+    assert spans[0, 1, 2, 1] == 1 and spans[0, 0, 2, 0] == 1
+    assert spans[0, 1, 2, 0] == 0  # 肺 is not a dis
+    assert spans[0, 0, 5, 1] == -1  # past the end
+    assert (spans[0] == 1).sum() == 2
+
+
+def test_unannotated_reference_is_unknown():
+    nlp = _make_nlp()
+    examples = _examples(nlp)
+    nlp.initialize(lambda: examples)
+    pipe = nlp.get_pipe("medlink_nested_recognizer")
+    bare = Example(nlp.make_doc("肺癌"), nlp.make_doc("肺癌"))
+    tags, spans = pipe._targets([bare], 2, 2)
+    assert (tags == -1).all() and (spans == -1).all()
+
+
+def test_tag_path_spans():
+    assert tag_path_spans([0, 1, 2, 0, 1, 1], "BIO") == [(1, 3), (4, 5), (5, 6)]
+    assert tag_path_spans([4, 1, 2, 3, 0], "BIOES") == [(0, 1), (1, 4)]
+
+
+def test_serialization_round_trips(tmp_path):
+    nlp = _train(_make_nlp(), _examples(spacy.blank("zh")), n_iter=30)
+    texts = [t for t, _ in TRAIN_DATA]
+    expected = _outputs(nlp, texts)
+    nlp.to_disk(tmp_path / "nlp")
+    assert _outputs(spacy.load(tmp_path / "nlp"), texts) == expected
+    nlp2 = _make_nlp()
+    nlp2.get_pipe("medlink_nested_recognizer").from_bytes(nlp.get_pipe("medlink_nested_recognizer").to_bytes())
+    assert _outputs(nlp2, texts) == expected
+    assert b"pickle" not in (tmp_path / "nlp" / "medlink_nested_recognizer" / "model").read_bytes()[:0]
+
+
+def test_empty_and_whitespace_docs():
+    nlp = _train(_make_nlp(), _examples(spacy.blank("zh")), n_iter=2)
+    docs = list(nlp.pipe(["", "   ", "肺癌"]))
+    assert list(docs[0].spans[KEY]) == [] and list(docs[1].spans[KEY]) == []
+
+
+def test_predict_chunks_keep_doc_order():
+    nlp = _train(_make_nlp(), _examples(spacy.blank("zh")), n_iter=60)
+    texts = ["肝脏正常" * 30, "患者肺癌三年", "胃溃疡加重"]
+    batch = _outputs(nlp, texts)
+    assert batch == [_outputs(nlp, [t])[0] for t in texts]
+
+
+def test_missing_query_is_an_error():
+    nlp = _make_nlp(queries={"dis": "在文本中找出疾病"})
+    with pytest.raises(ValueError, match="no query for label"):
+        nlp.initialize(lambda: _examples(nlp))
+
+
+@pytest.mark.parametrize("config", [{"tag_scheme": "IOB"}, {"objective": "crf", "decoder": "biaffine"},
+                                    {"loss_weighting": "sum"}, {"fgm_epsilon": -1.0}])
+def test_bad_config(config):
+    with pytest.raises(ValueError):
+        _make_nlp(**config)
+
+
+def test_listener_tok2vec_is_rejected():
+    nlp = spacy.blank("zh")
+    nlp.add_pipe("tok2vec")
+    model = _model(tok2vec={"@architectures": "spacy.Tok2VecListener.v1", "width": 96})
+    with pytest.raises(ValueError, match="listener"):
+        nlp.add_pipe("medlink_nested_recognizer", config={"model": model, "queries": QUERIES})
