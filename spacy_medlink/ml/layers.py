@@ -18,10 +18,28 @@ def length_mask(lengths: torch.Tensor, T: int) -> torch.Tensor:
     return torch.arange(T, device=lengths.device)[None, :] < lengths.to(torch.long)[:, None]
 
 
+def reverse_padded(X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Each row's first ``lengths[n]`` vectors in reverse order; padding stays put."""
+    N, T = X.shape[:2]
+    t = torch.arange(T, device=X.device)[None, :]
+    n = lengths.to(X.device, torch.long)[:, None]
+    index = torch.where(t < n, n - 1 - t, t)
+    return X.gather(1, index[..., None].expand_as(X))
+
+
 class BiLSTM(torch.nn.Module):
-    """A bidirectional LSTM that skips the padding (packed sequences).
+    """A bidirectional LSTM over a padded batch, padding ignored.
 
     width is the output width (both directions together), so it must be even.
+
+    Why not ``pack_padded_sequence``: on CPU, torch runs a packed LSTM step by
+    step with a slice of the packed input per step, and the backward pass of
+    every slice allocates a gradient the size of the whole input: quadratic
+    in the sequence length (a 580-token record spent most of its update
+    there). Unpacked, the forward direction runs on the padded batch (padding
+    comes after every real token, so it changes none of their states), and
+    the backward direction runs forward over each row reversed within its
+    length.
     """
 
     def __init__(self, nI: int, width: int, depth: int = 1, dropout: float = 0.0) -> None:
@@ -29,20 +47,24 @@ class BiLSTM(torch.nn.Module):
         if width % 2:
             raise ValueError(f"BiLSTM width must be even (two directions), not {width}")
         self.nO = width
-        self.lstm = torch.nn.LSTM(
-            nI, width // 2, num_layers=depth, bidirectional=True, batch_first=True,
-            dropout=dropout if depth > 1 else 0.0,
-        )
+        self.dropout = torch.nn.Dropout(dropout)
+        self.forward_layers = torch.nn.ModuleList()
+        self.backward_layers = torch.nn.ModuleList()
+        for i in range(depth):
+            n_in = nI if i == 0 else width
+            self.forward_layers.append(torch.nn.LSTM(n_in, width // 2, batch_first=True))
+            self.backward_layers.append(torch.nn.LSTM(n_in, width // 2, batch_first=True))
 
     def forward(self, X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if X.shape[0] == 0 or X.shape[1] == 0:
             return X.new_zeros(X.shape[:2] + (self.nO,))
-        packed = torch.nn.utils.rnn.pack_padded_sequence(
-            X, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
-        )
-        out, _ = self.lstm(packed)
-        out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=X.shape[1])
-        return out
+        for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers)):
+            if i:
+                X = self.dropout(X)
+            ahead, _ = fwd(X)
+            behind, _ = bwd(reverse_padded(X, lengths))
+            X = torch.cat([ahead, reverse_padded(behind, lengths)], dim=-1)
+        return X
 
 
 class ConditionalLayerNorm(torch.nn.Module):
@@ -94,27 +116,28 @@ class Biaffine(torch.nn.Module):
         N, T, D = starts.shape
         C = self.U.shape[0]
         L = max(1, min(max_length, T))
+        R = max(1, min(block, T))  # rows per block
+        n_blocks = -(-T // R)
+        W = R + L - 1  # the ends one block of starts can reach
         w_start, w_end = self.W.weight[:, :D], self.W.weight[:, D:]
-        sU = (starts @ self.U.permute(1, 0, 2).reshape(D, C * D)).view(N, T, C, D)
-        lin_start = starts @ w_start.T + self.W.bias  # (N, T, C)
-        # zero rows past the end, so every band cell has an end vector
-        ends = torch.nn.functional.pad(ends, (0, 0, 0, L - 1))
-        lin_end = ends @ w_end.T  # (N, T + L - 1, C)
-        pieces = []
-        # Rows in blocks: each block scores its starts against the ends it can
-        # reach, (N, rows, C, rows + L - 1), and keeps the band; memory stays
-        # bounded for long documents.
-        for r0 in range(0, T, block):
-            r1 = min(T, r0 + block)
-            rows, cols = r1 - r0, r1 - r0 + L - 1
-            scores = torch.einsum("nrcd,nkd->nrck", sU[:, r0:r1], ends[:, r0 : r0 + cols])
-            scores = scores + lin_end[:, r0 : r0 + cols].transpose(1, 2)[:, None]
-            scores = scores.contiguous()
-            sN, sR, sC, sK = scores.stride()
-            # band[n, i, c, l] = scores[n, i, c, i + l]
-            band = scores.as_strided((N, rows, C, L), (sN, sR + sK, sC, sK))
-            pieces.append(band + lin_start[:, r0:r1, :, None])
-        return torch.cat(pieces, dim=1).permute(0, 1, 3, 2)  # (N, T, L, C)
+        # Starts in blocks of R rows, each against its window of W ends, all
+        # blocks in one einsum: memory (N, T, C, W) instead of (N, T, C, T),
+        # and one strided view each (no per-block slicing: the backward of
+        # every slice of a big tensor would allocate the whole tensor again).
+        pad_rows = n_blocks * R - T
+        sU = starts @ self.U.permute(1, 0, 2).reshape(D, C * D)  # (N, T, C·D)
+        sU = torch.nn.functional.pad(sU, (0, 0, 0, pad_rows)).view(N, n_blocks, R, C, D)
+        lin_start = torch.nn.functional.pad(starts @ w_start.T + self.W.bias, (0, 0, 0, pad_rows))
+        ends = torch.nn.functional.pad(ends, (0, 0, 0, pad_rows + L - 1))  # zero rows past the end
+        ends_win = ends.unfold(1, W, R)  # (N, n_blocks, D, W)
+        lin_end_win = (ends @ w_end.T).unfold(1, W, R)  # (N, n_blocks, C, W)
+        scores = torch.einsum("nbrcd,nbdw->nbrcw", sU, ends_win) + lin_end_win[:, :, None]
+        scores = scores.contiguous()
+        sN, sB, sR, sC, sW = scores.stride()
+        # band[n, b, i, c, l] = scores[n, b, i, c, i + l]
+        band = scores.as_strided((N, n_blocks, R, C, L), (sN, sB, sR + sW, sC, sW))
+        band = band.reshape(N, n_blocks * R, C, L) + lin_start[..., None]
+        return band[:, :T].permute(0, 1, 3, 2)  # (N, T, L, C)
 
 
 class LossWeights(torch.nn.Module):
