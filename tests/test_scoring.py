@@ -131,3 +131,38 @@ def test_seen_unseen_split(nlp):
     # resolved IDs decide what was seen
     out = score_nen_seen_unseen([eg], {"OLD"}, id_resolver=lambda i: "OLD" if i == "D012640" else i)
     assert out["seen"]["mentions"] == 1 and out["unseen"]["mentions"] == 2
+
+
+def _spans_doc(nlp, text, spans, key="nested"):
+    doc = nlp.make_doc(text)
+    doc.spans[key] = [Span(doc, s, e, label=label) for s, e, label in spans]
+    return doc
+
+
+def test_nested_spans_scores_and_breakdown():
+    from spacy_medlink.scoring import score_nested_spans
+
+    nlp = spacy.blank("zh")
+    text = "肺癌患者发热"  # 肺0 癌1 患2 者3 发4 热5
+    gold = [(0, 2, "dis"), (0, 1, "bod"), (4, 6, "sym")]  # 肺 inside 肺癌: both nested; 发热 flat
+    pred = [(0, 2, "dis"), (4, 6, "sym"), (4, 5, "bod")]  # misses 肺, adds 发 (makes 发热 nested in pred)
+    eg = Example(_spans_doc(nlp, text, pred), _spans_doc(nlp, text, gold))
+    s = score_nested_spans([eg])
+    assert s["spans_nested_p"] == pytest.approx(2 / 3) and s["spans_nested_r"] == pytest.approx(2 / 3)
+    assert s["spans_nested_per_type"]["bod"] == {"p": 0.0, "r": 0.0, "f": 0.0}
+    assert s["spans_nested_nested_gold"] == 2 and s["spans_nested_flat_gold"] == 1
+    # nested: gold {肺癌, 肺}, pred {发热, 发} -> no overlap
+    assert s["spans_nested_nested_r"] == 0.0
+    # flat: gold {发热}, pred {肺癌} (alone in pred)
+    assert s["spans_nested_flat_r"] == 0.0 and s["spans_nested_flat_p"] == 0.0
+    scorer = registry.scorers.get("medlink.nested_spans_scorer.v1")(spans_key="sc")
+    eg2 = Example(_spans_doc(nlp, text, pred, "sc"), _spans_doc(nlp, text, gold, "sc"))
+    assert scorer([eg2])["spans_sc_f"] == pytest.approx(2 / 3)
+
+
+def test_nested_spans_unannotated_reference_skipped():
+    from spacy_medlink.scoring import score_nested_spans
+
+    nlp = spacy.blank("zh")
+    eg = Example(_spans_doc(nlp, "肺癌", [(0, 2, "dis")]), nlp.make_doc("肺癌"))
+    assert score_nested_spans([eg])["spans_nested_f"] is None

@@ -1,0 +1,27 @@
+"""`split`: every doc lands in exactly one output, in order."""
+import spacy
+from spacy.tokens import DocBin
+from typer.testing import CliRunner
+
+from spacy_medlink.cli import app
+
+
+def test_split_holds_out_the_last_docs(tmp_path):
+    nlp = spacy.blank("zh")
+    docs = []
+    for i, text in enumerate(["肺癌", "发热", "头痛", "咳嗽"]):
+        doc = nlp.make_doc(text)
+        doc.spans["nested"] = [doc[0:2]]
+        doc.user_data["doc_id"] = f"x:{i}"
+        docs.append(doc)
+    DocBin(store_user_data=True, docs=docs).to_disk(tmp_path / "all.spacy")
+    result = CliRunner().invoke(app, ["split", str(tmp_path / "all.spacy"), str(tmp_path / "a.spacy"),
+                                      str(tmp_path / "b.spacy"), "--last", "1"])
+    assert result.exit_code == 0, result.output
+    first = list(DocBin().from_disk(tmp_path / "a.spacy").get_docs(nlp.vocab))
+    last = list(DocBin().from_disk(tmp_path / "b.spacy").get_docs(nlp.vocab))
+    assert [d.text for d in first] == ["肺癌", "发热", "头痛"] and [d.text for d in last] == ["咳嗽"]
+    assert last[0].user_data["doc_id"] == "x:3" and len(last[0].spans["nested"]) == 1
+    bad = CliRunner().invoke(app, ["split", str(tmp_path / "all.spacy"), str(tmp_path / "a.spacy"),
+                                   str(tmp_path / "b.spacy"), "--last", "4"])
+    assert bad.exit_code == 1
