@@ -88,10 +88,12 @@ class ConditionalLayerNorm(torch.nn.Module):
     def forward(self, X: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         mean = X.mean(dim=-1, keepdim=True)
         var = X.var(dim=-1, keepdim=True, unbiased=False)
-        normed = (X - mean) / torch.sqrt(var + self.eps)  # (N, T, H)
+        normed = (X - mean) / torch.sqrt(var + self.eps)
+        if normed.dim() == 3:
+            normed = normed[:, None]  # (N, 1, T, H): one encoding for every condition
         gain = 1.0 + self.gain(cond)  # (K, H)
         bias = self.bias(cond)
-        return normed[:, None] * gain[None, :, None, :] + bias[None, :, None, :]
+        return normed * gain[None, :, None, :] + bias[None, :, None, :]
 
 
 class Biaffine(torch.nn.Module):

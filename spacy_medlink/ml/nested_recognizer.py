@@ -171,7 +171,11 @@ def set_nested_labels(
         {"n_types": int(n_types), "tag_scheme": tag_scheme, "loss_weighting": loss_weighting,
          "alpha": float(alpha), "beta": float(beta)}
     )
-    if heads.has_dim("nI"):
+    if heads.name == "medlink_nested_trf_heads":
+        from .nested_recognizer_trf import _build as build_trf
+
+        build_trf(heads)
+    elif heads.has_dim("nI"):
         _build(heads)
 
 
@@ -184,7 +188,7 @@ def type_constraints(tag_scheme: str) -> Constraints:
     return transition_constraints(tags, scheme)
 
 
-def torch_module(model: Model) -> "NestedRecognizerModule":
+def torch_module(model: Model) -> "TypeConditionedHeads":
     heads = model.get_ref("heads")
     if not heads.layers:
         raise ValueError("medlink_nested_heads: not built yet (set_nested_labels, then initialize)")
@@ -255,8 +259,61 @@ def _build(heads: Model) -> None:
 
 
 # -- torch side ------------------------------------------------------------------
-class NestedRecognizerModule(torch.nn.Module):
-    """Shared encoder, type conditioning, CRF emissions and the Biaffine head."""
+class TypeConditionedHeads(torch.nn.Module):
+    """What every encoder of the MRC recognizer shares: type embeddings, the
+    conditional LayerNorm, the CRF emissions and scores, the Biaffine head
+    and the loss weights. Subclasses encode; `heads` takes it from there.
+
+    cond_width: width of what joins the type embedding in the condition
+    (the pooled query with a tok2vec; 0 when the query is in the input).
+    """
+
+    def _init_heads(
+        self, H: int, *, n_types: int, constraints: Constraints, type_width: int, cond_width: int,
+        aux_lstm_width: int, biaffine_width: int, dropout: float, loss_weighting: str, alpha: float, beta: float,
+    ) -> None:
+        # Subnormal floats (tiny LSTM gradients and Adam moments) run on a
+        # slow path of the CPU: CCKS2019 updates slowed from 0.8 s to 5.7 s
+        # within five steps without this. Process-wide, as torch sets it.
+        torch.set_flush_denormal(True)
+        n_tags = len(constraints[0])
+        self.drop = torch.nn.Dropout(dropout)
+        self.types = torch.nn.Embedding(n_types, type_width)
+        self.cln = ConditionalLayerNorm(H, type_width + cond_width)
+        self.emit = torch.nn.Linear(H, n_tags)
+        self.crf = CRF(n_tags, constraints)
+        self.aux = BiLSTM(H, aux_lstm_width)
+        self.start_mlp = torch.nn.Sequential(
+            torch.nn.Linear(aux_lstm_width, biaffine_width), torch.nn.GELU(), torch.nn.Dropout(dropout)
+        )
+        self.end_mlp = torch.nn.Sequential(
+            torch.nn.Linear(aux_lstm_width, biaffine_width), torch.nn.GELU(), torch.nn.Dropout(dropout)
+        )
+        self.biaffine = Biaffine(biaffine_width, 2)
+        self.loss_weights = LossWeights(loss_weighting, alpha, beta)
+
+    def heads(
+        self, h: torch.Tensor, lengths: torch.Tensor, cond: torch.Tensor, max_span_length: int, biaffine: bool
+    ) -> Tuple[Optional[torch.Tensor], ...]:
+        """h (B, T, H) shared by all types, or (B, K, T, H) one per pair;
+        cond (K, cond_width) or None -> the scores `NestedScores` carries."""
+        K = self.types.num_embeddings
+        condition = self.types.weight if cond is None else torch.cat([self.types.weight, cond], dim=-1)
+        h = self.cln(h, condition)  # (B, K, T, H)
+        B, _, T, H = h.shape
+        emissions = self.emit(h)
+        start, transitions, end = self.crf()
+        spans = None
+        if biaffine:
+            flat = h.reshape(B * K, T, H)
+            aux = self.drop(self.aux(flat, lengths.repeat_interleave(K)))
+            spans = self.biaffine(self.start_mlp(aux), self.end_mlp(aux), max_span_length)
+            spans = spans.reshape(B, K, T, spans.shape[2], 2)
+        return emissions, spans, start, transitions, end, self.loss_weights.w * 1.0
+
+
+class NestedRecognizerModule(TypeConditionedHeads):
+    """tok2vec input: the shared encoder, the pooled-query condition, the heads."""
 
     def __init__(
         self,
@@ -275,56 +332,25 @@ class NestedRecognizerModule(torch.nn.Module):
         beta: float,
     ) -> None:
         super().__init__()
-        # Subnormal floats (tiny LSTM gradients and Adam moments) run on a
-        # slow path of the CPU: CCKS2019 updates slowed from 0.8 s to 5.7 s
-        # within five steps without this. Process-wide, as torch sets it.
-        torch.set_flush_denormal(True)
-        n_tags = len(constraints[0])
-        self.drop = torch.nn.Dropout(dropout)
         self.encoder = BiLSTM(nI, hidden_width, lstm_depth, dropout) if lstm_depth else None
         self.project = None if lstm_depth else torch.nn.Linear(nI, hidden_width)
-        H = hidden_width
-        self.types = torch.nn.Embedding(n_types, type_width)
-        self.cln = ConditionalLayerNorm(H, type_width + H)
-        self.emit = torch.nn.Linear(H, n_tags)
-        self.crf = CRF(n_tags, constraints)
-        self.aux = BiLSTM(H, aux_lstm_width)
-        self.start_mlp = torch.nn.Sequential(
-            torch.nn.Linear(aux_lstm_width, biaffine_width), torch.nn.GELU(), torch.nn.Dropout(dropout)
+        self._init_heads(
+            hidden_width, n_types=n_types, constraints=constraints, type_width=type_width, cond_width=hidden_width,
+            aux_lstm_width=aux_lstm_width, biaffine_width=biaffine_width, dropout=dropout,
+            loss_weighting=loss_weighting, alpha=alpha, beta=beta,
         )
-        self.end_mlp = torch.nn.Sequential(
-            torch.nn.Linear(aux_lstm_width, biaffine_width), torch.nn.GELU(), torch.nn.Dropout(dropout)
-        )
-        self.biaffine = Biaffine(biaffine_width, 2)
-        self.loss_weights = LossWeights(loss_weighting, alpha, beta)
 
     def encode(self, X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         X = self.drop(X)
         X = self.encoder(X, lengths) if self.encoder is not None else self.project(X)
         return self.drop(X)
 
-    def condition(self, Q: torch.Tensor, q_lengths: torch.Tensor) -> torch.Tensor:
-        """(K, type_width + H): type embedding ⊕ mean-pooled encoded query."""
-        pooled = pooled_mean(self.encode(Q, q_lengths), q_lengths)
-        return torch.cat([self.types.weight, pooled], dim=-1)
-
     def forward(
         self, X: torch.Tensor, lengths: torch.Tensor, Q: torch.Tensor, q_lengths: torch.Tensor,
         max_span_length: int = 30, biaffine: bool = True,
     ) -> Tuple[Optional[torch.Tensor], ...]:
-        B, T = X.shape[:2]
-        K = self.types.num_embeddings
-        H = self.cln.gain.out_features
-        h = self.cln(self.encode(X, lengths), self.condition(Q, q_lengths))  # (B, K, T, H)
-        emissions = self.emit(h)
-        start, transitions, end = self.crf()
-        spans = None
-        if biaffine:
-            flat = h.reshape(B * K, T, H)
-            aux = self.drop(self.aux(flat, lengths.repeat_interleave(K)))
-            spans = self.biaffine(self.start_mlp(aux), self.end_mlp(aux), max_span_length)
-            spans = spans.reshape(B, K, T, spans.shape[2], 2)
-        return emissions, spans, start, transitions, end, self.loss_weights.w * 1.0
+        pooled = pooled_mean(self.encode(Q, q_lengths), q_lengths)  # (K, H): the encoded queries
+        return self.heads(self.encode(X, lengths), lengths, pooled, max_span_length, biaffine)
 
 
 def _convert_inputs(model: Model, X, is_train: bool) -> Tuple[ArgsKwargs, Callable]:

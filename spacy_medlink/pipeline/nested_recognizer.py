@@ -23,7 +23,8 @@ gradient) and a second pass adds its gradients. The paper perturbs BERT's
 word embeddings; with a tok2vec the perturbed vectors are the tok2vec's
 output, the input of our encoder (the hash embeddings are summed inside
 spaCy's tok2vec before the window encoder, so there is no separate
-embedding output to perturb).
+embedding output to perturb). With `medlink.NestedRecognizerTransformer.v1`
+the word-embedding matrix itself is perturbed, as in the paper.
 """
 from itertools import islice
 from pathlib import Path
@@ -317,6 +318,23 @@ class NestedRecognizer(TrainablePipe):
         if not any(len(eg.predicted) for eg in examples):
             return losses
         set_dropout_rate(self.model, drop)
+        if self.model.has_ref("tok2vec"):
+            scores, loss, l_crf, l_biaffine = self._update_tok2vec(examples, losses)
+        else:
+            scores, loss, l_crf, l_biaffine = self._update_transformer(examples, losses)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        weights = torch_module(self.model).loss_weights.describe(xp2torch(scores.loss_w))
+        losses[f"{self.name}_crf"] = l_crf
+        losses[f"{self.name}_biaffine"] = l_biaffine
+        for k, v in weights.items():
+            losses[f"{self.name}_{k}"] = v
+        return losses
+
+    def _update_tok2vec(self, examples: List[Example], losses: Dict[str, float]):
+        """tok2vec and heads driven apart, so that FGM can move the heads'
+        input (the tok2vec output) without running the tok2vec twice."""
         tok2vec, heads = self.model.get_ref("tok2vec"), self.model.get_ref("heads")
         docs, queries = [eg.predicted for eg in examples], self.query_docs()
         vectors, bp_vectors = tok2vec.begin_update(docs + queries)
@@ -339,15 +357,27 @@ class NestedRecognizer(TrainablePipe):
                         part[i] = part[i] + d
                 losses[f"{self.name}_fgm"] = loss_adv
         bp_vectors(d_inputs[0] + d_inputs[1])
-        if sgd is not None:
-            self.finish_update(sgd)
-        losses[self.name] += loss
-        weights = torch_module(self.model).loss_weights.describe(xp2torch(scores.loss_w))
-        losses[f"{self.name}_crf"] = l_crf
-        losses[f"{self.name}_biaffine"] = l_biaffine
-        for k, v in weights.items():
-            losses[f"{self.name}_{k}"] = v
-        return losses
+        return scores, loss, l_crf, l_biaffine
+
+    def _update_transformer(self, examples: List[Example], losses: Dict[str, float]):
+        """One pass; with FGM, the word-embedding matrix moves by ε·g/‖g‖ for
+        a second pass and back (the paper's FGM)."""
+        inputs = ([eg.predicted for eg in examples], self.query_docs())
+        scores, backprop = self.model.begin_update(inputs)
+        (loss, l_crf, l_biaffine), d_scores = self._loss(examples, scores)
+        backprop(d_scores)
+        eps = self.cfg["fgm_epsilon"]
+        if eps > 0:
+            embeddings = torch_module(self.model).fgm_parameter()
+            if embeddings.grad is not None and float(embeddings.grad.norm()) > 0:
+                backup = embeddings.data.clone()
+                embeddings.data.add_(eps * embeddings.grad / embeddings.grad.norm())
+                scores_adv, backprop_adv = self.model.begin_update(inputs)
+                (loss_adv, _, _), d_adv = self._loss(examples, scores_adv)
+                backprop_adv(d_adv)
+                embeddings.data.copy_(backup)
+                losses[f"{self.name}_fgm"] = loss_adv
+        return scores, loss, l_crf, l_biaffine
 
     def get_loss(self, examples: Iterable[Example], scores: NestedScores) -> Tuple[float, NestedScores]:
         """The objective's loss (ml.nested_recognizer.nested_loss, in torch) and its gradient."""

@@ -192,3 +192,42 @@ def test_listener_tok2vec_is_rejected():
     model = _model(tok2vec={"@architectures": "spacy.Tok2VecListener.v1", "width": 96})
     with pytest.raises(ValueError, match="listener"):
         nlp.add_pipe("medlink_nested_recognizer", config={"model": model, "queries": QUERIES})
+
+
+CONFIGS = __import__("pathlib").Path(__file__).parents[2] / "configs"
+
+
+def test_configs_pass_debug_config():
+    from spacy.cli.debug_config import debug_config
+
+    cfgs = sorted(CONFIGS.glob("nested_*.cfg")) + sorted(CONFIGS.glob("spancat_*.cfg"))
+    assert len(cfgs) >= 6
+    for cfg in cfgs:
+        debug_config(cfg, overrides={"paths.train": "train.spacy", "paths.dev": "dev.spacy"})
+
+
+def test_zh_config_trains_and_traces_loss_weights(tmp_path):
+    """configs/nested_zh_tok2vec.cfg as shipped: it learns on the tiny set
+    and the before_update callback writes alpha and beta."""
+    from spacy.util import load_config, load_model_from_config
+
+    trace = tmp_path / "weights.jsonl"
+    config = load_config(CONFIGS / "nested_zh_tok2vec.cfg", overrides={"paths.loss_trace": str(trace)})
+    config["components"]["nested"]["queries"] = QUERIES
+    nlp = load_model_from_config(config, auto_fill=True)
+    examples = _examples(nlp)
+    fix_random_seed(0)
+    optimizer = nlp.initialize(lambda: examples)
+    callback = nlp.config.interpolate()["training"]["before_update"]
+    from spacy.util import registry
+
+    callback = registry.resolve({"cb": callback})["cb"]
+    losses = []
+    for step in range(3):
+        callback(nlp, {"step": step * 100, "epoch": 0})
+        losses.append(nlp.update(examples, sgd=optimizer, losses={})["nested"])
+    assert losses[-1] < losses[0]
+    rows = [__import__("json").loads(line) for line in trace.read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 100, 200]
+    assert rows[0]["alpha"] == 0.5 and rows[-1]["alpha"] != 0.5
+    assert all(r["alpha"] + r["beta"] == pytest.approx(1.0) for r in rows)
