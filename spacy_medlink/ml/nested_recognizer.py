@@ -166,6 +166,12 @@ def set_nested_labels(
     """Give the heads their label space and loss weighting; (re)build the torch module."""
     if tag_scheme not in TAG_SCHEMES:
         raise ValueError(f"tag_scheme must be one of {tuple(TAG_SCHEMES)}, not {tag_scheme!r}")
+    from .nested_ensemble import ENSEMBLE_NAME
+
+    if model.name == ENSEMBLE_NAME:
+        for member in model.layers:
+            set_nested_labels(member, n_types, tag_scheme, loss_weighting, alpha, beta)
+        return
     heads = model.get_ref("heads")
     heads.attrs.update(
         {"n_types": int(n_types), "tag_scheme": tag_scheme, "loss_weighting": loss_weighting,

@@ -57,6 +57,7 @@ from ..ml.nested_recognizer import (
     type_tags,
 )
 from ..ml.layers import LOSS_WEIGHTINGS
+from ..ml.nested_ensemble import ensemble_members
 from ..scoring import NESTED_SCORE_WEIGHTS
 
 PREDICT_PADDED = 4096
@@ -231,7 +232,7 @@ class NestedRecognizer(TrainablePipe):
             raise ValueError(Errors.E187)
         if label in self.labels:
             return 0
-        if self.model.get_ref("heads").layers:
+        if any(m.get_ref("heads").layers for m in ensemble_members(self.model)):
             raise ValueError(f"[{self.name}] cannot add label {label!r} after initialization")
         self.cfg["labels"].append(label)
         self.vocab.strings.add(label)
@@ -250,11 +251,12 @@ class NestedRecognizer(TrainablePipe):
         return self._query_docs
 
     def _set_model_labels(self) -> None:
-        heads = self.model.get_ref("heads")
-        if self.cfg.get("nI") and not heads.has_dim("nI"):
-            heads.set_dim("nI", self.cfg["nI"])
-        heads.attrs["biaffine_train"] = self.cfg["objective"] != "crf"
-        heads.attrs["biaffine_predict"] = self.cfg["decoder"] == "biaffine"
+        for member in ensemble_members(self.model):
+            heads = member.get_ref("heads")
+            if self.cfg.get("nI") and not heads.has_dim("nI"):
+                heads.set_dim("nI", self.cfg["nI"])
+            heads.attrs["biaffine_train"] = self.cfg["objective"] != "crf"
+            heads.attrs["biaffine_predict"] = self.cfg["decoder"] == "biaffine"
         set_nested_labels(
             self.model, len(self.labels), self.cfg["tag_scheme"], self.cfg["loss_weighting"],
             self.cfg["alpha"], self.cfg["beta"],
@@ -272,6 +274,9 @@ class NestedRecognizer(TrainablePipe):
         """Infer the types from doc.spans[spans_key] (or take `labels`, as
         `spacy init labels` writes `label_data`) and size the heads."""
         validate_get_examples(get_examples, "NestedRecognizer.initialize")
+        if len(ensemble_members(self.model)) > 1:
+            raise ValueError(f"[{self.name}] an ensemble is assembled from trained members "
+                             "(python -m spacy_medlink ensemble), not initialized")
         if labels is None:
             found = set()
             for eg in get_examples():
@@ -317,6 +322,8 @@ class NestedRecognizer(TrainablePipe):
         validate_examples(examples, "NestedRecognizer.update")
         if not any(len(eg.predicted) for eg in examples):
             return losses
+        if len(ensemble_members(self.model)) > 1:
+            raise ValueError(f"[{self.name}] an ensemble is not trained: train its members, then assemble them")
         set_dropout_rate(self.model, drop)
         if self.model.has_ref("tok2vec"):
             scores, loss, l_crf, l_biaffine = self._update_tok2vec(examples, losses)
@@ -552,7 +559,7 @@ def create_loss_weights_trace(path: str, every: int = 100) -> Callable[[Language
             return
         rows = []
         for name, pipe in nlp.pipeline:
-            if isinstance(pipe, NestedRecognizer) and pipe.model.get_ref("heads").layers:
+            if isinstance(pipe, NestedRecognizer) and pipe.model.has_ref("heads") and pipe.model.get_ref("heads").layers:
                 module = torch_module(pipe.model)
                 rows.append({"step": step, "epoch": info.get("epoch"), "component": name,
                              "loss_weighting": module.loss_weights.mode,

@@ -25,3 +25,18 @@ def test_split_holds_out_the_last_docs(tmp_path):
     bad = CliRunner().invoke(app, ["split", str(tmp_path / "all.spacy"), str(tmp_path / "a.spacy"),
                                    str(tmp_path / "b.spacy"), "--last", "4"])
     assert bad.exit_code == 1
+
+
+def test_split_folds_cover_every_doc_once(tmp_path):
+    nlp = spacy.blank("zh")
+    DocBin(docs=[nlp.make_doc(t) for t in "甲乙丙丁戊己庚"]).to_disk(tmp_path / "all.spacy")
+    held = []
+    for i in range(3):
+        result = CliRunner().invoke(app, ["split", str(tmp_path / "all.spacy"), str(tmp_path / f"r{i}.spacy"),
+                                          str(tmp_path / f"f{i}.spacy"), "--folds", "3", "--fold", str(i)])
+        assert result.exit_code == 0, result.output
+        fold = [d.text for d in DocBin().from_disk(tmp_path / f"f{i}.spacy").get_docs(nlp.vocab)]
+        rest = [d.text for d in DocBin().from_disk(tmp_path / f"r{i}.spacy").get_docs(nlp.vocab)]
+        assert sorted(fold + rest) == sorted("甲乙丙丁戊己庚") and not set(fold) & set(rest)
+        held += fold
+    assert held == list("甲乙丙丁戊己庚")

@@ -231,3 +231,35 @@ def test_zh_config_trains_and_traces_loss_weights(tmp_path):
     assert [r["step"] for r in rows] == [0, 100, 200]
     assert rows[0]["alpha"] == 0.5 and rows[-1]["alpha"] != 0.5
     assert all(r["alpha"] + r["beta"] == pytest.approx(1.0) for r in rows)
+
+
+def test_ensemble_averages_members_and_round_trips(tmp_path):
+    from spacy_medlink.cli.ensemble import assemble_ensemble
+    from spacy_medlink.ml.nested_ensemble import ensemble_members
+
+    paths = []
+    for seed in (0, 1):
+        nlp = _make_nlp()
+        examples = _examples(nlp)
+        fix_random_seed(seed)
+        nlp.initialize(lambda: examples)
+        optimizer = Adam(0.01)
+        for _ in range(60):
+            nlp.update(examples, sgd=optimizer, losses={})
+        nlp.to_disk(tmp_path / f"m{seed}")
+        paths.append(tmp_path / f"m{seed}")
+    ensemble = assemble_ensemble(paths)
+    name = "medlink_nested_recognizer"
+    pipe = ensemble.get_pipe(name)
+    assert len(ensemble_members(pipe.model)) == 2
+    docs = [ensemble.make_doc(t) for t, _ in TRAIN_DATA]
+    (_, averaged), = pipe.predict(docs[:1])
+    singles = [spacy.load(p).get_pipe(name).predict(docs[:1])[0][1] for p in paths]
+    expected = (singles[0].emissions + singles[1].emissions) / 2
+    assert numpy.allclose(averaged.emissions, expected, atol=1e-5)
+    texts = [t for t, _ in TRAIN_DATA]
+    assert _outputs(ensemble, texts) == _gold()
+    ensemble.to_disk(tmp_path / "ens")
+    assert _outputs(spacy.load(tmp_path / "ens"), texts) == _gold()
+    with pytest.raises(ValueError, match="not trained"):
+        ensemble.update(_examples(ensemble), sgd=Adam(0.01))
