@@ -16,7 +16,6 @@ trimmed to its characters and counted as changed in the report: a
 prediction can only ever match the trimmed span, so against the official
 answers those 21 test spans are a ceiling of 21 / 6,002.
 """
-import gzip
 import json
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Union
@@ -26,7 +25,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 
 from .cmeee import set_nested_spans
-from .report import ConversionReport, CorpusFormatError, examples_from_docs
+from .report import ConversionReport, CorpusFormatError, examples_from_docs, file_stem, is_int, open_text
 
 CCKS2019_TYPES = ("解剖部位", "疾病和诊断", "药物", "实验室检验", "影像检查", "手术")
 CCKS2019_SPLITS = ("train", "dev")
@@ -77,8 +76,7 @@ def read_ccks2019(
     path = Path(path)
     if not report.source:
         report.source = str(path)
-    opener = gzip.open if _is_gzip(path) else open
-    with opener(path, "rt", encoding="utf-8-sig") as file_:
+    with open_text(path, encoding="utf-8-sig") as file_:
         for index, row in enumerate(_lines(path, file_)):
             line, text = row
             try:
@@ -94,7 +92,7 @@ def read_ccks2019(
                 report.dropped["outside the split (with its document)"] += len(entities)
                 continue
             doc = nlp.make_doc(sentence)
-            doc.user_data["doc_id"] = f"{_stem(path)}:{index}"
+            doc.user_data["doc_id"] = f"{file_stem(path)}:{index}"
             spans, seen = [], set()
             for start, end, label in entities:
                 report.mentions_read += 1
@@ -133,7 +131,7 @@ def _parse(path: Path, line: int, index: int, record):
             start, end, label = ent["start_pos"], ent["end_pos"], ent["label_type"]
         except (KeyError, TypeError):
             raise CorpusFormatError(path, line, f"{where}: entity {j} needs 'start_pos', 'end_pos' and 'label_type': {ent!r}")
-        if not (_is_int(start) and _is_int(end) and isinstance(label, str) and label):
+        if not (is_int(start) and is_int(end) and isinstance(label, str) and label):
             raise CorpusFormatError(path, line, f"{where}: entity {j} is malformed: {ent!r}")
         if not 0 <= start < end <= len(text):
             raise CorpusFormatError(
@@ -147,20 +145,3 @@ def _lines(path: Path, file_) -> Iterator:
     for line, text in enumerate(file_, start=1):
         if text.strip():
             yield line, text
-
-
-def _is_gzip(path: Path) -> bool:
-    with path.open("rb") as file_:
-        return file_.read(2) == b"\x1f\x8b"
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".gz", ".jsonl", ".json"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-    return name
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

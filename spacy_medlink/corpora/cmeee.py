@@ -10,7 +10,6 @@ one token per character, and needs no extra package), so every entity aligns.
 Doc contract for nested corpora: every entity in ``doc.spans[spans_key]``,
 ``doc.ents`` the outermost non-overlapping ones (``filter_spans``).
 """
-import gzip
 import json
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple, Union
@@ -20,7 +19,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import filter_spans
 
-from .report import ConversionReport, CorpusFormatError, examples_from_docs
+from .report import ConversionReport, CorpusFormatError, examples_from_docs, file_stem, is_int, open_text
 
 CMEEE_TYPES = ("dis", "sym", "dru", "equ", "pro", "bod", "ite", "mic", "dep")
 # (start, inclusive end, type, entity text or None)
@@ -67,8 +66,9 @@ def read_cmeee(
     path = Path(path)
     if not report.source:
         report.source = str(path)
-    stem = _stem(path)
-    text = _read_text(path)
+    stem = file_stem(path)
+    with open_text(path) as file_:
+        text = file_.read()
     if text.lstrip().startswith("["):
         records: Iterable[RawRecord] = _iter_json(path, text)
     else:
@@ -177,7 +177,7 @@ def _parse_json_record(path: Path, line: int, index: int, record) -> Tuple[str, 
             raise CorpusFormatError(
                 path, line, f"{where}: entity {j} needs 'start_idx', 'end_idx' and 'type': {ent!r}"
             )
-        if not (_is_int(start) and _is_int(end) and isinstance(label, str) and label):
+        if not (is_int(start) and is_int(end) and isinstance(label, str) and label):
             raise CorpusFormatError(path, line, f"{where}: entity {j} is malformed: {ent!r}")
         if entity is not None and not isinstance(entity, str):
             raise CorpusFormatError(path, line, f"{where}: entity {j}: 'entity' is not a string")
@@ -209,27 +209,9 @@ def _iter_chip(path: Path, text: str) -> Iterator[RawRecord]:
         index += 1
 
 
-def _read_text(path: Path) -> str:
-    with path.open("rb") as file_:
-        magic = file_.read(2)
-    opener = gzip.open if magic == b"\x1f\x8b" else open
-    with opener(path, "rt", encoding="utf8") as file_:
-        return file_.read()
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".gz", ".json", ".txt"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-    return name
 
 
 def _skip_ws(text: str, pos: int) -> int:
     while pos < len(text) and text[pos] in " \t\r\n":
         pos += 1
     return pos
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

@@ -14,7 +14,6 @@ The split is contiguous by sentence (train 0-15022, dev 15023-16691, test
 16692-18545); the reader filters on the file's ``split`` field and checks that
 each split is one contiguous block.
 """
-import gzip
 import json
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Tuple, Union
@@ -24,7 +23,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 
 from .cmeee import set_nested_spans
-from .report import ConversionReport, CorpusFormatError, examples_from_docs
+from .report import ConversionReport, CorpusFormatError, examples_from_docs, file_stem, is_int, open_text
 
 GENIA_SPLITS = ("train", "dev", "test")
 GENIA_TYPES = ("DNA", "RNA", "protein", "cell_line", "cell_type")
@@ -92,7 +91,7 @@ def read_genia(
     if not report.source:
         report.source = str(path) if split is None else f"{path} ({split})"
     finished: List[str] = []
-    with _open(path) as file_:
+    with open_text(path) as file_:
         for line, row in enumerate(file_, start=1):
             if not row.strip():
                 continue
@@ -169,7 +168,7 @@ def _parse_record(path: Path, line: int, record) -> Tuple[str, List[Tuple[int, i
         if not isinstance(ent, dict) or not {"start", "end", "type"} <= ent.keys():
             raise CorpusFormatError(path, line, f"entity {j} needs 'start', 'end' and 'type'")
         start, end, label = ent["start"], ent["end"], ent["type"]
-        if not (_is_int(start) and _is_int(end) and 0 <= start < end <= len(text)):
+        if not (is_int(start) and is_int(end) and 0 <= start < end <= len(text)):
             raise CorpusFormatError(
                 path,
                 line,
@@ -202,11 +201,11 @@ def read_genia_iob2(
     path = Path(path)
     if not report.source:
         report.source = str(path)
-    stem = _stem(path)
+    stem = file_stem(path)
     index = 0
     rows: List[Tuple[int, List[str]]] = []
     n_columns = 0
-    with _open(path) as file_:
+    with open_text(path) as file_:
         for line, row in enumerate(file_, start=1):
             row = row.rstrip("\r\n")
             if row.strip():
@@ -281,25 +280,6 @@ def _check_split(split: Optional[str]) -> None:
         raise ValueError(f"split must be one of {GENIA_SPLITS} or None, not {split!r}")
 
 
-def _open(path: Path):
-    with path.open("rb") as file_:
-        magic = file_.read(2)
-    opener = gzip.open if magic == b"\x1f\x8b" else open
-    return opener(path, "rt", encoding="utf8")
-
 
 def _is_iob2(path: Path) -> bool:
     return ".iob2" in path.suffixes
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".gz", ".iob2", ".jsonl"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-    return name
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-

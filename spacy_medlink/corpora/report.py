@@ -1,5 +1,6 @@
 """Conservation accounting for converters: every annotation read is kept or
 dropped with a reason, and the two add up."""
+import gzip
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -11,6 +12,29 @@ from spacy.tokens import Doc
 from spacy.training import Example
 
 MAX_EXAMPLES = 5
+CORPUS_SUFFIXES = (".gz", ".json", ".jsonl", ".txt", ".iob2")
+
+
+def open_text(path: Union[str, Path], encoding: str = "utf8"):
+    """A corpus file opened as text, gunzipped when its bytes say so (not its name)."""
+    path = Path(path)
+    with path.open("rb") as file_:
+        magic = file_.read(2)
+    opener = gzip.open if magic == b"\x1f\x8b" else open
+    return opener(path, "rt", encoding=encoding)
+
+
+def file_stem(path: Union[str, Path]) -> str:
+    """"CMeEE_dev.json.gz" -> "CMeEE_dev": the name without corpus suffixes, for doc IDs."""
+    name = Path(path).name
+    while any(name.endswith(suffix) for suffix in CORPUS_SUFFIXES):
+        name = name[: name.rindex(".")]
+    return name
+
+
+def is_int(value) -> bool:
+    """An int offset (JSON booleans are ints to Python, and are not offsets)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class CorpusFormatError(ValueError):

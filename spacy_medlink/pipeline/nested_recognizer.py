@@ -59,6 +59,7 @@ from ..ml.nested_recognizer import (
 from ..ml.layers import LOSS_WEIGHTINGS
 from ..ml.nested_ensemble import ensemble_members
 from ..scoring import NESTED_SCORE_WEIGHTS
+from ._kb_pipe import DEFAULT_TOK2VEC_CONFIG
 
 PREDICT_PADDED = 4096
 """Padded tokens (docs × longest doc) per chunk at prediction."""
@@ -73,24 +74,7 @@ aux_lstm_width = 128
 biaffine_width = 128
 max_span_length = 30
 dropout = 0.2
-
-[model.tok2vec]
-@architectures = "spacy.Tok2Vec.v2"
-
-[model.tok2vec.embed]
-@architectures = "spacy.MultiHashEmbed.v2"
-width = 96
-attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
-rows = [5000, 1000, 2500, 2500]
-include_static_vectors = false
-
-[model.tok2vec.encode]
-@architectures = "spacy.MaxoutWindowEncoder.v2"
-width = 96
-depth = 4
-window_size = 1
-maxout_pieces = 3
-"""
+""" + DEFAULT_TOK2VEC_CONFIG
 DEFAULT_NESTED_MODEL = Config().from_str(default_model_config)["model"]
 
 
