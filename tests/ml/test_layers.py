@@ -100,7 +100,7 @@ def test_loss_weights():
     # d/dw1 = α(L1 - total) > 0: descent moves weight onto the smaller loss
     assert paper.w.grad[0] > 0 > paper.w.grad[1]
     unc = LossWeights("uncertainty")
-    assert float(unc.combine(unc.w, l1, l2)) == pytest.approx(2.5)
+    assert float(unc.combine(unc.w, l1, l2).detach()) == pytest.approx(2.5)
     assert LossWeights("fixed", 0.3, 0.7).weights(w) == (0.3, 0.7)
     with pytest.raises(ValueError):
         LossWeights("sum")
