@@ -102,7 +102,8 @@ def read_ccks2019(
                     continue
                 seen.add((start, end, label))
                 span = doc.char_span(start, end, label=label)
-                if span is None and sentence[start:end].strip() and sentence[start:end] != sentence[start:end].strip():
+                mention = sentence[start:end]
+                if span is None and mention.strip() and mention != mention.strip():
                     # a space at the edge belongs to the neighbouring token
                     span = doc.char_span(start, end, label=label, alignment_mode="contract")
                     if span is not None:

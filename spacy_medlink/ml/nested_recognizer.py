@@ -393,16 +393,17 @@ def _convert_outputs(model: Model, X_Yt, is_train: bool) -> Tuple[NestedScores, 
     lengths = model.ops.asarray1i([len(x) for x in X[0]])
     arrays = [None if t is None else torch2xp(t, ops=model.ops) for t in outputs]
     scores = NestedScores(*arrays, lengths=lengths)
+    return scores, lambda d_scores: torch_gradients(outputs, d_scores)
 
-    def backprop(d_scores: NestedScores) -> ArgsKwargs:
-        tensors, grads = [], []
-        for t, g in zip(outputs, (getattr(d_scores, name) for name in _DIFFERENTIABLE)):
-            if t is not None and g is not None and t.requires_grad:
-                tensors.append(t)
-                grads.append(xp2torch(g, device=t.device))
-        return ArgsKwargs(args=(tensors,), kwargs={"grad_tensors": grads})
 
-    return scores, backprop
+def torch_gradients(outputs: Sequence[Optional[torch.Tensor]], d_scores: NestedScores) -> ArgsKwargs:
+    """The backward call for the module's outputs, given the gradients of their scores."""
+    tensors, grads = [], []
+    for t, g in zip(outputs, (getattr(d_scores, name) for name in _DIFFERENTIABLE)):
+        if t is not None and g is not None and t.requires_grad:
+            tensors.append(t)
+            grads.append(xp2torch(g, device=t.device))
+    return ArgsKwargs(args=(tensors,), kwargs={"grad_tensors": grads})
 
 
 # -- loss and decoding (run by the pipe on NestedScores) ---------------------------

@@ -33,10 +33,8 @@ from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, torch2xp
 
 from .crf import Constraints
-from .nested_recognizer import NestedInput, NestedScores, TypeConditionedHeads, type_constraints
+from .nested_recognizer import NestedInput, NestedScores, TypeConditionedHeads, torch_gradients, type_constraints
 from .torch_wrapper import AveragingPyTorchShim
-
-_DIFFERENTIABLE = ("emissions", "biaffine", "start", "transitions", "end", "loss_w")
 
 
 @registry.architectures("medlink.NestedRecognizerTransformer.v1")
@@ -137,14 +135,7 @@ def _torch_forward(model: Model, X: NestedInput, is_train: bool):
     scores = NestedScores(*[None if t is None else torch2xp(t, ops=model.ops) for t in outputs], lengths=lengths)
 
     def backprop(d_scores: NestedScores) -> NestedInput:
-        from thinc.api import xp2torch
-
-        tensors, grads = [], []
-        for t, g in zip(outputs, (getattr(d_scores, name) for name in _DIFFERENTIABLE)):
-            if t is not None and g is not None and t.requires_grad:
-                tensors.append(t)
-                grads.append(xp2torch(g, device=t.device))
-        torch_backprop(ArgsKwargs(args=(tensors,), kwargs={"grad_tensors": grads}))
+        torch_backprop(torch_gradients(outputs, d_scores))
         return X
 
     return scores, backprop
