@@ -1,12 +1,13 @@
 """Torch layers that any medlink model can use: BiLSTM over padded batches,
-conditional LayerNorm, a banded Biaffine span scorer and learnable loss
-weights. Each is a plain ``torch.nn.Module``; model builders in this package
+a task-specific BiLSTM with a shortcut (task hierarchies), span mean
+pooling, conditional LayerNorm, a banded Biaffine span scorer and learnable
+loss weights. Each is a plain ``torch.nn.Module``; model builders in this package
 put them together and wrap the result with `wrap_torch_module`.
 
 Shapes: a batch is padded to (N, T, width) with a ``lengths`` (N,) tensor;
 positions past a row's length are padding.
 """
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -65,6 +66,39 @@ class BiLSTM(torch.nn.Module):
             behind, _ = bwd(reverse_padded(X, lengths))
             X = torch.cat([ahead, reverse_padded(behind, lengths)], dim=-1)
         return X
+
+
+class ShortcutBiLSTM(torch.nn.Module):
+    """A task-specific BiLSTM in a hierarchy of tasks (Sanh et al., 2019,
+    "A hierarchical multi-task approach"): it reads the shared encoding
+    concatenated with the output of the task below (the shortcut), so a
+    higher task sees both the raw shared features and what the lower task
+    made of them. With ``n_lower = 0`` it is the lowest task's encoder.
+    """
+
+    def __init__(self, nI: int, n_lower: int, width: int, depth: int = 1, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.n_lower = n_lower
+        self.nO = width
+        self.lstm = BiLSTM(nI + n_lower, width, depth, dropout)
+
+    def forward(self, shared: torch.Tensor, lower: Optional[torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
+        if (lower is None) != (self.n_lower == 0):
+            raise ValueError(f"ShortcutBiLSTM built for n_lower={self.n_lower}, called with lower={lower is not None}")
+        X = shared if lower is None else torch.cat([shared, lower], dim=-1)
+        return self.lstm(X, lengths)
+
+
+def span_mean(X: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
+    """Mean of the token vectors of each span: X (N, T, H), spans (S, 3) rows
+    of (row, start, end) with end exclusive -> (S, H). One cumulative sum, so
+    the cost does not grow with the span lengths."""
+    if spans.shape[0] == 0:
+        return X.new_zeros((0, X.shape[-1]))
+    csum = torch.nn.functional.pad(X.cumsum(dim=1), (0, 0, 1, 0))  # (N, T + 1, H)
+    row, start, end = spans[:, 0], spans[:, 1], spans[:, 2]
+    total = csum[row, end] - csum[row, start]
+    return total / (end - start).clamp(min=1).to(X.dtype)[:, None]
 
 
 class ConditionalLayerNorm(torch.nn.Module):

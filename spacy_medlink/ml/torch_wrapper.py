@@ -12,12 +12,12 @@ Weights are saved as raw numpy buffers in msgpack (no pickle), through
 PyTorchWrapper_v3's serialize/deserialize hooks.
 """
 import contextlib
-from typing import Callable, Optional
+from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import numpy
 import srsly
 import torch
-from thinc.api import Model, PyTorchShim, xp2torch
+from thinc.api import ArgsKwargs, Model, PyTorchShim, torch2xp, xp2torch
 from thinc.layers.pytorchwrapper import forward as pytorch_forward
 
 
@@ -89,3 +89,48 @@ def deserialize_torch_module(module: torch.nn.Module, data: bytes, device: "torc
     module.load_state_dict(state)
     module.to(device)
     return module
+
+
+# -- losses on a module's outputs ------------------------------------------------
+# The models here return *scores* (emissions, logits, CRF transitions) and the
+# pipe computes the loss in torch: on leaf copies of the scores, whose
+# gradients then go back through the module's backprop.
+def loss_on_leaves(
+    scores: NamedTuple, differentiable: Sequence[str], loss_fn: Callable[[NamedTuple], Any]
+) -> Tuple[Any, NamedTuple]:
+    """``loss_fn`` on a copy of `scores` whose fields are torch tensors (leaves
+    with gradients for the `differentiable` ones), and those gradients.
+
+    Returns loss_fn's result and a `scores`-like tuple holding the gradients
+    (xp arrays; None where a field has none) and the other fields unchanged.
+    loss_fn returns the loss tensor, or a tuple whose first item is.
+    """
+    leaves: Dict[str, torch.Tensor] = {}
+    fields: Dict[str, Any] = {}
+    for name, value in scores._asdict().items():
+        if value is None:
+            continue
+        if name in differentiable:
+            leaves[name] = fields[name] = xp2torch(value, requires_grad=True)
+        elif hasattr(value, "shape"):
+            fields[name] = xp2torch(value)
+    result = loss_fn(scores._replace(**fields))
+    loss = result[0] if isinstance(result, tuple) else result
+    loss.backward()
+    grads = {name: torch2xp(t.grad) if t.grad is not None else None for name, t in leaves.items()}
+    nulls = {name: None for name in differentiable if name not in grads}
+    return result, scores._replace(**grads, **nulls)
+
+
+def backward_args(
+    outputs: Sequence[Optional[torch.Tensor]], d_scores: NamedTuple, differentiable: Sequence[str]
+) -> ArgsKwargs:
+    """The ``torch.autograd.backward`` call for a module's `outputs` (in the
+    order of `differentiable`), given the gradients of their scores."""
+    tensors, grads = [], []
+    for t, name in zip(outputs, differentiable):
+        g = getattr(d_scores, name)
+        if t is not None and g is not None and t.requires_grad:
+            tensors.append(t)
+            grads.append(xp2torch(g, device=t.device))
+    return ArgsKwargs(args=(tensors,), kwargs={"grad_tensors": grads})

@@ -3,7 +3,8 @@ their BIO/BILUO tags (targets, decoding to spans), sizing the heads at
 initialize, scoring with IDs resolved through the KB, and serialization that
 loads the cfg (labels) before the model, so the heads exist before their
 weights load, and that carries the optional KB (a `CandidateGenerator`)
-along."""
+along. `ConceptPipe` adds the linking of components that classify over the
+concepts seen in training, with the KB as fallback and re-ranker."""
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -17,7 +18,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example, biluo_tags_to_spans, iob_to_biluo
 
 if TYPE_CHECKING:
-    from ..kb.candidates import CandidateGenerator
+    from ..kb.candidates import Candidate, CandidateGenerator
 
 
 NIL = "O"  # the outside tag: index 0 of `KBPipe.entity_tags`
@@ -190,3 +191,161 @@ class KBPipe(TrainablePipe):
 
     def _load_cfg(self, cfg: Dict[str, Any]) -> None:
         raise NotImplementedError
+
+
+class ConceptPipe(KBPipe):
+    """A KBPipe whose model scores the concept IDs seen in training (tag 0
+    nil, tag i+1 ``concepts[i]``), with the KB as the fallback for the spans
+    it is unsure of: the linking that the joint tagger and the hierarchical
+    linker share.
+
+    cfg adds "concepts" (concept ID -> the entity labels it was seen with),
+    "men_threshold", "rerank_weight", "restrict_concepts", "k",
+    "use_abbreviations" and "type_map" (the names `tune threshold` sets).
+    Subclasses reset ``_cache`` whenever the labels change.
+    """
+
+    _cache: Dict[str, Any]
+
+    @property
+    def concepts(self) -> Tuple[str, ...]:
+        """Concept tags of the concept head; tag 0 is nil, tag i+1 is concepts[i]."""
+        return tuple(self.cfg["concepts"])
+
+    @property
+    def label_data(self) -> Dict[str, Any]:
+        return {"entities": list(self.labels), "concepts": {c: list(ls) for c, ls in self.cfg["concepts"].items()}}
+
+    def _initialize_labels(
+        self, get_examples: Callable[[], Iterable[Example]], labels: Optional[Dict[str, Any]], kb_path: Optional[Path]
+    ) -> None:
+        """Entity labels and concepts from the training data (or from
+        `labels`, as `spacy init labels` writes `label_data`), and the KB."""
+        if labels is None:
+            entity_labels = set()
+            concepts: Dict[str, set] = {}
+            for eg in get_examples():
+                for ent in eg.reference.ents:
+                    entity_labels.add(ent.label_)
+                    if ent.kb_id_:
+                        concepts.setdefault(ent.kb_id_, set()).add(ent.label_)
+            labels = {"entities": sorted(entity_labels), "concepts": {c: sorted(concepts[c]) for c in sorted(concepts)}}
+        self.cfg["concepts"] = {c: list(ls) for c, ls in labels["concepts"].items()}
+        self._set_labels(labels["entities"])
+        self.generator = None
+        if kb_path is not None:
+            from ..kb.candidates import CandidateGenerator
+
+            self.generator = CandidateGenerator.from_disk(Path(kb_path))
+
+    def _concept_targets(self, examples: Sequence[Example]) -> List[List[Tuple[Span, int]]]:
+        """Each example's aligned gold entities with their concept tag: 0 for
+        a mention without a concept ID, -1 for one with an ID outside the
+        concept tags (a concept unseen when the labels were set)."""
+        index = self._concept_index()
+        out = []
+        for eg in examples:
+            ids = {(e.start_char, e.end_char, e.label_): e.kb_id_ for e in eg.reference.ents}
+            doc_out = []
+            for ent in eg.get_aligned_ents_and_ner()[0]:
+                kb_id = ids.get((ent.start_char, ent.end_char, ent.label_), "")
+                doc_out.append((ent, index.get(kb_id, -1) if kb_id else 0))
+            out.append(doc_out)
+        return out
+
+    # -- linking ------------------------------------------------------------------
+    def _link(self, docs: Sequence[Doc], doc_spans: Sequence[Sequence[Span]],
+              doc_pooled: Sequence[Sequence[Optional[numpy.ndarray]]]) -> None:
+        """Set ``doc.ents`` from each doc's spans and their pooled concept
+        probabilities (nil excluded; None where the model has no concept
+        head): the model's best concept, or, below ``men_threshold`` and with
+        a KB, the KB's candidates (re-ranked by ``rerank_weight``)."""
+        decided: List[List[Tuple[Span, str, Optional[float], List[List[Any]]]]] = []
+        unsure: List[Tuple[int, int, Optional[numpy.ndarray]]] = []
+        for d, (spans, pooled_list) in enumerate(zip(doc_spans, doc_pooled)):
+            doc_out = []
+            for span, pooled in zip(spans, pooled_list):
+                if pooled is None:
+                    cid, prob, ranked = "", 0.0, []
+                else:
+                    pooled = self._restricted(pooled, span.label_)
+                    cid, prob, ranked = self._men_concept(pooled)
+                if prob < self.cfg["men_threshold"] and self.generator is not None:
+                    unsure.append((d, len(doc_out), pooled))
+                doc_out.append((span, cid, prob, ranked))
+            decided.append(doc_out)
+        if unsure:
+            found = self._kb_candidates([decided[d][s][0] for d, s, _ in unsure])
+            for (d, s, pooled), cands in zip(unsure, found):
+                if cands:
+                    span = decided[d][s][0]
+                    ranked = self._rerank(cands, pooled)
+                    decided[d][s] = (span, ranked[0][0], ranked[0][1], ranked)
+        for doc, doc_out in zip(docs, decided):
+            doc.ents = [Span(doc, s.start, s.end, label=s.label, kb_id=cid) for s, cid, _, _ in doc_out]
+            for ent, (_, _, score, ranked) in zip(doc.ents, doc_out):
+                ent._.medlink_score = score
+                ent._.medlink_candidates = ranked
+
+    def _restricted(self, pooled: numpy.ndarray, label: str) -> numpy.ndarray:
+        """-1 for the concepts not seen with `label` in training (restrict_concepts)."""
+        allowed = self._label_concepts(label)
+        return pooled if allowed is None else numpy.where(allowed, pooled, -1.0)
+
+    def _men_concept(self, pooled: numpy.ndarray) -> Tuple[str, float, List[List[Any]]]:
+        """(concept, pooled probability, ranked [concept, probability]) for one span."""
+        k = min(self.cfg["k"], len(pooled))
+        top = numpy.sort(numpy.argpartition(-pooled, k - 1)[:k]) if 0 < k < len(pooled) else numpy.arange(k)
+        order = top[numpy.argsort(-pooled[top], kind="stable")]
+        concepts = self._concept_ids()
+        ranked = [[concepts[i], float(pooled[i])] for i in order if pooled[i] >= 0]
+        if not ranked:
+            return "", 0.0, []
+        return ranked[0][0], ranked[0][1], ranked
+
+    def _rerank(self, cands: Sequence["Candidate"], pooled: Optional[numpy.ndarray]) -> List[List[Any]]:
+        """KB candidates as [concept, score], best first: KB score +
+        rerank_weight · pooled probability (0 if unseen in training)."""
+        weight = self.cfg["rerank_weight"]
+        if not weight or pooled is None:
+            return [[c.concept_id, float(c.score)] for c in cands]
+        index = self._concept_index()
+        scored = []
+        for c in cands:
+            i = index.get(c.concept_id)
+            prob = max(float(pooled[i - 1]), 0.0) if i is not None else 0.0
+            scored.append([c.concept_id, float(c.score) + weight * prob])
+        return sorted(scored, key=lambda x: -x[1])  # stable: KB order among equals
+
+    def _concept_ids(self) -> Tuple[str, ...]:
+        """`concepts`, built once per label set (decoding reads it for every span)."""
+        if "concepts" not in self._cache:
+            self._cache["concepts"] = self.concepts
+        return self._cache["concepts"]
+
+    def _concept_index(self) -> Dict[str, int]:
+        """Concept ID -> its tag (i + 1)."""
+        if "concept_index" not in self._cache:
+            self._cache["concept_index"] = {c: i + 1 for i, c in enumerate(self._concept_ids())}
+        return self._cache["concept_index"]
+
+    def _label_concepts(self, label: str) -> Optional[numpy.ndarray]:
+        if not self.cfg["restrict_concepts"]:
+            return None
+        masks = self._cache.setdefault("label_concepts", {})
+        if label not in masks:
+            masks[label] = numpy.asarray([label in ls for ls in self.cfg["concepts"].values()], dtype=bool)
+        return masks[label]
+
+    def _kb_candidates(self, spans: Sequence[Span]) -> List[List["Candidate"]]:
+        """KB candidates for spans, in one batched lookup (as medlink_kb_linker)."""
+        from ..kb.span_lookup import span_candidates
+
+        assert self.generator is not None
+        return span_candidates(
+            self.generator,
+            spans,
+            k=self.cfg["k"],
+            type_map=self.cfg["type_map"],
+            use_abbreviations=self.cfg["use_abbreviations"],
+        )

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional,
 
 import numpy
 from spacy.language import Language
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, set_dropout_rate
@@ -42,12 +42,12 @@ from ..ml.joint_tagger import (
     set_joint_labels,
 )
 from ..scoring import NER_NEN_SCORE_WEIGHTS
-from ._kb_pipe import DEFAULT_TOK2VEC_CONFIG, NIL, KBPipe
+from ._kb_pipe import DEFAULT_TOK2VEC_CONFIG, NIL, ConceptPipe
 from .extensions import install_span_extensions
 
 if TYPE_CHECKING:
     # Imported lazily: spaCy imports every factory module on each spacy.blank.
-    from ..kb.candidates import Candidate, CandidateGenerator
+    from ..kb.candidates import CandidateGenerator
 
 default_model_config = """
 [model]
@@ -130,7 +130,7 @@ def make_joint_tagger(
     )
 
 
-class JointTagger(KBPipe):
+class JointTagger(ConceptPipe):
     """Joint MER + MEN tagger. Labels: entity types and concept IDs (with the
     types each was seen with), inferred from the training data."""
 
@@ -176,15 +176,6 @@ class JointTagger(KBPipe):
         self._cache: Dict[str, Any] = {}
 
     # -- labels -------------------------------------------------------------------
-    @property
-    def concepts(self) -> Tuple[str, ...]:
-        """Concept tags of the MEN head; tag 0 is nil, tag i+1 is concepts[i]."""
-        return tuple(self.cfg["concepts"])
-
-    @property
-    def label_data(self) -> Dict[str, Any]:
-        return {"entities": list(self.labels), "concepts": {c: list(ls) for c, ls in self.cfg["concepts"].items()}}
-
     def _set_model_labels(self) -> None:
         heads = self.model.get_ref("heads")
         if self.cfg.get("nI") and not heads.has_dim("nI"):
@@ -208,23 +199,8 @@ class JointTagger(KBPipe):
         kb_path (Path): a `spacy_medlink kb build` folder, for the fallback.
         """
         validate_get_examples(get_examples, "JointTagger.initialize")
-        if labels is None:
-            entity_labels = set()
-            concepts: Dict[str, set] = {}
-            for eg in get_examples():
-                for ent in eg.reference.ents:
-                    entity_labels.add(ent.label_)
-                    if ent.kb_id_:
-                        concepts.setdefault(ent.kb_id_, set()).add(ent.label_)
-            labels = {"entities": sorted(entity_labels), "concepts": {c: sorted(concepts[c]) for c in sorted(concepts)}}
-        self.cfg["concepts"] = {c: list(ls) for c, ls in labels["concepts"].items()}
-        self._set_labels(labels["entities"])
+        self._initialize_labels(get_examples, labels, kb_path)
         self._initialize_model(get_examples)
-        self.generator = None
-        if kb_path is not None:
-            from ..kb.candidates import CandidateGenerator
-
-            self.generator = CandidateGenerator.from_disk(Path(kb_path))
 
     def update(
         self,
@@ -268,7 +244,7 @@ class JointTagger(KBPipe):
         """
         mer = self._entity_targets(examples, n_positions)
         men = numpy.where(mer == self.entity_tags.index(NIL), 0, -1).astype(numpy.int64)
-        concept_index = {c: i + 1 for i, c in enumerate(self.concepts)}
+        concept_index = self._concept_index()
         for b, eg in enumerate(examples):
             x_ents = eg.get_aligned_ents_and_ner()[0]
             ids = {(e.start_char, e.end_char, e.label_): e.kb_id_ for e in eg.reference.ents}
@@ -293,100 +269,20 @@ class JointTagger(KBPipe):
             return
         paths = decode_mer(scores, self._constraints())
         ops = self.model.ops
-        decided: List[List[Tuple[Span, str, Optional[float], List[List[Any]]]]] = []
-        unsure: List[Tuple[int, int, numpy.ndarray]] = []  # (doc, span, pooled MEN) for the KB
+        doc_spans, doc_pooled = [], []
         for d, (doc, path) in enumerate(zip(docs, paths)):
             spans = self._spans_from_tags(doc, path)
             rows = ops.to_numpy(scores.men_rows[d, : len(doc)]) if spans else None
-            doc_out = []
-            for span in spans:
-                pooled = self._pooled(ops.to_numpy(scores.men_probs[rows[span.start : span.end]]), span.label_)
-                cid, prob, ranked = self._men_concept(pooled)
-                if prob < self.cfg["men_threshold"] and self.generator is not None:
-                    unsure.append((d, len(doc_out), pooled))
-                doc_out.append((span, cid, prob, ranked))
-            decided.append(doc_out)
-        if unsure:
-            found = self._kb_candidates(docs, [decided[d][s][0] for d, s, _ in unsure])
-            for (d, s, pooled), cands in zip(unsure, found):
-                if cands:
-                    span = decided[d][s][0]
-                    ranked = self._rerank(cands, pooled)
-                    decided[d][s] = (span, ranked[0][0], ranked[0][1], ranked)
-        for doc, doc_out in zip(docs, decided):
-            doc.ents = [Span(doc, s.start, s.end, label=s.label, kb_id=cid) for s, cid, _, _ in doc_out]
-            for ent, (_, _, score, ranked) in zip(doc.ents, doc_out):
-                ent._.medlink_score = score
-                ent._.medlink_candidates = ranked
-
-    def _pooled(self, men_probs: numpy.ndarray, label: str) -> numpy.ndarray:
-        """A span's concept probabilities from its tokens' MEN probabilities
-        (n_tokens, n_concepts + 1): the mean, nil excluded and not renormalized
-        (nil mass = doubt); -1 for concepts not seen with `label` in training."""
-        pooled = men_probs.mean(axis=0)[1:]
-        allowed = self._label_concepts(label)
-        if allowed is not None:
-            pooled = numpy.where(allowed, pooled, -1.0)
-        return pooled
-
-    def _men_concept(self, pooled: numpy.ndarray) -> Tuple[str, float, List[List[Any]]]:
-        """(concept, pooled probability, ranked [concept, probability]) for one span."""
-        k = min(self.cfg["k"], len(pooled))
-        top = numpy.sort(numpy.argpartition(-pooled, k - 1)[:k]) if 0 < k < len(pooled) else numpy.arange(k)
-        order = top[numpy.argsort(-pooled[top], kind="stable")]
-        concepts = self._concept_ids()
-        ranked = [[concepts[i], float(pooled[i])] for i in order if pooled[i] >= 0]
-        if not ranked:
-            return "", 0.0, []
-        return ranked[0][0], ranked[0][1], ranked
-
-    def _rerank(self, cands: Sequence["Candidate"], pooled: numpy.ndarray) -> List[List[Any]]:
-        """KB candidates as [concept, score], best first: KB score +
-        rerank_weight · pooled MEN probability (0 if unseen in training)."""
-        weight = self.cfg["rerank_weight"]
-        if not weight:
-            return [[c.concept_id, float(c.score)] for c in cands]
-        index = self._cache.get("concept_index")
-        if index is None:
-            index = self._cache["concept_index"] = {c: i for i, c in enumerate(self._concept_ids())}
-        scored = []
-        for c in cands:
-            i = index.get(c.concept_id)
-            men = max(float(pooled[i]), 0.0) if i is not None else 0.0
-            scored.append([c.concept_id, float(c.score) + weight * men])
-        return sorted(scored, key=lambda x: -x[1])  # stable: KB order among equals
-
-    def _concept_ids(self) -> Tuple[str, ...]:
-        """`concepts`, built once per label set (decoding reads it for every span)."""
-        if "concepts" not in self._cache:
-            self._cache["concepts"] = self.concepts
-        return self._cache["concepts"]
-
-    def _label_concepts(self, label: str) -> Optional[numpy.ndarray]:
-        if not self.cfg["restrict_concepts"]:
-            return None
-        masks = self._cache.setdefault("label_concepts", {})
-        if label not in masks:
-            masks[label] = numpy.asarray([label in ls for ls in self.cfg["concepts"].values()], dtype=bool)
-        return masks[label]
+            # a span's concept probabilities: the mean over its tokens, nil
+            # excluded and not renormalized (the nil mass is doubt)
+            doc_pooled.append([ops.to_numpy(scores.men_probs[rows[s.start : s.end]]).mean(axis=0)[1:] for s in spans])
+            doc_spans.append(spans)
+        self._link(docs, doc_spans, doc_pooled)
 
     def _constraints(self):
         if "constraints" not in self._cache:
             self._cache["constraints"] = mer_constraints(self.model)
         return self._cache["constraints"]
-
-    def _kb_candidates(self, docs: Sequence[Doc], spans: Sequence[Span]) -> List[List["Candidate"]]:
-        """KB candidates for spans, in one batched lookup (as medlink_kb_linker)."""
-        from ..kb.span_lookup import span_candidates
-
-        assert self.generator is not None
-        return span_candidates(
-            self.generator,
-            spans,
-            k=self.cfg["k"],
-            type_map=self.cfg["type_map"],
-            use_abbreviations=self.cfg["use_abbreviations"],
-        )
 
     def _load_cfg(self, cfg: Dict[str, Any]) -> None:
         self.cfg.update(cfg)

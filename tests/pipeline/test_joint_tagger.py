@@ -235,11 +235,11 @@ def test_kb_fallback_expands_abbreviations(trained):
     assert span.text == "GU"
     try:
         jt.cfg["use_abbreviations"] = True
-        (cands,) = jt._kb_candidates([doc], [span])
+        (cands,) = jt._kb_candidates([span])
         assert cands[0].concept_id == "D013276" and cands[0].score == 1.0
     finally:
         jt.cfg["use_abbreviations"] = False
-    (cands,) = jt._kb_candidates([doc], [span])
+    (cands,) = jt._kb_candidates([span])
     assert not cands or cands[0].concept_id != "D013276" or cands[0].score < 1.0
 
 
