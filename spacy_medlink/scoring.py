@@ -132,6 +132,41 @@ NEN_SCORE_WEIGHTS = {"nen_f": 1.0, "nen_p": 0.0, "nen_r": 0.0, "nen_doc_f": 0.0,
 NER_NEN_SCORE_WEIGHTS = {"ents_f": 0.5, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None, **NEN_SCORE_WEIGHTS, "nen_f": 0.5}
 
 
+def score_mentions(examples: Iterable[Example], *, mentions_key: str, **kwargs) -> Dict[str, Any]:
+    """Untyped mention recognition P/R/F (``mr_p/r/f``): the predicted span
+    group `mentions_key` against the gold entities' character offsets, labels
+    ignored. Empty when no prediction carries the group."""
+    score = PRFScore()
+    seen = False
+    for eg in examples:
+        if mentions_key not in eg.predicted.spans:
+            continue
+        seen = True
+        pred = {(s.start_char, s.end_char) for s in eg.predicted.spans[mentions_key]}
+        gold = {(e.start_char, e.end_char) for e in eg.reference.ents}
+        score.score_set(pred, gold)
+    if not seen:
+        return {}
+    return {"mr_p": score.precision, "mr_r": score.recall, "mr_f": score.fscore}
+
+
+@registry.scorers("medlink.hier_scorer.v1")
+def make_hier_scorer(mentions_key: str = "medlink_mentions") -> Callable[..., Dict[str, Any]]:
+    """NER (= entity typing) and normalization (= linking) as
+    `medlink.ner_nen_scorer.v1`, plus mention recognition on its own."""
+
+    def score(examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
+        examples = list(examples)
+        scores = score_ner_nen(examples, **kwargs)
+        scores.update(score_mentions(examples, mentions_key=mentions_key))
+        return scores
+
+    return score
+
+
+HIER_SCORE_WEIGHTS = {**NER_NEN_SCORE_WEIGHTS, "mr_f": 0.0, "mr_p": 0.0, "mr_r": 0.0}
+
+
 # -- nested (span) recognition -----------------------------------------------------
 _Span = Tuple[int, int, str]
 

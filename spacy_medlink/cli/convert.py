@@ -34,6 +34,11 @@ class Misaligned(str, Enum):
     drop = "drop"
 
 
+class MultiType(str, Enum):
+    error = "error"
+    first = "first"
+
+
 @app.command("convert")
 def convert_cli(
     # fmt: off
@@ -46,6 +51,8 @@ def convert_cli(
     misaligned: Misaligned = typer.Option(Misaligned.expand, "--misaligned", "-m", help="pubtator: widen mentions that split a token to token boundaries, or drop them"),
     lenient: bool = typer.Option(False, "--lenient", help="pubtator: drop and count malformed mention lines instead of stopping"),
     drop_duplicates: bool = typer.Option(False, "--drop-duplicates", help="pubtator: drop a document whose PMID was seen before (default keeps it, as the official counts do)"),
+    pmids: Optional[Path] = typer.Option(None, "--pmids", help="pubtator: keep only the documents whose PMID this file lists (one a line, e.g. MedMentions' corpus_pubtator_pmids_dev.txt); the others, and listed PMIDs not found, are counted", exists=True, dir_okay=False),
+    multi_type: MultiType = typer.Option(MultiType.error, "--multi-type", help="pubtator: a mention with several types ('T038,T058', MedMentions full) stops the conversion, or keeps its first type (counted)"),
     limit: int = typer.Option(0, "--limit", help="Stop after this many docs (0: all), e.g. for a smoke run"),
     base: Optional[Path] = typer.Option(None, "--base", "-b", help="Pipeline whose tokenizer to use (default: the biomedical tokenizer; blank 'zh' for cmeee)"),
     # fmt: on
@@ -57,6 +64,8 @@ def convert_cli(
             "--misaligned": misaligned != Misaligned.expand,
             "--lenient": lenient,
             "--drop-duplicates": drop_duplicates,
+            "--pmids": pmids is not None,
+            "--multi-type": multi_type != MultiType.error,
         }
         for option, is_given in given.items():
             if is_given:
@@ -76,6 +85,8 @@ def convert_cli(
             misaligned=misaligned.value,
             strict=not lenient,
             duplicates="drop" if drop_duplicates else "keep",
+            pmids=pmids,
+            multi_type=multi_type.value,
         )
         if limit > 0:
             docs = itertools.islice(docs, limit)  # lazily: the report counts only what was read
@@ -93,6 +104,12 @@ def convert_cli(
         msg.fail("Report does not balance: mentions read != kept + not kept", exits=1)
     if report.mentions_dropped:
         msg.warn(f"{report.mentions_dropped} mentions not kept (reasons above)")
+    if pmids is not None:
+        from ..corpora.pubtator import LISTED_MISSING, NOT_LISTED
+
+        msg.info(f"{report.dropped[NOT_LISTED]} documents skipped: not in {pmids}")
+        if report.dropped[LISTED_MISSING]:
+            msg.warn(f"{report.dropped[LISTED_MISSING]} PMIDs listed in {pmids} not found in {input_path}")
     msg.good(f"Wrote {len(doc_bin)} docs to {output_path}", f"Report: {report_path}")
 
 
@@ -127,6 +144,8 @@ def _read(
     misaligned: str,
     strict: bool,
     duplicates: str,
+    pmids: Optional[Path] = None,
+    multi_type: str = "error",
 ) -> Iterator[Doc]:
     # Readers are imported here so that one missing format never breaks the others.
     if file_format == CorpusFormat.pubtator:
@@ -140,6 +159,8 @@ def _read(
             misaligned=misaligned,
             strict=strict,
             duplicates=duplicates,
+            pmids=pmids,
+            multi_type=multi_type,
         )
     if file_format == CorpusFormat.cmeee:
         from ..corpora.cmeee import read_cmeee

@@ -1,4 +1,4 @@
-"""PubTator format (NCBI Disease, BC5CDR, any PubTator export): one Doc per document.
+"""PubTator format (NCBI Disease, BC5CDR, MedMentions, any PubTator export): one Doc per document.
 
 A document block is passage lines ``PMID|t|title``, ``PMID|a|abstract`` (or any
 number of ``PMID|x|text`` passages, as in full-text exports), then annotation
@@ -12,12 +12,18 @@ end-exclusive and continue across passages. Columns after ``ids`` (BC5CDR's
 individual mention strings of a composite, sometimes an empty trailing TAB)
 are not needed and are ignored.
 
+MedMentions (``corpus_pubtator.txt.gz``, st21pv or full) is this format with
+UMLS semantic type IDs as types (``T038``) and ``UMLS:C…`` CUIs as IDs, both
+kept as they are; its train/dev/test split is a list of PMIDs per split
+(``corpus_pubtator_pmids_{trng,dev,test}.txt``), read with ``pmids``. The
+full version gives some mentions several types (``T038,T058``); see
+``multi_type`` in `read_pubtator`.
+
 Doc contract (DESIGN.md): every mention is a Span in ``doc.spans[spans_key]``
 with ``label_`` the (mapped) type and ``kb_id_`` the normalized concept ID;
 ``doc.ents`` holds the non-overlapping ones. ``doc.user_data`` holds
 ``"doc_id"`` (the PMID) and ``"medlink_relations"`` (``[type, id1, id2, ...]``).
 """
-import gzip
 import re
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
@@ -29,7 +35,7 @@ from spacy.training import Example
 from spacy.util import filter_spans
 
 from ..kb.ids import NO_CONCEPT, normalize_kb_id
-from .report import ConversionReport, CorpusFormatError, examples_from_docs
+from .report import ConversionReport, CorpusFormatError, examples_from_docs, open_text
 
 # Named label maps, usable wherever a label map is asked for (CLI, configs).
 LABEL_MAPS: Dict[str, Dict[str, str]] = {
@@ -43,12 +49,20 @@ LABEL_MAPS: Dict[str, Dict[str, str]] = {
 }
 MISALIGNED_MODES = ("expand", "drop")
 DUPLICATE_MODES = ("keep", "drop")
+MULTI_TYPE_MODES = ("error", "first")
+# Report reasons of the PMID filter (read_pubtator's `pmids`).
+NOT_LISTED = "document: not in the PMID list"
+NOT_LISTED_MENTION = "mention in a document not in the PMID list"
+LISTED_MISSING = "document: in the PMID list but not in the corpus file"
+MULTI_TYPE_NOTE = "several types, the first kept"
 
 _PASSAGE = re.compile(r"^([^\t|]+)\|([^\t|]*)\|(.*)$")
 _INT = re.compile(r"^-?\d+$")
 _RELATION_TYPE = re.compile(r"^[A-Za-z_][\w:-]*$")
+_PMID = re.compile(r"^\d+$")
 
 LabelMap = Union[None, str, Dict[str, str]]
+PathLike = Union[str, Path]
 # (line number, fields)
 _Line = Tuple[int, List[str]]
 
@@ -66,6 +80,23 @@ def create_pubtator_reader(
     return PubTatorCorpus(path, label_map=label_map, misaligned=misaligned, limit=limit)
 
 
+def create_pubtator_reader_v2(
+    path: Union[str, Path],
+    label_map: LabelMap = None,
+    misaligned: str = "expand",
+    limit: int = 0,
+    pmids: Optional[Union[str, Path]] = None,
+    multi_type: str = "error",
+) -> Callable[[Language], Iterator[Example]]:
+    """Registered as ``medlink.PubTatorCorpus.v2``: v1 plus `pmids` (a file of
+    the PMIDs to keep, one per line, e.g. MedMentions'
+    ``corpus_pubtator_pmids_trng.txt``) and `multi_type` (see `read_pubtator`).
+    """
+    return PubTatorCorpus(
+        path, label_map=label_map, misaligned=misaligned, limit=limit, pmids=pmids, multi_type=multi_type
+    )
+
+
 class PubTatorCorpus:
     """Iterate Examples from a PubTator file, like spacy.training.Corpus.
 
@@ -81,16 +112,28 @@ class PubTatorCorpus:
         label_map: LabelMap = None,
         misaligned: str = "expand",
         limit: int = 0,
+        pmids: Optional[PathLike] = None,
+        multi_type: str = "error",
     ):
         self.path = Path(path)
         self.label_map = resolve_label_map(label_map)
         self.misaligned = _check_mode("misaligned", misaligned, MISALIGNED_MODES)
+        self.multi_type = _check_mode("multi_type", multi_type, MULTI_TYPE_MODES)
         self.limit = limit
+        self.pmids = Path(pmids) if pmids is not None else None
+        if self.pmids is not None:
+            read_pmid_list(self.pmids)  # a bad list fails when the config is resolved, not mid-training
 
     def __call__(self, nlp: Language) -> Iterator[Example]:
         report = ConversionReport(source=str(self.path))
         docs = read_pubtator(
-            self.path, nlp, report, label_map=self.label_map, misaligned=self.misaligned
+            self.path,
+            nlp,
+            report,
+            label_map=self.label_map,
+            misaligned=self.misaligned,
+            pmids=self.pmids,
+            multi_type=self.multi_type,
         )
         yield from examples_from_docs(nlp, docs, report, self.limit)
 
@@ -105,6 +148,8 @@ def read_pubtator(
     spans_key: str = "mentions",
     duplicates: str = "keep",
     strict: bool = True,
+    pmids: Optional[PathLike] = None,
+    multi_type: str = "error",
 ) -> Iterator[Doc]:
     """Read one Doc per document block of a PubTator file (plain or .gz).
 
@@ -124,6 +169,19 @@ def read_pubtator(
         still sound. A broken document structure (a line that is neither a
         passage nor an annotation, passages of two PMIDs in one block, an
         annotation before any passage) always raises: no Doc could be right.
+    pmids: a file of the PMIDs to keep, one per line (`read_pmid_list`; plain
+        or .gz), e.g. MedMentions' official ``corpus_pubtator_pmids_dev.txt``.
+        Every other document is skipped and counted (a dropped document, its
+        mentions counted as read and dropped with it, unparsed); once the
+        whole file is read, each listed PMID that was not in it is counted too
+        (a dropped document, e.g. "pmids.txt:12: 123"): the report shows both,
+        nothing goes quietly. A partial read (`limit`) counts no missing PMIDs.
+    multi_type: a mention line with several comma-separated types (MedMentions
+        full: ``T038,T058``; st21pv has exactly one) raises CorpusFormatError
+        naming file and line ("error", the default, whatever `strict` says: a
+        span has one label, and which type to keep is a choice for the user),
+        or keeps the first type ("first", counted as a note; the label map, if
+        any, is applied to it). The line is otherwise checked as usual.
 
     Quirks handled on purpose: ``MESH:``/``OMIM:`` prefixes, stray spaces, ","
     lists, "-1"/"-" (no concept: kb_id "" and a note) via normalize_kb_id,
@@ -133,6 +191,9 @@ def read_pubtator(
     label_map = resolve_label_map(label_map)
     _check_mode("misaligned", misaligned, MISALIGNED_MODES)
     _check_mode("duplicates", duplicates, DUPLICATE_MODES)
+    _check_mode("multi_type", multi_type, MULTI_TYPE_MODES)
+    pmids_path = Path(pmids) if pmids is not None else None
+    wanted = read_pmid_list(pmids_path) if pmids_path is not None else None
     if not report.source:
         report.source = str(path)
     seen = set()
@@ -140,6 +201,12 @@ def read_pubtator(
         pmid, text = _join_passages(path, passages)
         report.documents_read += 1
         relations, mentions = _split_annotations(path, annotations)
+        if wanted is not None and pmid not in wanted:
+            report.drop(NOT_LISTED, _where(path, passages[0][0]))
+            report.mentions_read += len(mentions)
+            if mentions:
+                report.dropped[NOT_LISTED_MENTION] += len(mentions)
+            continue
         if pmid in seen:
             where = _where(path, passages[0][0])
             if duplicates == "drop":
@@ -155,10 +222,39 @@ def read_pubtator(
         doc.user_data["medlink_relations"] = [fields[1:] for _, fields in relations]
         for line, _ in relations:
             report.note("relation line kept in user_data['medlink_relations']", _where(path, line))
-        spans = _make_spans(path, doc, pmid, mentions, report, label_map, misaligned, strict)
+        spans = _make_spans(path, doc, pmid, mentions, report, label_map, misaligned, strict, multi_type)
         set_mentions(doc, spans, spans_key, report, path)
         report.documents_kept += 1
         yield doc
+    if wanted is not None and pmids_path is not None:
+        for pmid, line in wanted.items():
+            if pmid not in seen:
+                report.drop(LISTED_MISSING, f"{_where(pmids_path, line)}: {pmid}")
+
+
+def read_pmid_list(path: PathLike) -> Dict[str, int]:
+    """PMID -> line number, from a file of one PMID (digits) per line (plain or .gz).
+
+    Blank lines are skipped. A line that is not a PMID (a header, a second
+    column, a "PMID:" prefix) or a PMID listed twice (a concatenation mistake:
+    a split is a set) raises CorpusFormatError naming the file and line; a
+    file without any PMID raises ValueError.
+    """
+    path = Path(path)
+    pmids: Dict[str, int] = {}
+    with open_text(path, encoding="utf-8-sig") as file_:
+        for i, raw in enumerate(file_, start=1):
+            value = raw.strip()
+            if not value:
+                continue
+            if not _PMID.match(value):
+                raise CorpusFormatError(path, i, f"expected one PMID (digits only) per line, got {value[:60]!r}")
+            if value in pmids:
+                raise CorpusFormatError(path, i, f"PMID {value} listed twice (first on line {pmids[value]})")
+            pmids[value] = i
+    if not pmids:
+        raise ValueError(f"{path}: no PMIDs in the list: it would skip every document")
+    return pmids
 
 
 def set_mentions(
@@ -204,8 +300,7 @@ def _iter_blocks(path: Path) -> Iterator[Tuple[List[_Line], List[_Line]]]:
     """(passage lines, annotation lines) per blank-line-separated block."""
     passages: List[_Line] = []
     annotations: List[_Line] = []
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf8") as file_:
+    with open_text(path) as file_:
         for i, raw in enumerate(file_, start=1):
             line = raw.rstrip("\r\n")
             if not line.strip():
@@ -266,6 +361,7 @@ def _make_spans(
     label_map: Optional[Dict[str, str]],
     misaligned: str,
     strict: bool,
+    multi_type: str = "error",
 ) -> List[Tuple[int, Span]]:
     """(line, Span) for every kept mention, in corpus order."""
     text = doc.text
@@ -275,14 +371,16 @@ def _make_spans(
         report.mentions_read += 1
         where = _where(path, line)
         try:
-            start, end, label, kb_id = _parse_mention(path, line, fields, text, pmid, label_map, report)
+            start, end, type_, label, kb_id = _parse_mention(
+                path, line, fields, text, pmid, label_map, report, multi_type
+            )
         except _BadMention as err:
             if strict:
                 raise CorpusFormatError(path, line, str(err)) from None
             report.drop(f"malformed mention line: {err.reason}", f"{where}: {err}")
             continue
         if not label:
-            report.drop(f"type {fields[4].strip()!r} mapped to no label", where)
+            report.drop(f"type {type_!r} mapped to no label", where)
             continue
         span = doc.char_span(start, end, label=label, kb_id=kb_id, alignment_mode="strict")
         if span is not None:
@@ -328,8 +426,9 @@ def _parse_mention(
     pmid: str,
     label_map: Optional[Dict[str, str]],
     report: ConversionReport,
-) -> Tuple[int, int, str, str]:
-    """(start, end, label, kb_id) of a mention line, or _BadMention."""
+    multi_type: str = "error",
+) -> Tuple[int, int, str, str, str]:
+    """(start, end, type, label, kb_id) of a mention line, or _BadMention."""
     where = _where(path, line)
     if len(fields) < 6:
         raise _BadMention("too few fields", f"expected PMID, start, end, mention, type, ids; got {len(fields)} fields")
@@ -350,6 +449,19 @@ def _parse_mention(
     type_ = type_.strip()
     if not type_:
         raise _BadMention("empty type", "the type field is empty")
+    if "," in type_:
+        types = [t.strip() for t in type_.split(",")]
+        if not all(types):
+            raise _BadMention("empty type", f"an empty item in the type list {type_!r}")
+        if multi_type == "error":
+            raise CorpusFormatError(
+                path,
+                line,
+                f"several types {type_!r} in one mention (MedMentions full?); a span has one label: "
+                "use st21pv, or multi_type='first' (convert --multi-type first) to keep the first, counted",
+            )
+        report.note(MULTI_TYPE_NOTE, f"{where}: {type_!r} -> {types[0]!r}")
+        type_ = types[0]
     if label_map is None:
         label = type_
     elif type_ in label_map:
@@ -361,7 +473,7 @@ def _parse_mention(
         report.note(note, where)
     if kb_id == NO_CONCEPT:
         report.note("no concept", where)
-    return start, end, label, kb_id
+    return start, end, type_, label, kb_id
 
 
 def _where(path: Path, line: int) -> str:

@@ -237,7 +237,7 @@ def _forward(model: Model, X: HierInput, is_train: bool) -> Tuple[HierScores, Ca
 
 def _init(model: Model, X: Optional[HierInput] = None, Y: Any = None) -> None:
     tok2vec, heads = model.get_ref("tok2vec"), model.get_ref("heads")
-    docs = list(X.docs) if X is not None else None
+    docs = (list(X.docs) if isinstance(X, HierInput) else list(X)) if X is not None else None
     tok2vec.initialize(X=docs)
     if not heads.has_dim("nI") and docs:
         heads.set_dim("nI", tok2vec.predict(docs[:1])[0].shape[1])
