@@ -6,7 +6,8 @@ training, on dev only. The model runs once per batch; only `set_annotations`
 pipeline is saved with the best setting (in its cfg and config.cfg); the sweep
 goes to a JSON file.
 
-* `tune threshold`: `medlink_joint_tagger` hands a span to the KB when its MEN
+* `tune threshold`: `medlink_joint_tagger` (and `medlink_hier_linker`, whose EL
+  head plays the MEN head's part) hands a span to the KB when its MEN
   head is less sure than `men_threshold`, and re-ranks the KB's candidates
   with the MEN probability times `rerank_weight`; both are swept as a grid.
 * `tune resolution`: `medlink_gated_normalizer` ranks each span's candidates by

@@ -109,3 +109,35 @@ def test_loss_weights():
 def test_pooled_mean():
     X = torch.tensor([[[1.0], [3.0], [100.0]]])
     assert pooled_mean(X, torch.tensor([2])).tolist() == [[2.0]]
+
+
+def test_span_mean_matches_brute_force():
+    from spacy_medlink.ml.layers import span_mean
+
+    torch.manual_seed(0)
+    X = torch.randn(2, 6, 3, requires_grad=True)
+    spans = torch.tensor([[0, 0, 1], [0, 2, 6], [1, 1, 4], [1, 5, 6]])
+    out = span_mean(X, spans)
+    expected = torch.stack([X[r, s:e].mean(0) for r, s, e in spans.tolist()])
+    assert torch.allclose(out, expected, atol=1e-6)
+    out.sum().backward()
+    assert X.grad[0, 1].abs().sum() == 0  # token 1 of row 0 is in no span
+    assert torch.allclose(X.grad[0, 2], torch.full((3,), 0.25))
+    assert span_mean(X, torch.zeros((0, 3), dtype=torch.long)).shape == (0, 3)
+
+
+def test_shortcut_bilstm_reads_shared_and_lower():
+    from spacy_medlink.ml.layers import ShortcutBiLSTM
+
+    torch.manual_seed(0)
+    shared, lower, lengths = torch.randn(2, 5, 4), torch.randn(2, 5, 6), torch.tensor([5, 3])
+    layer = ShortcutBiLSTM(4, 6, width=8)
+    out = layer(shared, lower, lengths)
+    assert out.shape == (2, 5, 8)
+    assert torch.allclose(out, layer.lstm(torch.cat([shared, lower], dim=-1), lengths))
+    lowest = ShortcutBiLSTM(4, 0, width=8)
+    assert lowest(shared, None, lengths).shape == (2, 5, 8)
+    with pytest.raises(ValueError, match="n_lower"):
+        lowest(shared, lower, lengths)
+    with pytest.raises(ValueError, match="n_lower"):
+        layer(shared, None, lengths)

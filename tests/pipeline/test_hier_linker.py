@@ -277,3 +277,15 @@ def test_configs_resolve(name):
     if name != "hier_trf.cfg":
         nlp = spacy.util.load_model_from_config(config, auto_fill=True)
         assert PIPE in nlp.pipe_names or "hier_linker" in nlp.pipe_names
+
+
+def test_tune_threshold_sweeps_hier_linker(trained):
+    """`tune threshold` sets the hier linker's KB settings like the joint tagger's."""
+    from spacy_medlink.cli.tune import sweep_settings
+
+    examples = make_examples(trained, TRAIN_DATA)
+    rows = sweep_settings(trained, PIPE, examples, [{"men_threshold": 0.0, "rerank_weight": 0.0},
+                                                     {"men_threshold": 1.1, "rerank_weight": 0.0}])
+    assert rows[0]["nen_f"] == 1.0  # EL decides: the training concepts
+    assert rows[1]["nen_f"] < 1.0  # the KB decides "gastric ulcer" as D013276
+    assert trained.get_pipe(PIPE).cfg["men_threshold"] == 0.5  # restored
