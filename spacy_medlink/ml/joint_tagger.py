@@ -57,7 +57,7 @@ from thinc.api import ArgsKwargs, Model, chain, torch2xp, xp2torch
 from thinc.types import Floats2d
 
 from .crf import Constraints, log_partition, transition_constraints, viterbi
-from .torch_wrapper import wrap_torch_module
+from .torch_wrapper import backward_args, loss_on_leaves, wrap_torch_module
 
 FEEDBACK = ("none", "mer", "men", "both")
 FEEDBACK_INIT = ("uniform", "first_pass")
@@ -378,15 +378,7 @@ def _convert_outputs(model: Model, X_Yt: Tuple[List[Floats2d], tuple], is_train:
     paths, men_probs, men_rows = arrays[7:]
     scores = JointScores(*arrays[:7], lengths=lengths, paths=paths, men_probs=men_probs, men_rows=men_rows)
 
-    def backprop(d_scores: JointScores) -> ArgsKwargs:
-        tensors, grads = [], []
-        for t, g in zip(outputs, (getattr(d_scores, name) for name in _DIFFERENTIABLE)):
-            if t is not None and g is not None and t.requires_grad:
-                tensors.append(t)
-                grads.append(xp2torch(g, device=t.device))
-        return ArgsKwargs(args=(tensors,), kwargs={"grad_tensors": grads})
-
-    return scores, backprop
+    return scores, lambda d_scores: backward_args(outputs, d_scores, _DIFFERENTIABLE)
 
 
 # -- loss and decoding (run by the pipe on JointScores) --------------------------
@@ -438,27 +430,19 @@ def joint_loss_and_gradient(
     scores: JointScores, mer_gold: numpy.ndarray, men_gold: numpy.ndarray, *, men_weight: float, aux_weight: float
 ) -> Tuple[float, JointScores]:
     """`joint_loss` on leaf copies of the model's outputs, and their gradients."""
-    xp_scores = scores
-    leaves = {
-        name: xp2torch(getattr(scores, name), requires_grad=True)
-        for name in _DIFFERENTIABLE
-        if getattr(scores, name) is not None
-    }
-    t_scores = JointScores(**leaves, lengths=xp2torch(scores.lengths).long())
-    device = t_scores.mer.device
-    loss = joint_loss(
-        t_scores,
-        torch.as_tensor(mer_gold, dtype=torch.long, device=device),
-        torch.as_tensor(men_gold, dtype=torch.long, device=device),
-        men_weight=men_weight,
-        aux_weight=aux_weight,
-    )
-    loss.backward()
-    grads = {
-        name: torch2xp(t.grad) if t.grad is not None else None
-        for name, t in leaves.items()
-    }
-    return float(loss.item()), JointScores(**grads, lengths=xp_scores.lengths)
+
+    def loss_fn(t_scores: JointScores) -> torch.Tensor:
+        device = t_scores.mer.device
+        return joint_loss(
+            t_scores._replace(lengths=t_scores.lengths.long()),
+            torch.as_tensor(mer_gold, dtype=torch.long, device=device),
+            torch.as_tensor(men_gold, dtype=torch.long, device=device),
+            men_weight=men_weight,
+            aux_weight=aux_weight,
+        )
+
+    loss, grads = loss_on_leaves(scores, _DIFFERENTIABLE, loss_fn)
+    return float(loss.item()), grads
 
 
 def decode_mer(scores: JointScores, constraints: Constraints) -> List[List[int]]:

@@ -57,7 +57,7 @@ from thinc.types import Floats2d
 
 from .crf import CRF, Constraints, log_partition, transition_constraints, viterbi
 from .layers import Biaffine, BiLSTM, ConditionalLayerNorm, LossWeights, length_mask, pooled_mean
-from .torch_wrapper import wrap_torch_module
+from .torch_wrapper import backward_args, loss_on_leaves, wrap_torch_module
 
 TAG_SCHEMES = {"BIO": ("BIO", ("O", "B-ENT", "I-ENT")), "BIOES": ("BILUO", ("O", "B-ENT", "I-ENT", "L-ENT", "U-ENT"))}
 """Our tag scheme -> (the CRF's scheme name, tag names). BIOES is BILUO: E = L, S = U."""
@@ -398,12 +398,7 @@ def _convert_outputs(model: Model, X_Yt, is_train: bool) -> Tuple[NestedScores, 
 
 def torch_gradients(outputs: Sequence[Optional[torch.Tensor]], d_scores: NestedScores) -> ArgsKwargs:
     """The backward call for the module's outputs, given the gradients of their scores."""
-    tensors, grads = [], []
-    for t, g in zip(outputs, (getattr(d_scores, name) for name in _DIFFERENTIABLE)):
-        if t is not None and g is not None and t.requires_grad:
-            tensors.append(t)
-            grads.append(xp2torch(g, device=t.device))
-    return ArgsKwargs(args=(tensors,), kwargs={"grad_tensors": grads})
+    return backward_args(outputs, d_scores, _DIFFERENTIABLE)
 
 
 # -- loss and decoding (run by the pipe on NestedScores) ---------------------------
@@ -453,24 +448,20 @@ def nested_loss_and_gradient(
     loss_weights: LossWeights, objective: str,
 ) -> Tuple[Tuple[float, float, float], NestedScores]:
     """`nested_loss` on leaf copies of the model's outputs, and their gradients."""
-    leaves = {
-        name: xp2torch(getattr(scores, name), requires_grad=True)
-        for name in _DIFFERENTIABLE
-        if getattr(scores, name) is not None
-    }
-    t_scores = NestedScores(**leaves, lengths=xp2torch(scores.lengths).long())
-    device = t_scores.emissions.device
-    total, l_crf, l_biaffine = nested_loss(
-        t_scores,
-        torch.as_tensor(tag_gold, dtype=torch.long, device=device),
-        None if span_gold is None else torch.as_tensor(span_gold, dtype=torch.long, device=device),
-        loss_weights,
-        objective,
-    )
-    total.backward()
-    grads = {name: torch2xp(t.grad) if t.grad is not None else None for name, t in leaves.items()}
+
+    def loss_fn(t_scores: NestedScores):
+        device = t_scores.emissions.device
+        return nested_loss(
+            t_scores._replace(lengths=t_scores.lengths.long()),
+            torch.as_tensor(tag_gold, dtype=torch.long, device=device),
+            None if span_gold is None else torch.as_tensor(span_gold, dtype=torch.long, device=device),
+            loss_weights,
+            objective,
+        )
+
+    (total, l_crf, l_biaffine), grads = loss_on_leaves(scores, _DIFFERENTIABLE, loss_fn)
     values = (float(total.detach()), float(l_crf.detach()), float(l_biaffine.detach()))
-    return values, NestedScores(**grads, lengths=scores.lengths)
+    return values, grads
 
 
 def decode_crf(scores: NestedScores, constraints: Constraints) -> List[List[List[int]]]:
