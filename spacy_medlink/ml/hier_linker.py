@@ -35,8 +35,14 @@ nothing below EL's input is moved by them).
 
 EL's softmax in training runs over the concept columns the pipe passes in
 (the concepts of the batch plus nil: the paper's memory trick for extreme
-classification; only those rows of the output layer are multiplied); at
-inference over all concepts, and only for the tokens or spans that need it.
+classification; only those rows of the output layer are multiplied), or
+over all concepts when it passes none; at inference over all concepts, and
+only for the tokens or spans that need it. Measured on BC5CDR (metrics/
+README.md): with batches of ~1,000 words (a few abstracts, a few dozen
+concepts) the batch softmax never contrasts a concept with the thousand
+others it meets at inference, and EL stays near chance; the pipe's
+``el_softmax = "full"`` (cheap for a few thousand concepts) or
+``el_negatives`` (concepts sampled into every batch) fix that.
 
 Context: the paper encodes each target sentence together with the sentences
 before and after it and keeps only the target's outputs. Our docs are whole

@@ -64,6 +64,8 @@ DEFAULT_MENTIONS_KEY = "medlink_mentions"
         "model": DEFAULT_HIER_MODEL,
         "tag_scheme": "BILUO",
         "nil_weight": 0.125,
+        "el_softmax": "batch",
+        "el_negatives": 0,
         "task_weights": {"MR": 1.0, "ET": 1.0, "EL": 1.0},
         "men_threshold": 0.5,
         "rerank_weight": 0.0,
@@ -82,6 +84,8 @@ def make_hier_linker(
     model: Model[HierInput, HierScores],
     tag_scheme: str,
     nil_weight: float,
+    el_softmax: str,
+    el_negatives: int,
     task_weights: Dict[str, float],
     men_threshold: float,
     rerank_weight: float,
@@ -97,6 +101,10 @@ def make_hier_linker(
     model: a `medlink.HierLinker.v1` (architecture, PT/PE set-up, encoders).
     tag_scheme (str): "BILUO" (the paper's BILOU) or "BIO", for MR and PT's ET.
     nil_weight (float): weight of EL's nil class in the loss (the paper: 0.125).
+    el_softmax (str): EL's training softmax: "batch" (the paper: over nil and
+        the concepts of the batch) or "full" (over every concept).
+    el_negatives (int): with "batch", this many more concepts drawn at random
+        from the rest of the vocabulary for each batch (a sampled softmax).
     task_weights (Dict[str, float]): weight of each task's loss in the sum.
     men_threshold (float): EL probability under which the KB decides (with a
         KB given at initialize; the name `tune threshold` sets).
@@ -116,6 +124,8 @@ def make_hier_linker(
         name,
         tag_scheme=tag_scheme,
         nil_weight=nil_weight,
+        el_softmax=el_softmax,
+        el_negatives=el_negatives,
         task_weights=task_weights,
         men_threshold=men_threshold,
         rerank_weight=rerank_weight,
@@ -141,6 +151,8 @@ class HierLinker(ConceptPipe):
         *,
         tag_scheme: str = "BILUO",
         nil_weight: float = 0.125,
+        el_softmax: str = "batch",
+        el_negatives: int = 0,
         task_weights: Optional[Dict[str, float]] = None,
         men_threshold: float = 0.5,
         rerank_weight: float = 0.0,
@@ -153,6 +165,10 @@ class HierLinker(ConceptPipe):
     ) -> None:
         if tag_scheme not in ("BIO", "BILUO"):
             raise ValueError(f"[{name}] tag_scheme must be 'BIO' or 'BILUO', not {tag_scheme!r}")
+        if el_softmax not in ("batch", "full"):
+            raise ValueError(f"[{name}] el_softmax must be 'batch' or 'full', not {el_softmax!r}")
+        if el_negatives < 0:
+            raise ValueError(f"[{name}] el_negatives must be >= 0, not {el_negatives}")
         unknown = set(task_weights or {}) - {"MR", "ET", "EL"}
         if unknown:
             raise ValueError(f"[{name}] task_weights: unknown tasks {sorted(unknown)} (expected MR, ET, EL)")
@@ -165,6 +181,8 @@ class HierLinker(ConceptPipe):
             "concepts": {},  # concept ID -> entity labels it was seen with
             "tag_scheme": tag_scheme,
             "nil_weight": nil_weight,
+            "el_softmax": el_softmax,
+            "el_negatives": el_negatives,
             "task_weights": dict(task_weights or {}),
             "men_threshold": men_threshold,
             "rerank_weight": rerank_weight,
@@ -270,7 +288,8 @@ class HierLinker(ConceptPipe):
         Tags are -1 where unknown (padding, tokens that do not align with
         the reference, missing annotation). EL's targets are concept tags
         (0 = nil) mapped to their index among the columns: nil and the
-        concepts of the batch, sorted (so column 0 is nil).
+        concepts of the batch (plus ``el_negatives`` drawn from the rest),
+        sorted, so column 0 is nil; every concept with "full".
         """
         tasks = self.tasks
         T = max(len(eg.predicted) for eg in examples)
@@ -299,11 +318,22 @@ class HierLinker(ConceptPipe):
             if "EL" in tasks:
                 gold["el"] = numpy.asarray([tag for _, _, tag in flat], dtype="int64")
         columns = None
-        if "EL" in tasks:
+        if "EL" in tasks and self.cfg["el_softmax"] == "batch":
             el = gold["el"]
             columns = numpy.unique(numpy.concatenate([[0], el[el >= 0]])).astype("int64")
+            columns = self._with_negatives(columns)
             gold["el"] = numpy.where(el >= 0, numpy.searchsorted(columns, el.clip(min=0)), -1)
         return gold, spans, columns
+
+    def _with_negatives(self, columns: numpy.ndarray) -> numpy.ndarray:
+        """`columns` plus el_negatives other concept tags, drawn uniformly
+        (numpy's global generator, which spaCy's training seed fixes)."""
+        n_tags = len(self.concepts) + 1
+        n = min(self.cfg["el_negatives"], n_tags - len(columns))
+        if n <= 0:
+            return columns
+        rest = numpy.setdiff1d(numpy.arange(n_tags), columns, assume_unique=True)
+        return numpy.union1d(columns, numpy.random.choice(rest, n, replace=False)).astype("int64")
 
     @staticmethod
     def _mention_tag(entity_tag: str) -> str:

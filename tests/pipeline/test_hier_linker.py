@@ -289,3 +289,32 @@ def test_tune_threshold_sweeps_hier_linker(trained):
     assert rows[0]["nen_f"] == 1.0  # EL decides: the training concepts
     assert rows[1]["nen_f"] < 1.0  # the KB decides "gastric ulcer" as D013276
     assert trained.get_pipe(PIPE).cfg["men_threshold"] == 0.5  # restored
+
+
+def test_el_softmax_columns():
+    """batch: nil + the batch's concepts (+ sampled negatives); full: no columns."""
+    nlp = _make_nlp()
+    examples = make_examples(nlp, TRAIN_DATA)
+    nlp.initialize(lambda: examples)
+    hl = nlp.get_pipe(PIPE)
+    _, _, columns = hl._targets(examples[:1])
+    assert columns.tolist() == [0, 1, 3]
+    hl.cfg["el_negatives"] = 1
+    numpy.random.seed(0)
+    gold, _, columns = hl._targets(examples[:1])
+    assert columns.tolist() == [0, 1, 2, 3]  # the one concept left, drawn
+    assert gold["el"].tolist() == [1, 3]
+    hl.cfg["el_negatives"] = 0
+    hl.cfg["el_softmax"] = "full"
+    gold, _, columns = hl._targets(examples[:1])
+    assert columns is None and gold["el"].tolist() == [1, 3]  # concept tags themselves
+    with pytest.raises(ValueError, match="el_softmax"):
+        spacy.blank("en").add_pipe(PIPE, config={"model": _model_config(), "el_softmax": "sampled"})
+
+
+def test_overfits_with_full_softmax():
+    nlp = spacy.blank("en")
+    nlp.add_pipe(PIPE, config={"model": _model_config(setup="PT"), "el_softmax": "full", "use_abbreviations": False})
+    examples = make_examples(nlp, TRAIN_DATA)
+    _train(nlp, examples, n_iter=40)
+    assert nlp.evaluate(examples)["nen_f"] == 1.0
