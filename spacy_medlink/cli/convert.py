@@ -102,14 +102,16 @@ def convert_cli(
     print(report.format())
     if not report.is_balanced():  # a reader bug, never a data problem
         msg.fail("Report does not balance: mentions read != kept + not kept", exits=1)
-    if report.mentions_dropped:
-        msg.warn(f"{report.mentions_dropped} mentions not kept (reasons above)")
+    skipped_mentions = 0
     if pmids is not None:
-        from ..corpora.pubtator import LISTED_MISSING, NOT_LISTED
+        from ..corpora.pubtator import LISTED_MISSING, NOT_LISTED, NOT_LISTED_MENTION
 
-        msg.info(f"{report.dropped[NOT_LISTED]} documents skipped: not in {pmids}")
+        skipped_mentions = report.dropped[NOT_LISTED_MENTION]
+        msg.info(f"{report.dropped[NOT_LISTED]} documents ({skipped_mentions} mentions) skipped: not in {pmids}")
         if report.dropped[LISTED_MISSING]:
             msg.warn(f"{report.dropped[LISTED_MISSING]} PMIDs listed in {pmids} not found in {input_path}")
+    if report.mentions_dropped > skipped_mentions:
+        msg.warn(f"{report.mentions_dropped - skipped_mentions} mentions not kept (reasons above)")
     msg.good(f"Wrote {len(doc_bin)} docs to {output_path}", f"Report: {report_path}")
 
 

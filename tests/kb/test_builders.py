@@ -4,6 +4,7 @@ import pytest
 
 from spacy_medlink.corpora.report import CorpusFormatError
 from spacy_medlink.kb.builders import (
+    add_train_concepts,
     add_train_mentions,
     build_kb,
     mesh_tree_types,
@@ -171,3 +172,42 @@ def test_train_mentions_from_docbin(tmp_path):
     stats = add_train_mentions(kb, tmp_path / "train.spacy", "toy")
     assert stats["added"] == 1 and stats["skipped: composite (several IDs)"] == 1
     assert "FMF" in kb["D010505"].synonyms
+
+
+TRAIN_UMLS = (
+    "1|t|Diabetes and diabetes mellitus.\n1|a|Diabetes, insulin.\n"
+    "1\t0\t8\tDiabetes\tT038\tUMLS:C0011849\n"
+    "1\t13\t30\tdiabetes mellitus\tT038\tUMLS:C0011849\n"
+    "1\t32\t40\tDiabetes\tT033\tUMLS:C0011849\n"
+    "1\t42\t49\tinsulin\tT103\tUMLS:C0021641\n"
+    "1\t42\t49\tinsulin\tT103\tUMLS:C0021641|UMLS:C0000000\n"
+    "1\t0\t8\tDiabetes\tT038\t-1\n\n"
+)
+
+
+def test_train_concepts_without_a_dictionary(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_text(TRAIN_UMLS)
+    kb = ConceptKB()
+    stats = add_train_concepts(kb, path, "mm")
+    assert stats["mentions read"] == 6 and stats["added"] == 4 and stats["concepts"] == 2
+    assert stats["skipped: composite (several IDs)"] == 1 and stats["skipped: no concept (nil)"] == 1
+    diabetes = kb["UMLS:C0011849"]
+    # the most frequent mention string names it; labels by frequency type it
+    assert diabetes.name == "Diabetes" and diabetes.synonyms == ("diabetes mellitus",)
+    assert diabetes.types == ("T038", "T033") and diabetes.sources == ("train:mm",)
+    assert kb["UMLS:C0021641"].types == ("T103",)
+    kb = ConceptKB()
+    stats = add_train_concepts(kb, path, "mm", types=["T103"])
+    assert kb.concept_ids == ["UMLS:C0021641"] and stats["skipped: type not kept"] == 3
+
+
+def test_build_kb_from_train_corpus_only(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_text(TRAIN_UMLS)
+    logged = []
+    kb, report = build_kb(train_corpora=[("medmentions", path)], log=logged.append)
+    assert len(kb) == 2 and report["train:medmentions"]["concepts"] == 2
+    assert "No dictionary" in logged[0]
+    with pytest.raises(ValueError, match="no source"):
+        build_kb()

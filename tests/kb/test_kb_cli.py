@@ -30,3 +30,20 @@ def test_kb_build_command(tmp_path):
 def test_kb_build_needs_a_source(tmp_path):
     result = CliRunner().invoke(app, ["kb", "build", str(tmp_path / "kb")])
     assert result.exit_code != 0
+
+
+def test_kb_build_from_train_corpus_only(tmp_path):
+    """No MEDIC/MeSH (MedMentions: UMLS is licensed): the train mentions' IDs are the concepts."""
+    (tmp_path / "train.txt").write_text(
+        "1|t|type 2 diabetes\n1|a|x\n1\t0\t15\ttype 2 diabetes\tT038\tUMLS:C0011860\n\n"
+    )
+    out = tmp_path / "kb"
+    args = ["kb", "build", str(out), "--train-corpus", str(tmp_path / "train.txt"), "--train-name", "medmentions"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "KB: 1 concepts" in result.output and "T038: 1 concepts" in result.output
+    (cands,) = CandidateGenerator.from_disk(out)(["type 2 diabetes"], k=1, types=["T038"])
+    assert cands[0].concept_id == "UMLS:C0011860"
+    (tmp_path / "nil.txt").write_text("1|t|diabetes\n1|a|x\n1\t0\t8\tdiabetes\tT038\t-1\n\n")
+    result = CliRunner().invoke(app, args[:3] + ["--train-corpus", str(tmp_path / "nil.txt"), "--train-name", "mm"])
+    assert result.exit_code == 1 and "The KB has no concepts" in result.output
