@@ -140,6 +140,7 @@ def build_hier_linker(
     dropout: float = 0.2,
     shared_loss: str = "all",
     use_crf: bool = True,
+    layer_norm: bool = True,
 ) -> Model[HierInput, HierScores]:
     """Shared encoder, MR/ET/EL decoders, single-task, flat or hierarchical.
 
@@ -156,6 +157,10 @@ def build_hier_linker(
         or "el" (only EL's).
     use_crf (bool): MR (and PT's ET) tags scored by a linear-chain CRF; else
         softmax, decoded to the best valid path all the same.
+    layer_norm (bool): a LayerNorm on each decoder's input. The paper's
+        decoders read BERT's (layer-normalized, wide) outputs; ours read
+        tanh-bounded BiLSTM states, with which EL's thousand-way softmax
+        learned slowly on BC5CDR (metrics/README.md).
     """
     for name, value, allowed in (("architecture", architecture, ARCHITECTURES), ("setup", setup, SETUPS),
                                  ("task", task, TASKS), ("shared_loss", shared_loss, SHARED_LOSSES)):
@@ -184,6 +189,7 @@ def build_hier_linker(
             "dropout": dropout,
             "shared_loss": shared_loss,
             "use_crf": use_crf,
+            "layer_norm": layer_norm,
             # set by set_hier_labels
             "mr_tags": None,
             "et_tags": None,
@@ -283,6 +289,7 @@ def _build(heads: Model) -> None:
         dropout=attrs["dropout"],
         shared_loss=attrs["shared_loss"],
         use_crf=attrs["use_crf"],
+        layer_norm=attrs["layer_norm"],
     )
     wrapped = wrap_torch_module(module, convert_inputs=_convert_inputs, convert_outputs=_convert_outputs)
     wrapped.attrs["heads"] = heads
@@ -312,6 +319,7 @@ class HierLinkerModule(torch.nn.Module):
         dropout: float,
         shared_loss: str,
         use_crf: bool,
+        layer_norm: bool = False,
     ) -> None:
         super().__init__()
         self.setup = setup
@@ -332,6 +340,10 @@ class HierLinkerModule(torch.nn.Module):
                 lower = task_width
             H = task_width
         n_et = len(et_tags) if setup == "PT" else n_types
+        # one LayerNorm per task on the decoder input (identity without)
+        self.norms = torch.nn.ModuleDict(
+            {name: torch.nn.LayerNorm(H) if layer_norm else torch.nn.Identity() for name in self.tasks}
+        )
         self.mr_out = torch.nn.Linear(H, len(mr_tags)) if "MR" in self.tasks else None
         self.et_out = torch.nn.Linear(H, n_et) if "ET" in self.tasks else None
         self.el_out = torch.nn.Linear(H, n_concepts) if "EL" in self.tasks else None
@@ -340,19 +352,18 @@ class HierLinkerModule(torch.nn.Module):
         self.et_crf = CRF(len(et_tags), self.et_constraints) if pt_et else None
 
     def encode(self, X: torch.Tensor, lengths: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Each task's token encoding (B, T, H)."""
+        """Each task's decoder input (B, T, H): its encoding, layer-normalized."""
         shared = self.drop(X)
         if self.shared is not None:
             shared = self.drop(self.shared(shared, lengths))
         below_el = shared.detach() if self.shared_loss == "el" and self.training else shared
         inputs = {"MR": below_el, "ET": below_el, "EL": shared}
-        if not self.encoders:
-            return inputs
-        out: Dict[str, torch.Tensor] = {}
-        lower = None
-        for name in TASKS:
-            lower = out[name] = self.drop(self.encoders[name](inputs[name], lower, lengths))
-        return out
+        out = dict(inputs)
+        if self.encoders:
+            lower = None
+            for name in TASKS:
+                lower = out[name] = self.drop(self.encoders[name](inputs[name], lower, lengths))
+        return {name: self.norms[name](out[name]) for name in self.tasks}
 
     def el_logits(self, H: torch.Tensor, columns: Optional[torch.Tensor]) -> torch.Tensor:
         """EL logits over `columns` of the concept layer (all when None)."""
