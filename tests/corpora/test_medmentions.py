@@ -268,3 +268,33 @@ def test_kb_build_from_train_corpus_only(gz_sample, tmp_path):
     assert set(gen.types) == {"T103", "T038", "T058", "T017", "T204", "T007"}
     (cands,) = gen(["type 2 diabetes"], k=1, types=["T038"])
     assert cands[0].concept_id == "UMLS:C0011860" and cands[0].score == 1.0
+
+
+def test_hier_linker_trains_on_the_sample(tmp_path):
+    """The user's path, on the sample: convert with the split lists, build
+    the KB of training mentions, train configs/hier_medmentions_tok2vec.cfg
+    a few steps and load what it saved (21-type ET, UMLS CUIs)."""
+    from spacy.cli.train import train
+
+    runner = CliRunner()
+    for split, name in (("trng", "train"), ("dev", "dev")):
+        result = runner.invoke(app, ["convert", str(SAMPLE), str(tmp_path / "corpus"), "--format", "pubtator",
+                                     "--pmids", str(DATA / f"pmids_{split}.txt"), "--name", name])
+        assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["kb", "build", str(tmp_path / "kb"), "--train-corpus",
+                                 str(tmp_path / "corpus" / "train.spacy"), "--train-name", "medmentions"])
+    assert result.exit_code == 0, result.output
+    config = Path(__file__).parents[2] / "configs" / "hier_medmentions_tok2vec.cfg"
+    overrides = {
+        "paths.train": str(tmp_path / "corpus" / "train.spacy"),
+        "paths.dev": str(tmp_path / "corpus" / "dev.spacy"),
+        "paths.kb": str(tmp_path / "kb"),
+        "training.max_steps": 4,
+        "training.eval_frequency": 2,
+    }
+    train(config, tmp_path / "out", overrides=overrides)
+    trained = spacy.load(tmp_path / "out" / "model-last")
+    hl = trained.get_pipe("hier_linker")
+    assert all(label.startswith("T") for label in hl.labels)
+    assert hl.concepts and all(c.startswith("UMLS:C") for c in hl.concepts)
+    assert hl.generator is not None
