@@ -243,21 +243,10 @@ def add_train_mentions(
     (``.spacy``); `label_map` maps corpus types (NCBI's "SpecificDisease") to
     entity labels and is only used for the per-type counts.
     """
-    path = Path(path)
-    mentions = iter_docbin_mentions(path) if path.suffix == ".spacy" else iter_pubtator_mentions(path)
     source = f"train:{name}"
     stats: Counter = Counter()
     unknown_ids: Counter = Counter()
-    for _, text, label, raw_id in mentions:
-        stats["mentions read"] += 1
-        cid, _ = normalize_kb_id(raw_id)
-        atoms = split_kb_id(cid)
-        if not atoms:
-            stats["skipped: no concept (nil)"] += 1
-            continue
-        if len(atoms) > 1:
-            stats["skipped: composite (several IDs)"] += 1
-            continue
+    for text, label, cid in _single_concept_mentions(path, stats):
         text = text.strip()
         try:
             kb.add_synonym(cid, text, source)
@@ -291,22 +280,11 @@ def add_train_concepts(
     holds gets the new names and types merged in. Never call this with a dev
     or test split: it would put their gold concepts into the KB.
     """
-    path = Path(path)
-    mentions = iter_docbin_mentions(path) if path.suffix == ".spacy" else iter_pubtator_mentions(path)
     source = f"train:{name}"
     stats: Counter = Counter()
     names: Dict[str, Counter] = {}
     labels: Dict[str, Counter] = {}
-    for _, text, label, raw_id in mentions:
-        stats["mentions read"] += 1
-        cid, _ = normalize_kb_id(raw_id)
-        atoms = split_kb_id(cid)
-        if not atoms:
-            stats["skipped: no concept (nil)"] += 1
-            continue
-        if len(atoms) > 1:
-            stats["skipped: composite (several IDs)"] += 1
-            continue
+    for text, label, cid in _single_concept_mentions(path, stats):
         label = (label_map or {}).get(label, label)
         if types is not None and label not in types:
             stats["skipped: type not kept"] += 1
@@ -395,3 +373,21 @@ def build_kb(
 
 def _format(stats: Counter) -> str:
     return ", ".join(f"{k} {v}" for k, v in stats.items())
+
+
+def _single_concept_mentions(path: PathLike, stats: Counter) -> Iterator[Tuple[str, str, str]]:
+    """(text, label, concept ID) of a training split's mentions (.spacy or
+    PubTator) with exactly one concept; nil and composite ones are counted
+    in `stats` and skipped."""
+    path = Path(path)
+    mentions = iter_docbin_mentions(path) if path.suffix == ".spacy" else iter_pubtator_mentions(path)
+    for _, text, label, raw_id in mentions:
+        stats["mentions read"] += 1
+        cid, _ = normalize_kb_id(raw_id)
+        atoms = split_kb_id(cid)
+        if not atoms:
+            stats["skipped: no concept (nil)"] += 1
+        elif len(atoms) > 1:
+            stats["skipped: composite (several IDs)"] += 1
+        else:
+            yield text, label, cid
