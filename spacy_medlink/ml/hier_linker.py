@@ -104,6 +104,9 @@ class HierScores(NamedTuple):
     el_probs (n, n_concepts + 1) EL probabilities of the tokens inside
     predicted entities (PT: el_rows (B, T) gives each token's row, -1
     outside) or of the spans (PE).
+
+    columns: the EL columns of the input (None: all concepts), so that a
+    loss over these scores maps its targets the way the forward pass did.
     """
 
     mr: Any = None
@@ -122,6 +125,7 @@ class HierScores(NamedTuple):
     et_probs: Any = None
     el_probs: Any = None
     el_rows: Any = None
+    columns: Any = None
 
 
 _DIFFERENTIABLE = ("mr", "et", "el", "mr_start", "mr_transitions", "mr_end", "et_start", "et_transitions", "et_end")
@@ -480,7 +484,7 @@ def _convert_outputs(model: Model, X_Yt: Tuple[Any, tuple], is_train: bool) -> T
     X, outputs = X_Yt
     lengths = model.ops.asarray1i([len(x) for x in X[0]])
     arrays = [None if t is None else torch2xp(t, ops=model.ops) for t in outputs]
-    scores = HierScores(*arrays[:9], lengths, *arrays[9:])
+    scores = HierScores(*arrays[:9], lengths, *arrays[9:], columns=X[2])
     return scores, lambda d_scores: backward_args(outputs[:9], d_scores, _DIFFERENTIABLE)
 
 

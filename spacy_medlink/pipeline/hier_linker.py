@@ -258,9 +258,7 @@ class HierLinker(ConceptPipe):
         gold, spans, columns = self._targets(examples)
         set_dropout_rate(self.model, drop)
         scores, backprop = self.model.begin_update(HierInput([eg.predicted for eg in examples], spans, columns))
-        (loss, parts), d_scores = hier_loss_and_gradient(
-            scores, gold, nil_weight=self.cfg["nil_weight"], task_weights=self.cfg["task_weights"]
-        )
+        (loss, parts), d_scores = self._loss_and_gradient(scores, gold)
         backprop(d_scores)
         if sgd is not None:
             self.finish_update(sgd)
@@ -270,18 +268,21 @@ class HierLinker(ConceptPipe):
         return losses
 
     def get_loss(self, examples: Iterable[Example], scores: HierScores) -> Tuple[float, HierScores]:
-        """The summed task losses and their gradient w.r.t. the scores (of
-        a forward pass over the same examples: the EL columns come from them)."""
+        """The summed task losses and their gradient w.r.t. the scores (of a
+        forward pass over the same examples; EL's targets follow its columns)."""
         examples = list(examples)
         validate_examples(examples, "HierLinker.get_loss")
-        gold, _, _ = self._targets(examples)
-        (loss, _), d_scores = hier_loss_and_gradient(
-            scores, gold, nil_weight=self.cfg["nil_weight"], task_weights=self.cfg["task_weights"]
-        )
+        gold, _, _ = self._targets(examples, columns=scores.columns)
+        (loss, _), d_scores = self._loss_and_gradient(scores, gold)
         return loss, d_scores
 
+    def _loss_and_gradient(self, scores: HierScores, gold: Dict[str, numpy.ndarray]):
+        return hier_loss_and_gradient(
+            scores, gold, nil_weight=self.cfg["nil_weight"], task_weights=self.cfg["task_weights"]
+        )
+
     def _targets(
-        self, examples: Sequence[Example]
+        self, examples: Sequence[Example], columns: Optional[numpy.ndarray] = None
     ) -> Tuple[Dict[str, numpy.ndarray], Optional[numpy.ndarray], Optional[numpy.ndarray]]:
         """(gold per task, PE's gold spans (S, 3), EL's columns).
 
@@ -289,7 +290,8 @@ class HierLinker(ConceptPipe):
         the reference, missing annotation). EL's targets are concept tags
         (0 = nil) mapped to their index among the columns: nil and the
         concepts of the batch (plus ``el_negatives`` drawn from the rest),
-        sorted, so column 0 is nil; every concept with "full".
+        sorted, so column 0 is nil; every concept with "full". Given
+        `columns` (those of a forward pass) are used as they are.
         """
         tasks = self.tasks
         T = max(len(eg.predicted) for eg in examples)
@@ -317,12 +319,15 @@ class HierLinker(ConceptPipe):
                 gold["et"] = numpy.asarray([label_index.get(ent.label_, -1) for _, ent, _ in flat], dtype="int64")
             if "EL" in tasks:
                 gold["el"] = numpy.asarray([tag for _, _, tag in flat], dtype="int64")
-        columns = None
         if "EL" in tasks and self.cfg["el_softmax"] == "batch":
             el = gold["el"]
-            columns = numpy.unique(numpy.concatenate([[0], el[el >= 0]])).astype("int64")
-            columns = self._with_negatives(columns)
+            if columns is None:
+                columns = numpy.unique(numpy.concatenate([[0], el[el >= 0]])).astype("int64")
+                columns = self._with_negatives(columns)
+            columns = numpy.asarray(columns, dtype="int64")
             gold["el"] = numpy.where(el >= 0, numpy.searchsorted(columns, el.clip(min=0)), -1)
+        else:
+            columns = None
         return gold, spans, columns
 
     def _with_negatives(self, columns: numpy.ndarray) -> numpy.ndarray:

@@ -8,8 +8,7 @@ import numpy
 import pytest
 import spacy
 import torch
-from spacy.training import Example
-from thinc.api import Adam, Config, fix_random_seed
+from thinc.api import Adam, fix_random_seed
 
 from spacy_medlink.ml.hier_linker import HierInput, HierLinkerModule, hier_loss, path_spans
 
@@ -318,3 +317,23 @@ def test_overfits_with_full_softmax():
     examples = make_examples(nlp, TRAIN_DATA)
     _train(nlp, examples, n_iter=40)
     assert nlp.evaluate(examples)["nen_f"] == 1.0
+
+
+def test_get_loss_follows_the_forward_columns():
+    """With sampled negatives, get_loss maps EL's targets through the columns
+    the forward pass used, not through a fresh draw."""
+    nlp = _make_nlp()
+    examples = make_examples(nlp, TRAIN_DATA)
+    nlp.initialize(lambda: examples)
+    hl = nlp.get_pipe(PIPE)
+    hl.cfg["el_negatives"] = 1
+    numpy.random.seed(0)
+    gold, spans, columns = hl._targets(examples[:1])
+    scores, _ = hl.model.begin_update(HierInput([eg.predicted for eg in examples[:1]], spans, columns))
+    assert scores.columns.tolist() == columns.tolist()
+    numpy.random.seed(1)  # a fresh draw would differ; get_loss must not draw
+    again, _, _ = hl._targets(examples[:1], columns=scores.columns)
+    assert again["el"].tolist() == gold["el"].tolist()
+    loss, d_scores = hl.get_loss(examples[:1], scores)
+    expected, _ = hl._loss_and_gradient(scores, gold)
+    assert loss == pytest.approx(expected[0])
