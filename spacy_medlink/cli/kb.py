@@ -67,3 +67,47 @@ def kb_build_cli(
                f"({index_seconds:.1f}s)")
     typer.echo(f"Wrote {output_dir} ({_folder_size(output_dir) / 2**20:.1f} MiB), "
                f"total {kb_seconds + index_seconds:.1f}s")
+
+
+@kb_app.command("ranker")
+def kb_ranker_cli(
+    kb_dir: Path = typer.Argument(..., help="KB folder written by `kb build`; the ranker is saved into its ranker/"),
+    train: Path = typer.Option(..., "--train", help="The TRAIN split (.spacy) whose mention statistics become features (the split the KB took its training mentions from)"),
+    base_kb: Optional[Path] = typer.Option(None, "--base-kb", help="The same KB built without --train-corpus: cross-fit on --train, each fold's candidates from a KB without that fold's mentions"),
+    fit: Optional[Path] = typer.Option(None, "--fit", help="Instead of --base-kb: fit the weights on this split's gold mentions (e.g. dev), which then no longer scores the ranker fairly"),
+    output: Path = typer.Option(..., "--output", help="JSON report: out-of-fold accuracy@1 against the KB's top-1, feature gains"),
+    folds: int = typer.Option(5, "--folds", help="Document folds for the out-of-fold report (1: none)"),
+    learner: str = typer.Option("lightgbm", "--learner", help="lightgbm or logistic"),
+    k: int = typer.Option(20, "--k", help="Generator candidates rescored per mention"),
+    doc_candidates: int = typer.Option(3, "--doc-candidates", help="Concepts of the document's other mentions added per mention"),
+    train_candidates: int = typer.Option(3, "--train-candidates", help="Concepts the training split linked the mention's string to, added per mention"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train the candidate ranker that every linking component applies through this KB."""
+    import srsly
+    import spacy
+    from spacy.tokens import DocBin
+
+    from ..kb.candidates import RANKER_DIR, CandidateGenerator
+    from ..kb.ranker import fit_ranker
+
+    if (base_kb is None) == (fit is None):
+        raise typer.BadParameter("give exactly one of --base-kb (cross-fit on --train) and --fit")
+    from ..kb.concept_kb import ConceptKB
+
+    generator = CandidateGenerator.from_disk(kb_dir, ranker=False)
+    base = ConceptKB().from_disk(base_kb) if base_kb is not None else None
+    vocab = spacy.blank("en").vocab
+    train_docs = list(DocBin().from_disk(train).get_docs(vocab))
+    fit_docs = list(DocBin().from_disk(fit).get_docs(vocab)) if fit is not None else None
+    start = time.perf_counter()
+    ranker, report = fit_ranker(generator, train_docs, fit_docs, base_kb=base, folds=folds, k=k, doc_candidates=doc_candidates,
+                                train_candidates=train_candidates, learner=learner, seed=seed)
+    report = {"kb": str(kb_dir), "train": str(train), "fit": str(fit or train), "base_kb": str(base_kb) if base_kb else None, "learner": learner, "k": k,
+              "doc_candidates": doc_candidates, "train_candidates": train_candidates, "seed": seed, "seconds": round(time.perf_counter() - start, 1), **report}
+    ranker.to_disk(kb_dir / RANKER_DIR)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    srsly.write_json(output, report)
+    for key, acc in report.get("out_of_fold", {}).items():
+        typer.echo(f"{key}: {acc}")
+    typer.echo(f"Wrote {kb_dir / RANKER_DIR} and {output}")

@@ -10,6 +10,8 @@ goes to a JSON file.
   head plays the MEN head's part) hands a span to the KB when its MEN
   head is less sure than `men_threshold`, and re-ranks the KB's candidates
   with the MEN probability times `rerank_weight`; both are swept as a grid.
+* `tune linker`: `medlink_kb_linker` leaves the ID empty where the KB's
+  top-1 (the trained ranker's probability) scores under `threshold`.
 * `tune resolution`: `medlink_gated_normalizer` ranks each span's candidates by
   `(mid^w_mid · high^w_high · kb^w_kb)^(1/Σw)` and leaves the ID empty under
   `threshold`; the weights and the threshold are swept as a grid.
@@ -143,13 +145,29 @@ def tune_threshold_cli(
     pipe_name: str = typer.Option("joint_tagger", "--pipe", help="Name of the pipe to tune"),
     grid: str = typer.Option(DEFAULT_GRID, "--grid", help="Comma-separated thresholds (>1 = always ask the KB)"),
     rerank_weights: str = typer.Option("0", "--rerank-weights", help="Comma-separated rerank_weight values"),
+    kb_thresholds: str = typer.Option("0", "--kb-thresholds", help="Comma-separated kb_threshold values (no concept under the KB's top-1 score)"),
     metric: str = typer.Option("nen_f", "--metric", help="Dev score to maximize"),
     sweep_output: Optional[Path] = typer.Option(None, "--sweep-output", help="Write the sweep (one row per setting) as JSON"),
 ) -> None:
-    """Sweep men_threshold (and rerank_weight) on dev, save the pipeline with the best."""
-    settings = [{"men_threshold": t, "rerank_weight": w}
-                for t, w in product(_floats(grid, "--grid"), _floats(rerank_weights, "--rerank-weights"))]
+    """Sweep men_threshold (and rerank_weight, kb_threshold) on dev, save the pipeline with the best."""
+    settings = [{"men_threshold": t, "rerank_weight": w, "kb_threshold": kt}
+                for t, w, kt in product(_floats(grid, "--grid"), _floats(rerank_weights, "--rerank-weights"),
+                                        _floats(kb_thresholds, "--kb-thresholds"))]
     _tune(model, dev, output, pipe_name, settings, metric, sweep_output)
+
+
+@tune_app.command("linker")
+def tune_linker_cli(
+    model: Path = typer.Argument(..., help="Pipeline with a medlink_kb_linker (e.g. training/bc5cdr_baseline_floret)"),
+    dev: Path = typer.Argument(..., help="DEV split (.spacy); never the test split"),
+    output: Path = typer.Argument(..., help="Folder to save the pipeline with the best threshold to"),
+    pipe_name: str = typer.Option("medlink_kb_linker", "--pipe", help="Name of the pipe to tune"),
+    grid: str = typer.Option("0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", "--grid", help="Comma-separated thresholds"),
+    metric: str = typer.Option("nen_f", "--metric", help="Dev score to maximize"),
+    sweep_output: Optional[Path] = typer.Option(None, "--sweep-output", help="Write the sweep (one row per setting) as JSON"),
+) -> None:
+    """Sweep the KB linker's no-concept threshold on dev, save the pipeline with the best."""
+    _tune(model, dev, output, pipe_name, [{"threshold": t} for t in _floats(grid, "--grid")], metric, sweep_output)
 
 
 @tune_app.command("resolution")

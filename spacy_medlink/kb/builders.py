@@ -16,11 +16,14 @@ to, which makes most SCRs chemicals but many rare-disease SCRs diseases.
 import gzip
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ..corpora.report import CorpusFormatError
 from .concept_kb import Concept, ConceptKB
 from .ids import normalize_kb_id, split_kb_id
+
+if TYPE_CHECKING:
+    from spacy.tokens import Doc, Span
 
 PathLike = Union[str, Path]
 DISEASE = "Disease"
@@ -222,15 +225,24 @@ def iter_docbin_mentions(path: PathLike) -> Iterator[Tuple[int, str, str, str]]:
     from spacy.tokens import DocBin
 
     vocab = spacy.blank("en").vocab
-    for i, doc in enumerate(DocBin().from_disk(path).get_docs(vocab)):
-        spans = doc.spans["mentions"] if "mentions" in doc.spans else doc.ents
-        for span in spans:
+    yield from iter_doc_mentions(DocBin().from_disk(path).get_docs(vocab))
+
+
+def iter_doc_mentions(docs: Iterable["Doc"]) -> Iterator[Tuple[int, str, str, str]]:
+    """(doc index, mention text, label, kb_id) over Docs: ``doc.spans["mentions"]``, else `doc.ents`."""
+    for i, doc in enumerate(docs):
+        for span in mention_spans(doc):
             yield i, span.text, span.label_, span.kb_id_
+
+
+def mention_spans(doc: "Doc") -> Sequence["Span"]:
+    """A converted Doc's gold mentions: every one (overlapping too) where the reader kept them."""
+    return doc.spans["mentions"] if "mentions" in doc.spans else doc.ents
 
 
 def add_train_mentions(
     kb: ConceptKB,
-    path: PathLike,
+    path: Union[PathLike, Iterable["Doc"]],
     name: str,
     label_map: Optional[Dict[str, str]] = None,
 ) -> Counter:
@@ -240,7 +252,7 @@ def add_train_mentions(
     and skipped, and IDs the KB does not know are counted (never added as new
     concepts). Never call this with a dev or test split: it would leak gold
     answers into the dictionary. `path` is a PubTator file or a DocBin
-    (``.spacy``); `label_map` maps corpus types (NCBI's "SpecificDisease") to
+    (``.spacy``) or the Docs themselves; `label_map` maps corpus types (NCBI's "SpecificDisease") to
     entity labels and is only used for the per-type counts.
     """
     source = f"train:{name}"
@@ -375,12 +387,15 @@ def _format(stats: Counter) -> str:
     return ", ".join(f"{k} {v}" for k, v in stats.items())
 
 
-def _single_concept_mentions(path: PathLike, stats: Counter) -> Iterator[Tuple[str, str, str]]:
-    """(text, label, concept ID) of a training split's mentions (.spacy or
-    PubTator) with exactly one concept; nil and composite ones are counted
-    in `stats` and skipped."""
-    path = Path(path)
-    mentions = iter_docbin_mentions(path) if path.suffix == ".spacy" else iter_pubtator_mentions(path)
+def _single_concept_mentions(source: Union[PathLike, Iterable["Doc"]], stats: Counter) -> Iterator[Tuple[str, str, str]]:
+    """(text, label, concept ID) of a training split's mentions (.spacy,
+    PubTator or Docs) with exactly one concept; nil and composite ones are
+    counted in `stats` and skipped."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        mentions = iter_docbin_mentions(path) if path.suffix == ".spacy" else iter_pubtator_mentions(path)
+    else:
+        mentions = iter_doc_mentions(source)
     for _, text, label, raw_id in mentions:
         stats["mentions read"] += 1
         cid, _ = normalize_kb_id(raw_id)

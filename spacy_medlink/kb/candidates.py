@@ -23,7 +23,7 @@ import re
 import unicodedata
 from collections import OrderedDict
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy
 import scipy.sparse
@@ -32,7 +32,11 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from .concept_kb import ConceptKB
 
+if TYPE_CHECKING:
+    from .ranker import CandidateRanker
+
 INDEX_DIR = "candidates"
+RANKER_DIR = "ranker"
 FORMAT_VERSION = 1
 _ARRAYS = ("idf", "n_data", "n_indices", "n_indptr", "rt_data", "rt_indices", "rt_indptr", "retrieval_ngrams",
            "link_indptr", "link_concepts", "link_preferred",
@@ -120,6 +124,8 @@ class CandidateGenerator:
         self._cache: "OrderedDict[Tuple[str, Optional[str], int], List[Candidate]]" = OrderedDict()
         self._type_nt: Dict[str, Tuple[scipy.sparse.csr_matrix, numpy.ndarray]] = {}
         self._as_lists: Optional[Tuple[List[int], List[int], List[int]]] = None
+        # A trained `kb.ranker.CandidateRanker` that `span_candidates` applies; saved in `ranker/`.
+        self.ranker: Optional["CandidateRanker"] = None
         if _build:
             self._build()
 
@@ -307,10 +313,15 @@ class CandidateGenerator:
         (index / "strings.msgpack").write_bytes(srsly.msgpack_dumps(strings))
         for name, array in self._arrays().items():
             numpy.save(index / f"{name}.npy", array, allow_pickle=False)
+        if self.ranker is not None:
+            self.ranker.to_disk(path / RANKER_DIR)
+        elif (path / RANKER_DIR / "ranker.msgpack").exists():
+            (path / RANKER_DIR / "ranker.msgpack").unlink()  # a stale ranker would load with this index
 
     @classmethod
-    def from_disk(cls, path: Union[str, Path], **kwargs) -> "CandidateGenerator":
-        """Load the KB from `path` and the index from `path/candidates/`."""
+    def from_disk(cls, path: Union[str, Path], *, ranker: bool = True, **kwargs) -> "CandidateGenerator":
+        """Load the KB from `path`, the index from `path/candidates/` and,
+        unless `ranker` is false, the trained ranker from `path/ranker/`."""
         path = Path(path)
         index = path / INDEX_DIR
         if not (index / "cfg.json").exists():
@@ -319,7 +330,12 @@ class CandidateGenerator:
         cfg = srsly.read_json(index / "cfg.json")
         strings = srsly.msgpack_loads((index / "strings.msgpack").read_bytes())
         arrays = {name: numpy.load(index / f"{name}.npy", allow_pickle=False) for name in _ARRAYS}
-        return cls._restore(kb, cfg, strings, arrays, **kwargs)
+        self = cls._restore(kb, cfg, strings, arrays, **kwargs)
+        if ranker and (path / RANKER_DIR / "ranker.msgpack").exists():
+            from .ranker import CandidateRanker
+
+            self.ranker = CandidateRanker.from_disk(path / RANKER_DIR)
+        return self
 
     def to_bytes(self) -> bytes:
         """KB and index in one msgpack message (for a pipeline's `to_bytes`)."""
@@ -330,6 +346,8 @@ class CandidateGenerator:
                         "ngrams": self._ngram_list()},
             "arrays": {name: (a.dtype.str, list(a.shape), a.tobytes()) for name, a in self._arrays().items()},
         }
+        if self.ranker is not None:
+            msg["ranker"] = self.ranker.to_bytes()
         return srsly.msgpack_dumps(msg)
 
     @classmethod
@@ -339,7 +357,12 @@ class CandidateGenerator:
             name: numpy.frombuffer(buf, dtype=numpy.dtype(dtype)).reshape(shape).copy()
             for name, (dtype, shape, buf) in msg["arrays"].items()
         }
-        return cls._restore(ConceptKB().from_bytes(msg["kb"]), msg["cfg"], msg["strings"], arrays, **kwargs)
+        self = cls._restore(ConceptKB().from_bytes(msg["kb"]), msg["cfg"], msg["strings"], arrays, **kwargs)
+        if msg.get("ranker"):
+            from .ranker import CandidateRanker
+
+            self.ranker = CandidateRanker.from_bytes(msg["ranker"])
+        return self
 
     def _ngram_list(self) -> List[str]:
         ngrams = [""] * len(self.vectorizer.vocabulary_)

@@ -15,6 +15,8 @@ def span_candidates(
     k: int = 10,
     type_map: Optional[Dict[str, str]] = None,
     use_abbreviations: bool = True,
+    rank: bool = True,
+    composites: bool = True,
 ) -> List[List[Candidate]]:
     """Candidates for each span, in one batched generator call (per-call
     overhead dominates small batches).
@@ -22,22 +24,75 @@ def span_candidates(
     The span's label, through `type_map`, restricts concept types. A short form
     defined in its document ("FMF" after "familial Mediterranean fever (FMF)")
     is looked up by its long form and by itself; each concept keeps its best
-    score over the two queries.
+    score over the two queries. Where the KB carries a trained ranker
+    (`generator.ranker`) and `rank` is true, it reorders the candidates and
+    their scores are its probabilities; with `composites`, a coordinated
+    mention whose parts each link more surely than the whole gets the joined
+    IDs as its first candidate (`kb.composite`).
     """
+    long_forms = span_long_forms(spans) if use_abbreviations else [None] * len(spans)
+    ranker = generator.ranker if rank else None
+    n = max(k, ranker.cfg["k"]) if ranker is not None else k
+    found = generator_candidates(generator, spans, long_forms, k=n, type_map=type_map)
+    if ranker is None or not spans:
+        return found
+    ranked = ranker.rerank(spans, long_forms, found, generator, k)
+    if composites:
+        _add_composites(generator, spans, ranked, type_map)
+    return ranked
+
+
+def _add_composites(generator: CandidateGenerator, spans: Sequence[Span], ranked: List[List[Candidate]],
+                    type_map: Optional[Dict[str, str]]) -> None:
+    from .composite import choose_composite, composite_parts
+
+    ranker = generator.ranker
+    assert ranker is not None
+    parts = composite_parts(spans)
+    flat = [p for ps in parts for p in ps]
+    if not flat:
+        return
+    none: List[Optional[str]] = [None] * len(flat)
+    found = ranker.rerank(flat, none, generator_candidates(generator, flat, none, k=ranker.cfg["k"], type_map=type_map),
+                          generator, 1)
+    pos = 0
+    for i, ps in enumerate(parts):
+        if not ps:
+            continue
+        composite = choose_composite(ranked[i], found[pos : pos + len(ps)])
+        pos += len(ps)
+        if composite is not None:
+            ranked[i].insert(0, composite)
+
+
+def span_long_forms(spans: Sequence[Span]) -> List[Optional[str]]:
+    """The long form each span's text abbreviates in its document, else None."""
+    maps: Dict[int, Dict[str, str]] = {}
+    out: List[Optional[str]] = []
+    for span in spans:
+        doc_key = id(span.doc)
+        if doc_key not in maps:
+            maps[doc_key] = abbreviation_map(span.doc)
+        long_form = maps[doc_key].get(span.text)
+        out.append(long_form if long_form and long_form != span.text else None)
+    return out
+
+
+def generator_candidates(
+    generator: CandidateGenerator,
+    spans: Sequence[Span],
+    long_forms: Sequence[Optional[str]],
+    *,
+    k: int,
+    type_map: Optional[Dict[str, str]] = None,
+) -> List[List[Candidate]]:
+    """The generator's own candidates: long form and text queried, best score per concept."""
     type_map = type_map or {}
-    long_forms: Dict[int, Dict[str, str]] = {}
     queries: List[str] = []
     types: List[Optional[str]] = []
     counts: List[int] = []
-    for span in spans:
-        texts = [span.text]
-        if use_abbreviations:
-            doc_key = id(span.doc)
-            if doc_key not in long_forms:
-                long_forms[doc_key] = abbreviation_map(span.doc)
-            long_form = long_forms[doc_key].get(span.text)
-            if long_form and long_form != span.text:
-                texts.insert(0, long_form)
+    for span, long_form in zip(spans, long_forms):
+        texts = [long_form, span.text] if long_form else [span.text]
         counts.append(len(texts))
         queries.extend(texts)
         types.extend([type_map.get(span.label_, span.label_)] * len(texts))

@@ -200,7 +200,7 @@ class ConceptPipe(KBPipe):
     linker share.
 
     cfg adds "concepts" (concept ID -> the entity labels it was seen with),
-    "men_threshold", "rerank_weight", "restrict_concepts", "k",
+    "men_threshold", "rerank_weight", "kb_threshold", "restrict_concepts", "k",
     "use_abbreviations" and "type_map" (the names `tune threshold` sets).
     Subclasses reset ``_cache`` whenever the labels change.
     """
@@ -259,7 +259,8 @@ class ConceptPipe(KBPipe):
         """Set ``doc.ents`` from each doc's spans and their pooled concept
         probabilities (nil excluded; None where the model has no concept
         head): the model's best concept, or, below ``men_threshold`` and with
-        a KB, the KB's candidates (re-ranked by ``rerank_weight``)."""
+        a KB, the KB's candidates (re-ranked by ``rerank_weight``), no
+        concept where the KB's top-1 scores under ``kb_threshold``."""
         decided: List[List[Tuple[Span, str, Optional[float], List[List[Any]]]]] = []
         unsure: List[Tuple[int, int, Optional[numpy.ndarray]]] = []
         for d, (spans, pooled_list) in enumerate(zip(doc_spans, doc_pooled)):
@@ -276,11 +277,13 @@ class ConceptPipe(KBPipe):
             decided.append(doc_out)
         if unsure:
             found = self._kb_candidates([decided[d][s][0] for d, s, _ in unsure])
+            kb_threshold = self.cfg.get("kb_threshold", 0.0)  # absent from pipelines saved before it
             for (d, s, pooled), cands in zip(unsure, found):
                 if cands:
                     span = decided[d][s][0]
                     ranked = self._rerank(cands, pooled)
-                    decided[d][s] = (span, ranked[0][0], ranked[0][1], ranked)
+                    cid = ranked[0][0] if cands[0].score >= kb_threshold else ""
+                    decided[d][s] = (span, cid, ranked[0][1], ranked)
         for doc, doc_out in zip(docs, decided):
             doc.ents = [Span(doc, s.start, s.end, label=s.label, kb_id=cid) for s, cid, _, _ in doc_out]
             for ent, (_, _, score, ranked) in zip(doc.ents, doc_out):

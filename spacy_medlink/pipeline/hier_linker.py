@@ -69,6 +69,7 @@ DEFAULT_MENTIONS_KEY = "medlink_mentions"
         "task_weights": {"MR": 1.0, "ET": 1.0, "EL": 1.0},
         "men_threshold": 0.5,
         "rerank_weight": 0.0,
+        "kb_threshold": 0.0,
         "restrict_concepts": True,
         "k": 10,
         "use_abbreviations": True,
@@ -89,6 +90,7 @@ def make_hier_linker(
     task_weights: Dict[str, float],
     men_threshold: float,
     rerank_weight: float,
+    kb_threshold: float,
     restrict_concepts: bool,
     k: int,
     use_abbreviations: bool,
@@ -111,6 +113,9 @@ def make_hier_linker(
     rerank_weight (float): where the KB decides, its candidates are ranked by
         KB score + rerank_weight · EL's probability of the candidate (0 for
         concepts unseen in training); 0 = the KB's top-1.
+    kb_threshold (float): where the KB decides, a top-1 score below this
+        leaves the concept empty (with the KB's trained ranker the score is a
+        probability; tuned on dev by `tune threshold --kb-thresholds`).
     restrict_concepts (bool): an entity's concept is chosen among those seen
         with its type in training.
     k (int): candidates kept in ``span._.medlink_candidates``.
@@ -129,6 +134,7 @@ def make_hier_linker(
         task_weights=task_weights,
         men_threshold=men_threshold,
         rerank_weight=rerank_weight,
+        kb_threshold=kb_threshold,
         restrict_concepts=restrict_concepts,
         k=k,
         use_abbreviations=use_abbreviations,
@@ -156,6 +162,7 @@ class HierLinker(ConceptPipe):
         task_weights: Optional[Dict[str, float]] = None,
         men_threshold: float = 0.5,
         rerank_weight: float = 0.0,
+        kb_threshold: float = 0.0,
         restrict_concepts: bool = True,
         k: int = 10,
         use_abbreviations: bool = True,
@@ -186,6 +193,7 @@ class HierLinker(ConceptPipe):
             "task_weights": dict(task_weights or {}),
             "men_threshold": men_threshold,
             "rerank_weight": rerank_weight,
+            "kb_threshold": kb_threshold,
             "restrict_concepts": restrict_concepts,
             "k": k,
             "use_abbreviations": use_abbreviations,

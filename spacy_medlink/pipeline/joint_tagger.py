@@ -73,6 +73,7 @@ DEFAULT_JOINT_SCORER = {"@scorers": "medlink.ner_nen_scorer.v1"}
         "aux_weight": 1.0,
         "men_threshold": 0.5,
         "rerank_weight": 0.0,
+        "kb_threshold": 0.0,
         "restrict_concepts": True,
         "k": 10,
         "use_abbreviations": True,
@@ -90,6 +91,7 @@ def make_joint_tagger(
     aux_weight: float,
     men_threshold: float,
     rerank_weight: float,
+    kb_threshold: float,
     restrict_concepts: bool,
     k: int,
     use_abbreviations: bool,
@@ -107,6 +109,9 @@ def make_joint_tagger(
     rerank_weight (float): where the KB decides, its candidates are ranked by
         KB score + rerank_weight · the span's pooled MEN probability of the
         candidate (0 for concepts unseen in training); 0 = the KB's top-1.
+    kb_threshold (float): where the KB decides, a top-1 score below this
+        leaves the concept empty (with the KB's trained ranker the score is a
+        probability; tuned on dev by `tune threshold --kb-thresholds`).
     restrict_concepts (bool): a span's concept is chosen among those seen with
         its label in training.
     k (int): candidates kept in ``span._.medlink_candidates``.
@@ -122,6 +127,7 @@ def make_joint_tagger(
         aux_weight=aux_weight,
         men_threshold=men_threshold,
         rerank_weight=rerank_weight,
+        kb_threshold=kb_threshold,
         restrict_concepts=restrict_concepts,
         k=k,
         use_abbreviations=use_abbreviations,
@@ -145,6 +151,7 @@ class JointTagger(ConceptPipe):
         aux_weight: float = 1.0,
         men_threshold: float = 0.5,
         rerank_weight: float = 0.0,
+        kb_threshold: float = 0.0,
         restrict_concepts: bool = True,
         k: int = 10,
         use_abbreviations: bool = True,
@@ -165,6 +172,7 @@ class JointTagger(ConceptPipe):
             "aux_weight": aux_weight,
             "men_threshold": men_threshold,
             "rerank_weight": rerank_weight,
+            "kb_threshold": kb_threshold,
             "restrict_concepts": restrict_concepts,
             "k": k,
             "use_abbreviations": use_abbreviations,

@@ -202,6 +202,26 @@ def test_kb_fallback_for_unseen_concept(trained):
     assert trained.evaluate(_examples(trained))["nen_f"] == 1.0
 
 
+def test_kb_threshold_leaves_weak_kb_answers_empty(trained):
+    """Where the KB decides, a top-1 under kb_threshold gives no concept; the
+    entity keeps its label and its candidates."""
+    jt = trained.get_pipe("medlink_joint_tagger")
+    text = "Patients with gastric ulcers were given aspirin."
+    old = dict(jt.cfg)
+    try:
+        jt.cfg["men_threshold"] = 1.01  # the KB always decides
+        ents = trained(text).ents
+        score = ents[0]._.medlink_candidates[0][1]
+        assert ents[0].kb_id_ and 0.0 < score
+        jt.cfg["kb_threshold"] = score + 1e-6
+        weak = trained(text).ents
+        assert [(e.label_, e.kb_id_) for e in weak][0] == (ents[0].label_, "")
+        assert weak[0]._.medlink_candidates == ents[0]._.medlink_candidates
+        assert weak[1].kb_id_ == "D001241"  # an exact match (score 1.0) stays
+    finally:
+        jt.cfg.update(old)
+
+
 def test_kb_candidates_reranked_by_men(trained):
     """rerank_weight: the KB's candidates are ranked by KB score + weight · MEN
     probability; the MEN head (which learned "gastric ulcer" = D014456) then

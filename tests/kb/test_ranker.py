@@ -1,0 +1,298 @@
+"""The candidate ranker, the exact-match dictionary and composite mentions."""
+import json
+from typing import List, Sequence, Tuple
+
+import numpy
+import pytest
+import spacy
+from spacy.tokens import DocBin, Span
+from typer.testing import CliRunner
+
+from spacy_medlink.cli import app
+from spacy_medlink.kb.builders import add_train_mentions
+from spacy_medlink.kb.candidates import RANKER_DIR, CandidateGenerator
+from spacy_medlink.kb.composite import choose_composite, coordination_parts
+from spacy_medlink.kb.concept_kb import Concept, ConceptKB
+from spacy_medlink.kb.dictionary import ExactDictionary
+from spacy_medlink.kb.ranker import (DOCUMENT, FEATURES, GENERATED, TRAINING, CandidateRanker, MentionStats,
+                                     fit_ranker, mention_rows, split_stats)
+from spacy_medlink.kb.candidates import Candidate
+from spacy_medlink.kb.span_lookup import span_candidates, span_long_forms
+from spacy_medlink.tokenizer import biomed_nlp
+
+Ents = List[Tuple[str, str, str]]  # (text, label, kb_id), found left to right
+
+
+def _base_kb() -> ConceptKB:
+    kb = ConceptKB()
+    kb.add(Concept("D003139", "Common Cold", ("cold",), ("Disease",)))
+    kb.add(Concept("D003080", "Cold Temperature", ("cold",), ("Disease",)))
+    kb.add(Concept("D001943", "Breast Neoplasms", ("breast cancer",), ("Disease",)))
+    kb.add(Concept("D010051", "Ovarian Neoplasms", ("ovarian cancer",), ("Disease",)))
+    kb.add(Concept("D008103", "Liver Cirrhosis", ("cirrhosis",), ("Disease",)))
+    kb.add(Concept("D007854", "Lead", (), ("Chemical",)))
+    kb.add(Concept("D002945", "Cisplatin", ("CDDP",), ("Chemical",)))
+    return kb
+
+
+def _doc(nlp, text: str, ents: Ents):
+    doc = nlp.make_doc(text)
+    spans, pos = [], 0
+    for mention, label, kb_id in ents:
+        start = text.index(mention, pos)
+        pos = start + len(mention)
+        spans.append(doc.char_span(start, pos, label=label, kb_id=kb_id))
+    doc.ents = spans
+    return doc
+
+
+TRAIN = [
+    ("A cold and cirrhosis.", [("cold", "Disease", "D003139"), ("cirrhosis", "Disease", "D008103")]),
+    ("Her cold got worse after cisplatin.", [("cold", "Disease", "D003139"), ("cisplatin", "Chemical", "D002945")]),
+    ("Lead exposure and breast cancer.", [("Lead", "Chemical", "D007854"), ("breast cancer", "Disease", "D001943")]),
+    ("The cold returned with oldchem.", [("cold", "Disease", "D003139"), ("oldchem", "Chemical", "C999999")]),
+    ("Cisplatin and ovarian cancer.", [("Cisplatin", "Chemical", "D002945"), ("ovarian cancer", "Disease", "D010051")]),
+    ("Cirrhosis after a cold.", [("Cirrhosis", "Disease", "D008103"), ("cold", "Disease", "D003139")]),
+]
+DEV = [
+    ("A cold and breast cancer.", [("cold", "Disease", "D003139"), ("breast cancer", "Disease", "D001943")]),
+    ("Lead levels, then Pb again.", [("Lead", "Chemical", "D007854"), ("Pb", "Chemical", "D007854")]),
+    ("The cold, cirrhosis and CDDP.", [("cold", "Disease", "D003139"), ("cirrhosis", "Disease", "D008103"),
+                                      ("CDDP", "Chemical", "D002945")]),
+    ("Oldchem and a cold.", [("Oldchem", "Chemical", "C999999"), ("cold", "Disease", "D003139")]),
+]
+
+
+@pytest.fixture(scope="module")
+def nlp():
+    return biomed_nlp()
+
+
+@pytest.fixture(scope="module")
+def docs(nlp):
+    return [_doc(nlp, t, e) for t, e in TRAIN], [_doc(nlp, t, e) for t, e in DEV]
+
+
+@pytest.fixture(scope="module")
+def generator(docs):
+    kb = _base_kb()
+    add_train_mentions(kb, docs[0], "test")
+    return CandidateGenerator(kb)
+
+
+@pytest.fixture(scope="module")
+def fitted(generator, docs):
+    ranker, report = fit_ranker(generator, docs[0], docs[1], folds=1, learner="logistic")
+    return ranker, report
+
+
+def test_stats_leave_own_counts_out():
+    stats, own = MentionStats(), MentionStats()
+    for key, cid in [("cold", "A"), ("cold", "A"), ("cold", "B")]:
+        stats.add(key, cid)
+    own.add("cold", "A")
+    assert stats.counts("cold", "A") == (2, 3, 2)
+    assert stats.counts("cold", "A", own) == (1, 2, 1)
+    assert stats.concepts_of("cold") == ["A", "B"]
+    own.add("cold", "A")
+    assert stats.concepts_of("cold", own) == ["B"]  # what is left once the doc's own mentions are out
+    assert stats.best("cold") == "A" and stats.best("flu") is None
+    assert MentionStats.from_dict(stats.to_dict()).counts("cold", "B") == stats.counts("cold", "B")
+
+
+def test_split_stats_skip_composite_and_nil(nlp):
+    doc = _doc(nlp, "cold, flu and x.", [("cold", "Disease", "D003139"), ("flu", "Disease", "D1|D2"),
+                                         ("x", "Disease", "")])
+    stats, own = split_stats([doc], lambda x: x)
+    assert dict(stats.key_concepts) == {"cold": {"D003139": 1}} and len(own) == 1
+
+
+def test_expand_adds_training_and_document_candidates(generator, fitted, docs):
+    ranker, _ = fitted
+    dev = docs[1]
+    spans = [e for d in dev for e in d.ents]
+    from spacy_medlink.kb.span_lookup import generator_candidates
+
+    long_forms = span_long_forms(spans)
+    cands = generator_candidates(generator, spans, long_forms, k=5)
+    expanded = ranker.expand(spans, long_forms, cands)
+    by_text = {s.text: e for s, e in zip(spans, expanded)}
+    # "Oldchem": the training split linked it to an ID the KB does not hold
+    assert ("C999999", TRAINING) in [(c.concept_id, o) for c, o in by_text["Oldchem"]]
+    # "Pb": the document's other Chemical mention links to Lead
+    assert ("D007854", DOCUMENT) in [(c.concept_id, o) for c, o in by_text["Pb"]]
+    assert all(o == GENERATED for _, o in by_text["cold"][: len(cands[0])])
+    X = ranker.features(spans, long_forms, expanded, generator)
+    assert X.shape == (sum(len(e) for e in expanded), len(FEATURES))
+    first = X[0]  # "cold" vs its first generated candidate, an exact name
+    assert first[FEATURES.index("exact")] == 1.0 and first[FEATURES.index("rank_recip")] == 1.0
+
+
+def test_ranker_learns_the_training_prior(generator, fitted, docs):
+    """"cold" is an exact name of two concepts; the training split says which."""
+    ranker, report = fitted
+    assert report["mentions"] == 9 and ranker.is_trained
+    nlp_doc = docs[1][0]
+    span = nlp_doc.ents[0]
+    generator.ranker = ranker
+    try:
+        ranked = span_candidates(generator, [span], k=3)[0]
+        assert ranked[0].concept_id == "D003139"
+        assert all(0.0 <= c.score <= 1.0 for c in ranked)  # probabilities
+        assert [c.score for c in ranked] == sorted((c.score for c in ranked), reverse=True)
+        plain = span_candidates(generator, [span], k=3, rank=False)[0]
+        assert {c.concept_id for c in plain[:2]} == {"D003139", "D003080"}
+    finally:
+        generator.ranker = None
+
+
+@pytest.mark.parametrize("learner,params", [("logistic", {}), ("lightgbm", {"min_data_in_leaf": 1, "num_boost_round": 5})])
+def test_ranker_round_trips_without_pickle(generator, docs, learner, params, tmp_path):
+    ranker, _ = fit_ranker(generator, docs[0], docs[1], folds=1, learner=learner, params=params)
+    rows = mention_rows(ranker, generator, docs[1])
+    expected = ranker.predict(rows.X)
+    again = CandidateRanker.from_bytes(ranker.to_bytes())
+    numpy.testing.assert_allclose(again.predict(rows.X), expected)
+    ranker.to_disk(tmp_path / "r")
+    numpy.testing.assert_allclose(CandidateRanker.from_disk(tmp_path / "r").predict(rows.X), expected)
+    data = ranker.to_dict()
+    json.dumps(data)  # JSON-able: no pickled objects inside
+
+
+def test_generator_carries_its_ranker(generator, fitted, docs, tmp_path):
+    ranker, _ = fitted
+    rows = mention_rows(ranker, generator, docs[1])
+    generator.ranker = ranker
+    try:
+        generator.to_disk(tmp_path / "kb")
+        assert (tmp_path / "kb" / RANKER_DIR / "ranker.msgpack").exists()
+        loaded = CandidateGenerator.from_disk(tmp_path / "kb")
+        numpy.testing.assert_allclose(loaded.ranker.predict(rows.X), ranker.predict(rows.X))
+        assert CandidateGenerator.from_disk(tmp_path / "kb", ranker=False).ranker is None
+        assert CandidateGenerator.from_bytes(generator.to_bytes()).ranker is not None
+    finally:
+        generator.ranker = None
+    generator.to_disk(tmp_path / "kb")  # without a ranker: none left behind to load
+    assert CandidateGenerator.from_disk(tmp_path / "kb").ranker is None
+    assert CandidateGenerator.from_bytes(generator.to_bytes()).ranker is None
+
+
+def test_cross_fit_needs_the_base_kb(generator, docs):
+    with pytest.raises(ValueError, match="base_kb"):
+        fit_ranker(generator, docs[0], folds=2)
+    ranker, report = fit_ranker(generator, docs[0], base_kb=_base_kb(), folds=2, learner="logistic")
+    assert ranker.is_trained and report["fit"] == "cross-fit on train"
+    assert report["out_of_fold"]["all"]["n"] == report["mentions"] == 12
+
+
+def test_unknown_learner_and_stale_features():
+    with pytest.raises(ValueError, match="learner"):
+        CandidateRanker(learner="forest")
+    data = CandidateRanker().to_dict()
+    data["cfg"]["features"] = ["score"]
+    with pytest.raises(ValueError, match="other features"):
+        CandidateRanker.from_dict(data)
+
+
+# -- dictionary ------------------------------------------------------------------------
+def test_exact_dictionary(generator, docs):
+    stats, _ = split_stats(docs[0], generator.kb.resolve)
+    dictionary = ExactDictionary(generator, stats)
+    spans = [e for d in docs[1] for e in d.ents]
+    got = dict(zip((s.text for s in spans), dictionary(spans, span_long_forms(spans))))
+    assert got["cold"] == "D003139"  # the training split's choice among two exact names
+    assert got["Oldchem"] == "C999999"  # training strings count even for IDs the KB lacks
+    assert got["CDDP"] == "D002945"  # a KB name
+    assert got["Pb"] == ""  # nothing exact: no guess
+
+
+# -- composites ----------------------------------------------------------------------------
+@pytest.mark.parametrize("text,parts", [
+    ("breast and ovarian cancer", ["breast cancer", "ovarian cancer"]),
+    ("brain, breast, and prostate cancer", ["brain cancer", "breast cancer", "prostate cancer"]),
+    ("breast/ovarian cancer", ["breast cancer", "ovarian cancer"]),
+    ("breast and/or ovarian cancer", ["breast cancer", "ovarian cancer"]),
+    ("C6 and C7 deficiencies", ["C6 deficiencies", "C7 deficiencies"]),
+    ("colorectal adenomas and carcinoma", ["colorectal adenomas", "colorectal carcinoma"]),
+    ("spinocerebellar ataxias 1 and 2", ["spinocerebellar ataxias 1", "spinocerebellar ataxias 2"]),
+    ("pineal tumours or retinal tumours", ["pineal tumours", "retinal tumours"]),
+    ("renal hamartomas", []),
+    ("1,3-bis(2-chloroethyl)-1-nitrosourea", []),
+    ("Me(3)Pb", []),
+])
+def test_coordination_parts(text, parts):
+    assert coordination_parts(text) == parts
+
+
+def test_choose_composite():
+    a, b = Candidate("D1", 0.9, "a"), Candidate("D2", 0.8, "b")
+    assert choose_composite([Candidate("D3", 0.5, "w")], [[a], [b]]) == Candidate("D1|D2", 0.8, "a | b")
+    assert choose_composite([Candidate("D3", 0.85, "w")], [[a], [b]]) is None  # the whole is surer
+    assert choose_composite([], [[a], [a]]) is None  # one concept twice is no composite
+    assert choose_composite([], [[a], []]) is None
+
+
+def test_composite_mention_gets_joined_ids(generator, fitted, nlp):
+    ranker, _ = fitted
+    doc = _doc(nlp, "Risk of breast and ovarian cancer.", [("breast and ovarian cancer", "Disease", "")])
+    generator.ranker = ranker
+    try:
+        found = span_candidates(generator, list(doc.ents), k=3)[0]
+        assert found[0].concept_id == "D001943|D010051"
+        assert span_candidates(generator, list(doc.ents), k=3, composites=False)[0][0].concept_id != found[0].concept_id
+    finally:
+        generator.ranker = None
+
+
+# -- commands ---------------------------------------------------------------------------------
+def _write(docs: Sequence, path):
+    DocBin(docs=list(docs), store_user_data=False).to_disk(path)
+    return path
+
+
+def test_ranker_and_benchmark_commands(generator, docs, tmp_path):
+    kb_dir = tmp_path / "kb"
+    generator.to_disk(kb_dir)
+    train = _write(docs[0], tmp_path / "train.spacy")
+    dev = _write(docs[1], tmp_path / "dev.spacy")
+    runner = CliRunner()
+    result = runner.invoke(app, ["kb", "ranker", str(kb_dir), "--train", str(train), "--fit", str(dev),
+                                 "--output", str(tmp_path / "report.json"), "--folds", "2", "--learner", "logistic"])
+    assert result.exit_code == 0, result.output
+    assert CandidateGenerator.from_disk(kb_dir).ranker is not None
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["out_of_fold"]["all"]["n"] == 9
+    result = runner.invoke(app, ["kb", "ranker", str(kb_dir), "--train", str(train), "--output", str(tmp_path / "r.json")])
+    assert result.exit_code != 0 and "--base-kb" in result.output
+    result = runner.invoke(app, ["benchmark", "linking", str(kb_dir), "--data", str(dev), "--train", str(train),
+                                 "--output", str(tmp_path / "bench.json")])
+    assert result.exit_code == 0, result.output
+    bench = json.loads((tmp_path / "bench.json").read_text())
+    counts = bench["gold_mentions"]["counts"]
+    assert counts == {"mentions": 9, "nil": 0, "composite": 0, "gold_id_not_in_kb": 1}
+    accuracy = bench["gold_mentions"]["accuracy"]
+    assert set(accuracy) == {"kb", "ranker", "dictionary"}
+    assert accuracy["dictionary"]["all"]["n"] == 9
+    assert accuracy["ranker"]["gold_id_not_in_kb"]["n"] == 1
+
+
+def test_kb_linker_with_ranker_round_trips(generator, fitted, docs, tmp_path):
+    ranker, _ = fitted
+    generator.ranker = ranker
+    try:
+        generator.to_disk(tmp_path / "kb")
+    finally:
+        generator.ranker = None
+    nlp = spacy.blank("en")
+    linker = nlp.add_pipe("medlink_kb_linker", config={"threshold": 0.5})
+    from spacy.training import Example
+
+    linker.initialize(lambda: [Example(docs[1][0].copy(), docs[1][0])], kb_path=tmp_path / "kb")
+    doc = docs[1][0].copy()
+    doc.ents = [Span(doc, e.start, e.end, label=e.label_) for e in doc.ents]
+    out = [(e.kb_id_, e._.medlink_score) for e in linker(doc).ents]
+    assert out[0][0] == "D003139" and all(0.0 <= s <= 1.0 for _, s in out)
+    again = spacy.blank("en").add_pipe("medlink_kb_linker").from_bytes(linker.to_bytes())
+    doc2 = docs[1][0].copy()
+    doc2.ents = [Span(doc2, e.start, e.end, label=e.label_) for e in doc2.ents]
+    assert [(e.kb_id_, e._.medlink_score) for e in again(doc2).ents] == out
