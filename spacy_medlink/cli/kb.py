@@ -111,3 +111,28 @@ def kb_ranker_cli(
     for key, acc in report.get("out_of_fold", {}).items():
         typer.echo(f"{key}: {acc}")
     typer.echo(f"Wrote {kb_dir / RANKER_DIR} and {output}")
+
+
+@kb_app.command("attach")
+def kb_attach_cli(
+    model: Path = typer.Argument(..., help="A trained pipeline folder"),
+    kb_dir: Path = typer.Argument(..., help="KB folder whose trained ranker (ranker/) to attach"),
+    output: Path = typer.Argument(..., help="Folder to save the pipeline to"),
+) -> None:
+    """Give every KB-using component of a trained pipeline the ranker of `kb_dir` (same KB, no retraining)."""
+    import spacy
+
+    from ..kb.candidates import RANKER_DIR
+    from ..kb.ranker import CandidateRanker
+
+    if not (kb_dir / RANKER_DIR / "ranker.msgpack").exists():
+        raise typer.BadParameter(f"{kb_dir} has no trained ranker (run `python -m spacy_medlink kb ranker` first)")
+    ranker = CandidateRanker.from_disk(kb_dir / RANKER_DIR)
+    nlp = spacy.load(model)
+    names = [name for name, proc in nlp.pipeline if getattr(proc, "generator", None) is not None]
+    if not names:
+        raise typer.BadParameter(f"{model} has no component with a KB")
+    for name in names:
+        nlp.get_pipe(name).generator.ranker = ranker
+    nlp.to_disk(output)
+    typer.echo(f"Attached {kb_dir / RANKER_DIR} to {', '.join(names)}; saved {output}")

@@ -263,7 +263,7 @@ def test_ranker_and_benchmark_commands(generator, docs, tmp_path):
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["out_of_fold"]["all"]["n"] == 9
     result = runner.invoke(app, ["kb", "ranker", str(kb_dir), "--train", str(train), "--output", str(tmp_path / "r.json")])
-    assert result.exit_code != 0 and "--base-kb" in result.output
+    assert result.exit_code == 2  # neither --base-kb nor --fit
     result = runner.invoke(app, ["benchmark", "linking", str(kb_dir), "--data", str(dev), "--train", str(train),
                                  "--output", str(tmp_path / "bench.json")])
     assert result.exit_code == 0, result.output
@@ -296,3 +296,26 @@ def test_kb_linker_with_ranker_round_trips(generator, fitted, docs, tmp_path):
     doc2 = docs[1][0].copy()
     doc2.ents = [Span(doc2, e.start, e.end, label=e.label_) for e in doc2.ents]
     assert [(e.kb_id_, e._.medlink_score) for e in again(doc2).ents] == out
+
+
+def test_attach_puts_the_ranker_into_a_trained_pipeline(generator, fitted, docs, tmp_path):
+    from spacy.training import Example
+
+    generator.to_disk(tmp_path / "plain")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("medlink_kb_linker")
+    nlp.config["initialize"]["components"]["medlink_kb_linker"] = {"kb_path": str(tmp_path / "plain")}
+    nlp.initialize(lambda: [Example(docs[1][0].copy(), docs[1][0])])
+    nlp.to_disk(tmp_path / "model")
+    runner = CliRunner()
+    result = runner.invoke(app, ["kb", "attach", str(tmp_path / "model"), str(tmp_path / "plain"), str(tmp_path / "out")])
+    assert result.exit_code == 2  # a usage error: that KB has no ranker
+    ranker, _ = fitted
+    generator.ranker = ranker
+    try:
+        generator.to_disk(tmp_path / "ranked")
+    finally:
+        generator.ranker = None
+    result = runner.invoke(app, ["kb", "attach", str(tmp_path / "model"), str(tmp_path / "ranked"), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert spacy.load(tmp_path / "out").get_pipe("medlink_kb_linker").generator.ranker is not None
