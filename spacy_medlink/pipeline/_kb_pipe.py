@@ -307,8 +307,9 @@ class ConceptPipe(KBPipe):
         return ranked[0][0], ranked[0][1], ranked
 
     def _rerank(self, cands: Sequence["Candidate"], pooled: Optional[numpy.ndarray]) -> List[List[Any]]:
-        """KB candidates as [concept, score], best first: KB score +
-        rerank_weight · pooled probability (0 if unseen in training)."""
+        """KB candidates as [concept, score], best first: (KB score +
+        rerank_weight · pooled probability (0 if unseen in training)) /
+        (1 + rerank_weight), so the score stays in [0, 1] like both parts."""
         weight = self.cfg["rerank_weight"]
         if not weight or pooled is None:
             return [[c.concept_id, float(c.score)] for c in cands]
@@ -317,7 +318,7 @@ class ConceptPipe(KBPipe):
         for c in cands:
             i = index.get(c.concept_id)
             prob = max(float(pooled[i - 1]), 0.0) if i is not None else 0.0
-            scored.append([c.concept_id, float(c.score) + weight * prob])
+            scored.append([c.concept_id, (float(c.score) + weight * prob) / (1.0 + weight)])
         return sorted(scored, key=lambda x: -x[1])  # stable: KB order among equals
 
     def _concept_ids(self) -> Tuple[str, ...]:

@@ -112,7 +112,8 @@ def make_hier_linker(
         KB given at initialize; the name `tune threshold` sets).
     rerank_weight (float): where the KB decides, its candidates are ranked by
         KB score + rerank_weight · EL's probability of the candidate (0 for
-        concepts unseen in training); 0 = the KB's top-1.
+        concepts unseen in training), over 1 + rerank_weight so that the score
+        stays in [0, 1]; 0 = the KB's top-1.
     kb_threshold (float): where the KB decides, a top-1 score below this
         leaves the concept empty (with the KB's trained ranker the score is a
         probability; tuned on dev by `tune threshold --kb-thresholds`).
