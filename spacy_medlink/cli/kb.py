@@ -136,3 +136,30 @@ def kb_attach_cli(
         nlp.get_pipe(name).generator.ranker = ranker
     nlp.to_disk(output)
     typer.echo(f"Attached {kb_dir / RANKER_DIR} to {', '.join(names)}; saved {output}")
+
+
+@kb_app.command("names")
+def kb_names_cli(
+    kb_dir: Path = typer.Argument(..., help="KB folder; use the one built WITHOUT --train-corpus (vocabulary names only)"),
+    output: Path = typer.Argument(..., help="File to write the name matcher to (for medlink.DictionaryEmbed.v1's matcher_path)"),
+    types: Optional[str] = typer.Option(None, "--types", help="Comma-separated entity types (default: all of the KB's)"),
+    synonyms: bool = typer.Option(True, "--synonyms/--no-synonyms", help="Match synonyms too, not only preferred names"),
+    max_len: int = typer.Option(8, "--max-len", help="Names of more tokens than this are left out"),
+) -> None:
+    """Hash a KB's names for the longest-match dictionary feature of NER."""
+    from ..kb.concept_kb import ConceptKB
+    from ..kb.name_matcher import NameMatcher
+    from ..tokenizer import biomed_nlp
+
+    kb = ConceptKB().from_disk(kb_dir)
+    sources = {s for c in kb for s in c.sources}
+    if any(s.startswith("train:") for s in sources):
+        typer.echo(f"Warning: {kb_dir} holds training mentions ({', '.join(sorted(s for s in sources if s.startswith('train:')))}); "
+                   "a dictionary feature built from them teaches the model to trust it blindly", err=True)
+    type_list = [t.strip() for t in types.split(",") if t.strip()] if types else None
+    start = time.perf_counter()
+    matcher = NameMatcher.build(kb, biomed_nlp().tokenizer, types=type_list, synonyms=synonyms, max_len=max_len)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    matcher.to_disk(output)
+    per_type = ", ".join(f"{t} {len(matcher.hashes[t])}" for t in matcher.types)
+    typer.echo(f"{len(matcher)} distinct names ({per_type}) in {time.perf_counter() - start:.1f}s; wrote {output}")
