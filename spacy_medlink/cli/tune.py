@@ -161,7 +161,7 @@ def tune_linker_cli(
     model: Path = typer.Argument(..., help="Pipeline with a medlink_kb_linker (e.g. training/bc5cdr_baseline_floret)"),
     dev: Path = typer.Argument(..., help="DEV split (.spacy); never the test split"),
     output: Path = typer.Argument(..., help="Folder to save the pipeline with the best threshold to"),
-    pipe_name: str = typer.Option("medlink_kb_linker", "--pipe", help="Name of the pipe to tune"),
+    pipe_name: str = typer.Option("linker", "--pipe", help="Name of the medlink_kb_linker pipe (configs/kb_linker.cfg calls it linker)"),
     grid: str = typer.Option("0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", "--grid", help="Comma-separated thresholds"),
     metric: str = typer.Option("nen_f", "--metric", help="Dev score to maximize"),
     sweep_output: Optional[Path] = typer.Option(None, "--sweep-output", help="Write the sweep (one row per setting) as JSON"),
