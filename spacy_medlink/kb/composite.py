@@ -1,8 +1,10 @@
 """Composite mentions: "breast and ovarian cancer" denotes two concepts.
 
 A coordination is split into its conjuncts and the shared words are
-distributed over them: a shared head at the end ("brain, breast, and
-prostate cancer" -> "brain cancer", "breast cancer", "prostate cancer"), or a
+distributed over them: a shared head at the end, the last conjunct's words
+after its first, given to every conjunct that lacks the head ("brain,
+breast, and prostate cancer" -> "brain cancer", "breast cancer", "prostate
+cancer"; "male and female breast cancer" -> "male breast cancer", ...), or a
 shared modifier at the front ("colorectal adenomas and carcinoma" ->
 "colorectal adenomas", "colorectal carcinoma"; "spinocerebellar ataxias 1
 and 2"). Each part is linked like a mention of its own; the composite wins
@@ -40,9 +42,10 @@ def coordination_parts(text: str) -> List[str]:
     if len(conjuncts) < 2 or any(not c for c in conjuncts):
         return []
     words = [c.split() for c in conjuncts]
-    if all(len(w) == 1 for w in words[:-1]) and len(words[-1]) > 1:
-        # shared head at the end: "breast and ovarian cancer"
-        head = words[-1][1:]
+    last = words[-1]
+    if len(last) > 1 and all(w[-1].lower() != last[-1].lower() for w in words[:-1]):
+        # shared head at the end: "breast and ovarian cancer", "sporadic breast and kidney cancer"
+        head = last[1:]
         return [" ".join(w + head) for w in words[:-1]] + [conjuncts[-1]]
     if len(words[0]) > 1 and all(len(w) == 1 for w in words[1:]):
         # shared modifier at the front: "colorectal adenomas and carcinoma", "ataxias 1 and 2"
