@@ -296,6 +296,15 @@ def resolve_label_map(label_map: LabelMap) -> Optional[Dict[str, str]]:
     return loaded
 
 
+def iter_pubtator_texts(path: PathLike) -> Iterator[Tuple[str, List[Tuple[str, str]], int]]:
+    """(PMID, [(passage type, text)], first line) per document, annotations
+    skipped: the text `python -m spacy_medlink annotate` reads."""
+    path = Path(path)
+    for passages, _ in _iter_blocks(path):
+        pmid, _ = _join_passages(path, passages)  # one PMID per block, checked
+        yield pmid, [(kind, text) for _, (_, kind, text) in passages], passages[0][0]
+
+
 def _iter_blocks(path: Path) -> Iterator[Tuple[List[_Line], List[_Line]]]:
     """(passage lines, annotation lines) per blank-line-separated block."""
     passages: List[_Line] = []

@@ -1,0 +1,147 @@
+"""Annotate a stream of records with a pipeline, in chunks that are complete or absent.
+
+Records are taken `chunk_size` at a time, in input order. A chunk's records
+are cut into sections of at most `max_chars` characters (a 900k-character
+full text is annotated piece by piece, never held whole in the pipeline),
+run through `nlp.pipe` (with `n_process` workers), put back together with
+their offsets, and written to `part-NNNNN.<ext>.tmp`, renamed into place;
+then a manifest `part-NNNNN.json` (records, first and last ID, entities) is
+written the same way. A chunk is done when its manifest exists, so a rerun
+with the same output folder skips the records of the done chunks (checking
+that the input still starts with them) and goes on after the last one.
+The summary's counts add up: read = annotated + resumed + skipped
+(empty texts are annotated, with no entities, and counted apart).
+"""
+import json
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+
+from .records import BadRecord, Record, split_sections
+from .writers import OUTPUT_FORMATS, Annotated, annotations_of, write_chunk
+
+Progress = Callable[[Dict[str, Any]], None]
+
+
+def done_chunks(out_dir: Path) -> List[Dict[str, Any]]:
+    """Manifests of the chunks already written, in order (stops at the first gap)."""
+    out = []
+    while (out_dir / f"part-{len(out):05d}.json").exists():
+        out.append(json.loads((out_dir / f"part-{len(out):05d}.json").read_text(encoding="utf8")))
+    return out
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def annotate(
+    nlp,
+    records: Iterable[Record],
+    out_dir: Path,
+    *,
+    fmt: str = "jsonl",
+    chunk_size: int = 1000,
+    n_process: int = 1,
+    batch_size: int = 32,
+    max_chars: int = 100_000,
+    skipped: Optional[List[BadRecord]] = None,
+    total: Optional[int] = None,
+    progress: Optional[Progress] = None,
+) -> Dict[str, Any]:
+    """Annotate `records` into `out_dir`; returns the summary (also written to summary.json).
+
+    skipped: the list the reader's `on_bad` appends to (with --skip-bad), so
+        skips are counted and listed in skipped.jsonl.
+    """
+    if fmt not in OUTPUT_FORMATS:
+        raise ValueError(f"Unknown output format {fmt!r} (one of {', '.join(OUTPUT_FORMATS)})")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    previous = done_chunks(out_dir)
+    if previous and previous[0].get("format") != fmt:
+        raise ValueError(f"{out_dir} holds {previous[0].get('format')} output; annotate into another folder")
+    resume = sum(m["records"] for m in previous)
+    start = time.perf_counter()
+    counts: Counter = Counter()
+    per_type: Counter = Counter()
+    stream = iter(records)
+    n_bad_before = len(skipped) if skipped is not None else 0
+    _skip_done(stream, previous, counts)
+    n_bad_seen = len(skipped) if skipped is not None else 0
+    counts["resumed_malformed"] = n_bad_seen - n_bad_before  # listed in skipped.jsonl by the earlier run
+    index = len(previous)
+    while True:
+        chunk = [r for _, r in zip(range(chunk_size), stream)]
+        if not chunk:
+            break
+        items = list(_annotate_chunk(nlp, chunk, n_process, batch_size, max_chars, counts))
+        for _, ann in items:
+            per_type.update(e["label"] for e in ann["entities"])
+        ext = OUTPUT_FORMATS[fmt]
+        _atomic_write(out_dir / f"part-{index:05d}{ext}", lambda p: write_chunk(p, fmt, items))
+        manifest = {"format": fmt, "records": len(items), "first_id": items[0][0].id, "last_id": items[-1][0].id,
+                    "entities": sum(len(a["entities"]) for _, a in items)}
+        _atomic_write(out_dir / f"part-{index:05d}.json",
+                      lambda p: p.write_text(json.dumps(manifest), encoding="utf8"))
+        index += 1
+        counts["read"] += len(chunk)
+        counts["annotated"] += len(chunk)
+        if progress is not None:
+            elapsed = time.perf_counter() - start
+            progress({"documents": counts["annotated"] + resume, "total": total, "elapsed": elapsed,
+                      "docs_per_s": counts["annotated"] / elapsed if elapsed else 0.0})
+    bad = skipped[n_bad_seen:] if skipped is not None else []
+    if bad:
+        with (out_dir / "skipped.jsonl").open("a", encoding="utf8") as f:
+            for b in bad:
+                f.write(json.dumps(b._asdict(), ensure_ascii=False) + "\n")
+    elapsed = time.perf_counter() - start
+    summary = {
+        "read": counts["read"] + counts["resumed"] + len(bad) + counts["resumed_malformed"],
+        "annotated": counts["annotated"],
+        "resumed": counts["resumed"] + counts["resumed_malformed"],
+        "skipped": {"malformed": len(bad)},
+        "empty": counts["empty"],
+        "sectioned": counts["sectioned"],
+        "chunks": index,
+        "entities_per_type": dict(sorted(per_type.items())),
+        "seconds": round(elapsed, 2),
+        "docs_per_s": round(counts["annotated"] / elapsed, 2) if elapsed else None,
+        "n_process": n_process,
+    }
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf8")
+    return summary
+
+
+def _skip_done(stream: Iterator[Record], previous: List[Dict[str, Any]], counts: Counter) -> None:
+    """Consume the records the done chunks hold, checking each chunk's first and last ID."""
+    for i, manifest in enumerate(previous):
+        records = [r for _, r in zip(range(manifest["records"]), stream)]
+        if len(records) < manifest["records"] or records[0].id != manifest["first_id"] \
+                or records[-1].id != manifest["last_id"]:
+            raise ValueError(f"Chunk {i} of the output ({manifest['first_id']}..{manifest['last_id']}) does not "
+                             "match the input: it changed since the first run (annotate into a new folder)")
+        counts["resumed"] += len(records)
+
+
+def _annotate_chunk(nlp, chunk: List[Record], n_process: int, batch_size: int, max_chars: int,
+                    counts: Counter) -> Iterator[Annotated]:
+    pieces: List[Tuple[str, Tuple[int, int]]] = []
+    n_sections = []
+    for i, record in enumerate(chunk):
+        if not record.text.strip():
+            counts["empty"] += 1
+            n_sections.append(0)
+            continue
+        sections = split_sections(record.text, max_chars)
+        counts["sectioned"] += len(sections) > 1
+        n_sections.append(len(sections))
+        pieces.extend((text, (i, offset)) for offset, text in sections)
+    docs = nlp.pipe(pieces, as_tuples=True, n_process=n_process, batch_size=batch_size)
+    for record, n in zip(chunk, n_sections):
+        sections = [(offset, doc) for _, (doc, (_, offset)) in zip(range(n), docs)]
+        yield record, annotations_of(sections)
