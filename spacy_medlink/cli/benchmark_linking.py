@@ -7,13 +7,15 @@ ranker when it has one):
   exact-match dictionary's, per type, for concepts seen and unseen in the
   training split, composite mentions (right only when the whole ID set is)
   and mentions whose gold ID the KB lacks (the ceiling) counted apart;
-  gold mentions without a concept are counted, not scored.
+  gold mentions without a concept are counted, not scored; each system's
+  mentions/s in the same run (the ranker's cost beside the generator's).
 * with `--model`: the pipeline's own entities, linked by the pipeline
   itself, by the KB's top-1, by the ranker at each `--thresholds` value (a
   top-1 probability below it leaves the ID empty) and by the dictionary,
   each scored by `medlink.nen_scorer.v1` (mention and document level, P/R/F),
   IDs resolved through the KB. Choose the threshold on dev, report test.
 """
+import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
@@ -72,8 +74,12 @@ def gold_table(generator, docs: Sequence, train_docs: Sequence) -> Dict[str, Any
               "composite": sum(len(g) > 1 for g in golds),
               "gold_id_not_in_kb": sum(bool(g) and any(a not in generator.kb for a in g) for g in golds)}
     table: Dict[str, Dict[str, Dict[str, Any]]] = {}
+    seconds: Dict[str, float] = {}
     for name, linker in _linkers(generator, train_docs).items():
+        generator.clear_cache()
+        start = time.perf_counter()
         ranked = linker(spans)
+        seconds[name] = time.perf_counter() - start
         groups: Dict[str, Dict[str, int]] = {}
         for span, gold, cands in zip(spans, golds, ranked):
             if not gold:
@@ -93,7 +99,9 @@ def gold_table(generator, docs: Sequence, train_docs: Sequence) -> Dict[str, Any
                 g["hit@5"] += hit5
         table[name] = {key: {"n": g["n"], "acc@1": round(g["hit@1"] / g["n"], 4), "acc@5": round(g["hit@5"] / g["n"], 4)}
                        for key, g in sorted(groups.items())}
-    return {"counts": counts, "accuracy": table}
+    speed = {name: {"seconds": round(t, 2), "mentions_per_s": round(len(spans) / t, 1) if t else None}
+             for name, t in seconds.items()}
+    return {"counts": counts, "accuracy": table, "speed": speed}
 
 
 def pipeline_table(generator, nlp, docs: Sequence, train_docs: Sequence, thresholds: Sequence[float],

@@ -173,6 +173,11 @@ class ConceptKB:
             for syn in _split(synonyms):
                 yield syn, cid
 
+    def name_of(self, concept_id: str) -> Optional[str]:
+        """The preferred name, or None for an unknown ID (no Concept built: rankers call this per candidate)."""
+        row = self._rows.get(concept_id) or self._rows.get(self.resolve(concept_id))
+        return row[0] if row else None
+
     def types_of(self, concept_id: str) -> Tuple[str, ...]:
         return _split(self._rows[self.resolve(concept_id)][2])
 

@@ -25,6 +25,7 @@ folder's `ranker/`), so every component that looks up candidates through
 model format, msgpack).
 """
 import math
+from functools import lru_cache
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence,
 import numpy
 import srsly
 
-from .candidates import RANKER_DIR, Candidate, normalize_name  # noqa: F401
+from .candidates import RANKER_DIR, Candidate, normalize_name  # noqa: F401 (RANKER_DIR: the folder in a KB)
 from .ids import split_kb_id
 
 if TYPE_CHECKING:
@@ -61,10 +62,12 @@ class MentionStats:
     def __init__(self) -> None:
         self.key_concepts: Dict[str, Counter] = defaultdict(Counter)
         self.concepts: Counter = Counter()
+        self._ranked: Dict[str, List[str]] = {}  # key -> concepts, most often first (cleared on add)
 
     def add(self, key: str, concept_id: str, n: int = 1) -> None:
         self.key_concepts[key][concept_id] += n
         self.concepts[concept_id] += n
+        self._ranked.clear()
 
     def counts(self, key: str, concept_id: str, own: Optional["MentionStats"] = None) -> Tuple[int, int, int]:
         """(count of key with concept, count of key, count of concept), minus `own`."""
@@ -85,7 +88,11 @@ class MentionStats:
         kc = self.key_concepts.get(key)
         if not kc:
             return []
-        okc = own.key_concepts.get(key) if own is not None else None
+        if own is None:
+            if key not in self._ranked:
+                self._ranked[key] = [cid for cid, _ in kc.most_common()]
+            return self._ranked[key]
+        okc = own.key_concepts.get(key)
         counts = [(cid, n - (okc[cid] if okc else 0)) for cid, n in kc.most_common()]
         return [cid for cid, n in counts if n > 0]
 
@@ -129,8 +136,14 @@ def split_stats(docs: Iterable["Doc"], resolve) -> Tuple[MentionStats, List[Ment
     return total, per_doc
 
 
+@lru_cache(maxsize=500_000)
+def _norm(text: str) -> str:
+    """normalize_name, remembered: candidate names recur across mentions."""
+    return normalize_name(text)
+
+
 def _tokens(text: str) -> List[str]:
-    return normalize_name(text).split()
+    return _norm(text).split()
 
 
 class CandidateRanker:
@@ -169,7 +182,7 @@ class CandidateRanker:
             for text in (span.text, lf):
                 if not text:
                     continue
-                key = normalize_name(text)
+                key = _norm(text)
                 for cid in self.stats.concepts_of(key, mine)[: self.cfg["train_candidates"]]:
                     if cid not in haves[i]:
                         haves[i].add(cid)
@@ -212,8 +225,8 @@ class CandidateRanker:
         doc_exact: Dict[int, Counter] = defaultdict(Counter)
         exact_sets: List[set] = []
         for span, lf, cands in zip(spans, long_forms, expanded):
-            keys = {normalize_name(span.text)} | ({normalize_name(lf)} if lf else set())
-            exact = {c.concept_id for c, origin in cands if origin == GENERATED and normalize_name(c.name) in keys}
+            keys = {_norm(span.text)} | ({_norm(lf)} if lf else set())
+            exact = {c.concept_id for c, origin in cands if origin == GENERATED and _norm(c.name) in keys}
             exact_sets.append(exact)
             if cands and cands[0][1] == GENERATED:
                 doc_top1[id(span.doc)][cands[0][0].concept_id] += 1
@@ -222,8 +235,8 @@ class CandidateRanker:
         row = 0
         for i, (span, lf, cands) in enumerate(zip(spans, long_forms, expanded)):
             text = span.text
-            key = normalize_name(text)
-            lkey = normalize_name(lf) if lf else None
+            key = _norm(text)
+            lkey = _norm(lf) if lf else None
             toks = set(_tokens(text))
             ltoks = set(_tokens(lf)) if lf else set()
             head = _tokens(text)[-1:] or [""]
@@ -236,7 +249,7 @@ class CandidateRanker:
             upper = sum(ch.isupper() for ch in text)
             for rank, (cand, origin) in enumerate(cands):
                 cid = cand.concept_id
-                name_key = normalize_name(cand.name) if cand.name else ""
+                name_key = _norm(cand.name) if cand.name else ""
                 ntoks = set(name_key.split())
                 f = X[row]
                 f[_INDEX["score"]] = cand.score
@@ -265,7 +278,7 @@ class CandidateRanker:
                 f[_INDEX["mention_tokens"]] = len(span)
                 f[_INDEX["short_upper"]] = len(text) <= 6 and alpha > 0 and upper * 2 >= alpha
                 f[_INDEX["has_digit"]] = any(ch.isdigit() for ch in text)
-                f[_INDEX["preferred"]] = bool(cand.name) and cid in kb and kb[cid].name == cand.name
+                f[_INDEX["preferred"]] = bool(cand.name) and kb.name_of(cid) == cand.name
                 f[_INDEX["n_exact"]] = len(exact)
                 row += 1
         return X
