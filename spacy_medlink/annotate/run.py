@@ -39,6 +39,17 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     os.replace(tmp, path)
 
 
+def prepare_output(out_dir: Path, fmt: str) -> List[Dict[str, Any]]:
+    """Create `out_dir` and return the manifests of its done chunks (checked against `fmt`)."""
+    if fmt not in OUTPUT_FORMATS:
+        raise ValueError(f"Unknown output format {fmt!r} (one of {', '.join(OUTPUT_FORMATS)})")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    previous = done_chunks(out_dir)
+    if previous and previous[0].get("format") != fmt:
+        raise ValueError(f"{out_dir} holds {previous[0].get('format')} output; annotate into another folder")
+    return previous
+
+
 def annotate(
     nlp,
     records: Iterable[Record],
@@ -53,55 +64,80 @@ def annotate(
     total: Optional[int] = None,
     progress: Optional[Progress] = None,
 ) -> Dict[str, Any]:
-    """Annotate `records` into `out_dir`; returns the summary (also written to summary.json).
+    """Annotate `records` into `out_dir` on this machine; returns the summary (also in summary.json).
 
     skipped: the list the reader's `on_bad` appends to (with --skip-bad), so
         skips are counted and listed in skipped.jsonl.
     """
-    if fmt not in OUTPUT_FORMATS:
-        raise ValueError(f"Unknown output format {fmt!r} (one of {', '.join(OUTPUT_FORMATS)})")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    previous = done_chunks(out_dir)
-    if previous and previous[0].get("format") != fmt:
-        raise ValueError(f"{out_dir} holds {previous[0].get('format')} output; annotate into another folder")
-    resume = sum(m["records"] for m in previous)
-    start = time.perf_counter()
+    previous = prepare_output(out_dir, fmt)
     counts: Counter = Counter()
-    per_type: Counter = Counter()
     stream = iter(records)
-    n_bad_before = len(skipped) if skipped is not None else 0
+    skipped = skipped if skipped is not None else []
+    n_bad_before = len(skipped)
     _skip_done(stream, previous, counts)
-    n_bad_seen = len(skipped) if skipped is not None else 0
-    counts["resumed_malformed"] = n_bad_seen - n_bad_before  # listed in skipped.jsonl by the earlier run
+    counts["resumed_malformed"] = len(skipped) - n_bad_before  # listed in skipped.jsonl by the earlier run
+
+    def annotated() -> Iterator[Annotated]:
+        while True:
+            chunk = [r for _, r in zip(range(chunk_size), stream)]
+            if not chunk:
+                return
+            yield from annotate_records(nlp, chunk, n_process, batch_size, max_chars, counts)
+
+    return write_annotated(annotated(), out_dir, fmt=fmt, chunk_size=chunk_size, previous=previous, counts=counts,
+                           skipped=skipped, total=total, progress=progress, backend={"n_process": n_process})
+
+
+def write_annotated(
+    items: Iterator[Annotated],
+    out_dir: Path,
+    *,
+    fmt: str,
+    chunk_size: int,
+    previous: List[Dict[str, Any]],
+    counts: Counter,
+    skipped: List[BadRecord],
+    total: Optional[int] = None,
+    progress: Optional[Progress] = None,
+    backend: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
+    """Write annotated records in chunks after the `previous` ones, then the summary.
+
+    Whoever produces `items` counts resumed (and malformed among them),
+    empty and sectioned records in `counts` and appends the malformed records
+    it meets to `skipped` while `items` is consumed.
+    """
+    resume = sum(m["records"] for m in previous)
+    n_bad_seen = len(skipped)
+    start = time.perf_counter()
+    per_type: Counter = Counter()
     index = len(previous)
     while True:
-        chunk = [r for _, r in zip(range(chunk_size), stream)]
+        chunk = [item for _, item in zip(range(chunk_size), items)]
         if not chunk:
             break
-        items = list(_annotate_chunk(nlp, chunk, n_process, batch_size, max_chars, counts))
-        for _, ann in items:
+        for _, ann in chunk:
             per_type.update(e["label"] for e in ann["entities"])
         ext = OUTPUT_FORMATS[fmt]
-        _atomic_write(out_dir / f"part-{index:05d}{ext}", lambda p: write_chunk(p, fmt, items))
-        manifest = {"format": fmt, "records": len(items), "first_id": items[0][0].id, "last_id": items[-1][0].id,
-                    "entities": sum(len(a["entities"]) for _, a in items)}
+        _atomic_write(out_dir / f"part-{index:05d}{ext}", lambda p: write_chunk(p, fmt, chunk))
+        manifest = {"format": fmt, "records": len(chunk), "first_id": chunk[0][0].id, "last_id": chunk[-1][0].id,
+                    "entities": sum(len(a["entities"]) for _, a in chunk)}
         _atomic_write(out_dir / f"part-{index:05d}.json",
                       lambda p: p.write_text(json.dumps(manifest), encoding="utf8"))
         index += 1
-        counts["read"] += len(chunk)
         counts["annotated"] += len(chunk)
         if progress is not None:
             elapsed = time.perf_counter() - start
             progress({"documents": counts["annotated"] + resume, "total": total, "elapsed": elapsed,
                       "docs_per_s": counts["annotated"] / elapsed if elapsed else 0.0})
-    bad = skipped[n_bad_seen:] if skipped is not None else []
+    bad = skipped[n_bad_seen:]
     if bad:
         with (out_dir / "skipped.jsonl").open("a", encoding="utf8") as f:
             for b in bad:
                 f.write(json.dumps(b._asdict(), ensure_ascii=False) + "\n")
     elapsed = time.perf_counter() - start
     summary = {
-        "read": counts["read"] + counts["resumed"] + len(bad) + counts["resumed_malformed"],
+        "read": counts["annotated"] + counts["resumed"] + len(bad) + counts["resumed_malformed"],
         "annotated": counts["annotated"],
         "resumed": counts["resumed"] + counts["resumed_malformed"],
         "skipped": {"malformed": len(bad)},
@@ -111,7 +147,7 @@ def annotate(
         "entities_per_type": dict(sorted(per_type.items())),
         "seconds": round(elapsed, 2),
         "docs_per_s": round(counts["annotated"] / elapsed, 2) if elapsed else None,
-        "n_process": n_process,
+        **(backend or {}),
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf8")
     return summary
@@ -128,8 +164,9 @@ def _skip_done(stream: Iterator[Record], previous: List[Dict[str, Any]], counts:
         counts["resumed"] += len(records)
 
 
-def _annotate_chunk(nlp, chunk: List[Record], n_process: int, batch_size: int, max_chars: int,
-                    counts: Counter) -> Iterator[Annotated]:
+def annotate_records(nlp, chunk: List[Record], n_process: int, batch_size: int, max_chars: int,
+                     counts: Counter) -> Iterator[Annotated]:
+    """(record, annotations) for each record, sectioned, in order; counts empty and sectioned ones."""
     pieces: List[Tuple[str, Tuple[int, int]]] = []
     n_sections = []
     for i, record in enumerate(chunk):

@@ -31,6 +31,9 @@ def annotate_cli(
     id_field: str = typer.Option("id", "--id-field", help="JSONL: the ID field"),
     text_field: str = typer.Option("text", "--text-field", help="JSONL: the text field"),
     count: bool = typer.Option(True, "--count/--no-count", help="Count the records first, for the ETA"),
+    backend: str = typer.Option("local", "--backend", help="local (this machine, --n-process) or ray (Ray Data actors, --n-actors)"),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray: the cluster address (default: start or join a local Ray)"),
+    n_actors: int = typer.Option(1, "--n-actors", help="Ray: actors, each loading the model once"),
 ) -> None:
     """Annotate documents with a pipeline: entities, concept IDs, scores, candidates (and span groups)."""
     import spacy
@@ -38,6 +41,20 @@ def annotate_cli(
     from ..annotate.records import read_records
     from ..annotate.run import annotate
 
+    def progress(info: dict) -> None:
+        of = f"/{info['total']}" if info["total"] else ""
+        print(f"{info['documents']}{of} documents, {info['docs_per_s']:.1f} docs/s{_eta(info)}", file=sys.stderr, flush=True)
+
+    if backend == "ray":
+        from ..annotate.ray_backend import annotate_ray
+
+        summary = annotate_ray(model, inputs, output, input_format=fmt, fmt=output_format, chunk_size=chunk_size,
+                               n_actors=n_actors, batch_size=batch_size, max_chars=max_chars, id_field=id_field,
+                               text_field=text_field, skip_bad=skip_bad, address=address, progress=progress)
+        _report(summary, output)
+        return
+    if backend != "local":
+        raise typer.BadParameter(f"--backend must be local or ray, not {backend!r}")
     skipped: list = []
     on_bad = skipped.append if skip_bad else None
 
@@ -49,13 +66,12 @@ def annotate_cli(
         total = sum(1 for _ in read_records(inputs, fmt, id_field=id_field, text_field=text_field,
                                             on_bad=(lambda b: None) if skip_bad else None))
     nlp = spacy.load(model)
-
-    def progress(info: dict) -> None:
-        of = f"/{info['total']}" if info["total"] else ""
-        print(f"{info['documents']}{of} documents, {info['docs_per_s']:.1f} docs/s{_eta(info)}", file=sys.stderr, flush=True)
-
     summary = annotate(nlp, records(), output, fmt=output_format, chunk_size=chunk_size, n_process=n_process,
                        batch_size=batch_size, max_chars=max_chars, skipped=skipped, total=total, progress=progress)
+    _report(summary, output)
+
+
+def _report(summary: dict, output: Path) -> None:
     typer.echo(f"read {summary['read']}: annotated {summary['annotated']}, resumed {summary['resumed']}, "
                f"skipped {summary['skipped']['malformed']} malformed; {summary['empty']} empty, "
                f"{summary['sectioned']} in sections; entities {summary['entities_per_type']}")

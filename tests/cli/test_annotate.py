@@ -5,8 +5,6 @@ from pathlib import Path
 
 import pytest
 import spacy
-from spacy.language import Language
-from spacy.tokens import Span
 from typer.testing import CliRunner
 
 from spacy_medlink.annotate.records import read_records, sniff_format, split_sections
@@ -14,26 +12,33 @@ from spacy_medlink.annotate.run import annotate, done_chunks
 from spacy_medlink.cli import app
 from spacy_medlink.corpora.report import CorpusFormatError
 
-@Language.component("medlink_test_kb_ids")
-def _kb_ids(doc):
-    """The ruler's pattern IDs as concept IDs, as a linker would set them."""
-    doc.ents = [Span(doc, e.start, e.end, label=e.label_, kb_id=e.ent_id_) for e in doc.ents]
-    return doc
-
-
-PATTERNS = [{"label": "Chemical", "pattern": "cisplatin", "id": "D002945"},
-            {"label": "Disease", "pattern": [{"LOWER": "renal"}, {"LOWER": "failure"}], "id": "D051437"}]
+PATTERNS = [{"label": "Chemical", "pattern": "cisplatin"},
+            {"label": "Disease", "pattern": [{"LOWER": "renal"}, {"LOWER": "failure"}]}]
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
+    """A ruler for entities and our KB linker for IDs: registered factories only, so fresh
+    processes (Ray's workers) load it too."""
+    from spacy.training import Example
+
+    from spacy_medlink.kb.candidates import CandidateGenerator
+    from spacy_medlink.kb.concept_kb import Concept, ConceptKB
+
+    root = tmp_path_factory.mktemp("model")
+    kb = ConceptKB()
+    kb.add(Concept("D002945", "Cisplatin", (), ("Chemical",)))
+    kb.add(Concept("D051437", "Renal Insufficiency", ("renal failure",), ("Disease",)))
+    CandidateGenerator(kb).to_disk(root / "kb")
     nlp = spacy.blank("en")
     ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "LOWER"})
-    ruler.add_patterns(PATTERNS)
-    nlp.add_pipe("medlink_test_kb_ids")
-    path = tmp_path_factory.mktemp("model") / "ruler"
-    nlp.to_disk(path)
-    return path
+    nlp.add_pipe("medlink_kb_linker")
+    nlp.config["initialize"]["components"]["medlink_kb_linker"] = {"kb_path": str(root / "kb")}
+    doc = nlp.make_doc("cisplatin")
+    nlp.initialize(lambda: [Example(doc, doc)])
+    ruler.add_patterns(PATTERNS)  # after initialize, which starts the ruler empty
+    nlp.to_disk(root / "pipeline")
+    return root / "pipeline"
 
 
 def _jsonl(path: Path, rows) -> Path:
