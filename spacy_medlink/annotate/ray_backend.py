@@ -23,7 +23,7 @@ from .records import BadRecord, Record, read_records
 from .run import Progress, prepare_output, write_annotated
 from .writers import Annotated
 
-READ_CPUS = 0.25
+READ_CPUS = 0  # readers reserve no CPU, so they run beside actors that hold every CPU
 
 
 def _shards(inputs: Sequence[Path]) -> List[str]:
@@ -131,7 +131,7 @@ def annotate_ray(
     previous = prepare_output(out_dir, fmt)
     base = {"fmt": input_format, "id_field": id_field, "text_field": text_field, "skip_bad": skip_bad}
     shards = [{"path": p, **base} for p in _shards(inputs)]
-    # reading is light: a quarter CPU per read task, so that readers still run beside actors that hold a CPU each
+    # reading reserves no CPU: with as many actors as CPUs, readers must still run
     counted = ray.data.from_items(shards, override_num_blocks=max(len(shards), 1)).map(
         _count_shard, num_cpus=READ_CPUS).take_all()
     by_path = {row["path"]: row["records"] for row in counted}

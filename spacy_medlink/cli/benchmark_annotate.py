@@ -1,0 +1,137 @@
+"""`python -m spacy_medlink benchmark annotate`: documents/s and memory of `annotate`, local and Ray, in one run.
+
+Each setting runs `annotate` in a fresh subprocess on the same inputs (the
+PubTator file as given, and the same texts as a gzipped PubmedArticleSet),
+while a sampler thread reads the resident memory of that process and of every
+process it started (spaCy's workers, Ray's actors) every 0.2 s. Reported per
+setting: documents/s, words/s, wall time, the peak of the whole tree, and the
+peak of the largest and of the extra workers. The ratios against one local
+process are what the goals speak of (2 processes >= 1.8x; Ray <= 15% slower
+than local at the same parallelism).
+"""
+import gzip
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+from xml.sax.saxutils import escape
+
+import typer
+
+from ._app import benchmark_app
+
+SETTINGS = [("local", 1), ("local", 2), ("ray", 1), ("ray", 2)]
+
+
+def pubmed_sample(pubtator: Path, out: Path) -> int:
+    """The PubTator file's titles and abstracts as a PubMed baseline-shaped file; returns the count."""
+    from ..annotate.records import read_records
+
+    n = 0
+    with gzip.open(out, "wt", encoding="utf8") as f:
+        f.write("<?xml version='1.0' encoding='utf-8'?>\n<PubmedArticleSet>\n")
+        for r in read_records([pubtator], "pubtator"):
+            title_end = r.passages[1][1] - 1 if len(r.passages) > 1 else len(r.text)
+            title, abstract = r.text[:title_end], r.text[title_end + 1:]
+            f.write(f"<PubmedArticle><MedlineCitation><PMID>{escape(r.id)}</PMID><Article><ArticleTitle>{escape(title)}"
+                    f"</ArticleTitle><Abstract><AbstractText>{escape(abstract)}</AbstractText></Abstract></Article>"
+                    "</MedlineCitation></PubmedArticle>\n")
+            n += 1
+        f.write("</PubmedArticleSet>\n")
+    return n
+
+
+def _tree_rss(pid: int) -> Dict[int, float]:
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root] + root.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return {}
+    out = {}
+    for p in procs:
+        try:
+            out[p.pid] = p.memory_info().rss / 2**20
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def run_setting(model: str, data: Path, backend: str, workers: int, batch_size: int, words: int) -> Dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "spacy_medlink", "annotate", model, str(data), "--output", str(Path(tmp) / "out"),
+               "--no-count", "--batch-size", str(batch_size), "--backend", backend]
+        cmd += ["--n-actors", str(workers)] if backend == "ray" else ["--n-process", str(workers)]
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        peaks: Dict[int, float] = {}
+        total_peak = [0.0]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                rss = _tree_rss(proc.pid)
+                for pid, mb in rss.items():
+                    peaks[pid] = max(peaks.get(pid, 0.0), mb)
+                total_peak[0] = max(total_peak[0], sum(rss.values()))
+                time.sleep(0.2)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        out, err = proc.communicate()
+        seconds = time.perf_counter() - start
+        done.set()
+        sampler.join()
+        if proc.returncode != 0:
+            raise RuntimeError(f"annotate failed ({backend}, {workers}):\n{err[-2000:]}")
+        summary = json.loads((Path(tmp) / "out" / "summary.json").read_text())
+    children = sorted((mb for pid, mb in peaks.items() if pid != proc.pid), reverse=True)
+    return {"backend": backend, "workers": workers, "documents": summary["annotated"], "wall_seconds": round(seconds, 1),
+            "annotate_seconds": summary["seconds"], "docs_per_s": round(summary["annotated"] / summary["seconds"], 2),
+            "words_per_s": round(words / summary["seconds"], 1), "peak_rss_tree_mb": round(total_peak[0], 1),
+            "peak_rss_main_mb": round(peaks.get(proc.pid, 0.0), 1),
+            "peak_rss_workers_mb": [round(mb, 1) for mb in children[:8]]}
+
+
+@benchmark_app.command("annotate")
+def benchmark_annotate_cli(
+    model: str = typer.Argument(..., help="Pipeline (path or package name)"),
+    data: Path = typer.Option(..., "--data", help="A PubTator file, e.g. assets/bc5cdr/CDR_TestSet.PubTator.txt"),
+    output: Path = typer.Option(Path("metrics/benchmark_annotate.json"), "--output"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    settings: Optional[str] = typer.Option(None, "--settings", help="Comma-separated BACKEND:WORKERS (default local:1,local:2,ray:1,ray:2)"),
+) -> None:
+    """Documents/s, words/s and resident memory of annotate: 1 vs 2 local processes, Ray with 1 and 2 actors."""
+    from ..annotate.records import read_records
+
+    chosen = [(s.split(":")[0], int(s.split(":")[1])) for s in settings.split(",")] if settings else SETTINGS
+    records = list(read_records([data], "pubtator"))
+    words = sum(len(r.text.split()) for r in records)
+    results: List[Dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sample = Path(tmp) / "pubmed_sample.xml.gz"
+        pubmed_sample(data, sample)
+        for name, path in (("pubtator", data), ("pubmed-xml", sample)):
+            for backend, workers in chosen:
+                row = {"input": name, **run_setting(model, path, backend, workers, batch_size, words)}
+                typer.echo(json.dumps(row))
+                results.append(row)
+    for name in ("pubtator", "pubmed-xml"):
+        base = next((r for r in results if r["input"] == name and r["backend"] == "local" and r["workers"] == 1), None)
+        for r in results:
+            if base and r["input"] == name:
+                r["speedup_vs_local_1"] = round(r["docs_per_s"] / base["docs_per_s"], 3)
+                same = next((x for x in results if x["input"] == name and x["backend"] == "local"
+                             and x["workers"] == r["workers"]), None)
+                if r["backend"] == "ray" and same:
+                    r["ray_overhead_vs_local"] = round(1 - r["docs_per_s"] / same["docs_per_s"], 3)
+    report = {"model": model, "data": str(data), "documents": len(records), "words": words, "batch_size": batch_size,
+              "results": results}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2), encoding="utf8")
+    typer.echo(f"Wrote {output}")
