@@ -4,8 +4,9 @@ Each setting runs `annotate` in a fresh subprocess on the same inputs (the
 PubTator file as given, and the same texts as a gzipped PubmedArticleSet),
 while a sampler thread reads the resident memory of that process and of every
 process it started (spaCy's workers, Ray's actors) every 0.2 s. Reported per
-setting: documents/s, words/s, wall time, the peak of the whole tree, and the
-peak of the largest and of the extra workers. The ratios against one local
+setting: documents/s, words/s, wall time, the peak unique memory (USS) of
+the whole tree, and each worker's peak RSS and USS (a forked worker's RSS
+counts pages it shares with its parent; USS is what it adds). The ratios against one local
 process are what the goals speak of (2 processes >= 1.8x; Ray <= 15% slower
 than local at the same parallelism).
 """
@@ -17,7 +18,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 from xml.sax.saxutils import escape
 
 import typer
@@ -45,7 +46,10 @@ def pubmed_sample(pubtator: Path, out: Path) -> int:
     return n
 
 
-def _tree_rss(pid: int) -> Dict[int, float]:
+def _tree_memory(pid: int) -> Dict[int, Tuple[float, float]]:
+    """(RSS, USS) in MB of a process and its descendants. A forked worker's
+    RSS counts the pages it still shares with its parent; USS (unique set
+    size) is what each extra worker really adds."""
     import psutil
 
     try:
@@ -56,8 +60,9 @@ def _tree_rss(pid: int) -> Dict[int, float]:
     out = {}
     for p in procs:
         try:
-            out[p.pid] = p.memory_info().rss / 2**20
-        except psutil.NoSuchProcess:
+            info = p.memory_full_info()
+            out[p.pid] = (info.rss / 2**20, info.uss / 2**20)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     return out
 
@@ -70,15 +75,17 @@ def run_setting(model: str, data: Path, backend: str, workers: int, batch_size: 
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         peaks: Dict[int, float] = {}
+        unique: Dict[int, float] = {}
         total_peak = [0.0]
         done = threading.Event()
 
         def sample() -> None:
             while not done.is_set():
-                rss = _tree_rss(proc.pid)
-                for pid, mb in rss.items():
-                    peaks[pid] = max(peaks.get(pid, 0.0), mb)
-                total_peak[0] = max(total_peak[0], sum(rss.values()))
+                mem = _tree_memory(proc.pid)
+                for pid, (rss, uss) in mem.items():
+                    peaks[pid] = max(peaks.get(pid, 0.0), rss)
+                    unique[pid] = max(unique.get(pid, 0.0), uss)
+                total_peak[0] = max(total_peak[0], sum(uss for _, uss in mem.values()))
                 time.sleep(0.2)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -91,11 +98,13 @@ def run_setting(model: str, data: Path, backend: str, workers: int, batch_size: 
             raise RuntimeError(f"annotate failed ({backend}, {workers}):\n{err[-2000:]}")
         summary = json.loads((Path(tmp) / "out" / "summary.json").read_text())
     children = sorted((mb for pid, mb in peaks.items() if pid != proc.pid), reverse=True)
+    children_uss = sorted((mb for pid, mb in unique.items() if pid != proc.pid), reverse=True)
     return {"backend": backend, "workers": workers, "documents": summary["annotated"], "wall_seconds": round(seconds, 1),
             "annotate_seconds": summary["seconds"], "docs_per_s": round(summary["annotated"] / summary["seconds"], 2),
-            "words_per_s": round(words / summary["seconds"], 1), "peak_rss_tree_mb": round(total_peak[0], 1),
+            "words_per_s": round(words / summary["seconds"], 1), "peak_uss_tree_mb": round(total_peak[0], 1),
             "peak_rss_main_mb": round(peaks.get(proc.pid, 0.0), 1),
-            "peak_rss_workers_mb": [round(mb, 1) for mb in children[:8]]}
+            "peak_rss_workers_mb": [round(mb, 1) for mb in children[:8]],
+            "peak_uss_workers_mb": [round(mb, 1) for mb in children_uss[:8]]}
 
 
 @benchmark_app.command("annotate")
