@@ -319,9 +319,16 @@ class CandidateGenerator:
             (path / RANKER_DIR / "ranker.msgpack").unlink()  # a stale ranker would load with this index
 
     @classmethod
-    def from_disk(cls, path: Union[str, Path], *, ranker: bool = True, **kwargs) -> "CandidateGenerator":
+    def from_disk(cls, path: Union[str, Path], *, ranker: bool = True, mmap: bool = True,
+                  **kwargs) -> "CandidateGenerator":
         """Load the KB from `path`, the index from `path/candidates/` and,
-        unless `ranker` is false, the trained ranker from `path/ranker/`."""
+        unless `ranker` is false, the trained ranker from `path/ranker/`.
+
+        With `mmap` the index arrays are memory-mapped copy-on-write (numpy
+        `mmap_mode="c"`; sparse_dot_topn takes only writable arrays, and
+        nothing writes them): processes that load the same pipeline
+        (annotate's workers, Ray actors) share one copy through the page cache.
+        """
         path = Path(path)
         index = path / INDEX_DIR
         if not (index / "cfg.json").exists():
@@ -329,7 +336,8 @@ class CandidateGenerator:
         kb = ConceptKB().from_disk(path)
         cfg = srsly.read_json(index / "cfg.json")
         strings = srsly.msgpack_loads((index / "strings.msgpack").read_bytes())
-        arrays = {name: numpy.load(index / f"{name}.npy", allow_pickle=False) for name in _ARRAYS}
+        arrays = {name: numpy.load(index / f"{name}.npy", allow_pickle=False, mmap_mode="c" if mmap else None)
+                  for name in _ARRAYS}
         self = cls._restore(kb, cfg, strings, arrays, **kwargs)
         if ranker and (path / RANKER_DIR / "ranker.msgpack").exists():
             from .ranker import CandidateRanker
