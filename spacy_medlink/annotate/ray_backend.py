@@ -75,8 +75,6 @@ class _Annotator:
         self.fault = fault  # tests: {"id": ..., "flag": path}: die once on that record
 
     def __call__(self, batch: Dict[str, Any]) -> Dict[str, Any]:
-        from collections import Counter as _Counter
-
         from .run import annotate_records
 
         rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
@@ -90,7 +88,7 @@ class _Annotator:
         good = [i for i, r in enumerate(rows) if not r["bad"]]
         records = [Record(rows[i]["id"], rows[i]["text"], rows[i]["source"], int(rows[i]["line"]),
                           tuple(tuple(p) for p in json.loads(rows[i]["passages"]))) for i in good]
-        counts: _Counter = _Counter()
+        counts: Counter = Counter()
         annotated = annotate_records(self.nlp, records, 1, self.batch_size, self.max_chars, counts)
         out = [""] * len(rows)
         for i, (_, ann) in zip(good, annotated):

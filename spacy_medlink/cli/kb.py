@@ -108,6 +108,7 @@ def kb_ranker_cli(
     ranker.to_disk(kb_dir / RANKER_DIR)
     output.parent.mkdir(parents=True, exist_ok=True)
     srsly.write_json(output, report)
+    typer.echo(f"{report['mentions']} gold mentions fit on; left out (composite / no concept): {report['left_out']}")
     for key, acc in report.get("out_of_fold", {}).items():
         typer.echo(f"{key}: {acc}")
     typer.echo(f"Wrote {kb_dir / RANKER_DIR} and {output}")
@@ -162,4 +163,5 @@ def kb_names_cli(
     output.parent.mkdir(parents=True, exist_ok=True)
     matcher.to_disk(output)
     per_type = ", ".join(f"{t} {len(matcher.hashes[t])}" for t in matcher.types)
-    typer.echo(f"{len(matcher)} distinct names ({per_type}) in {time.perf_counter() - start:.1f}s; wrote {output}")
+    typer.echo(f"{len(matcher)} distinct names ({per_type}) in {time.perf_counter() - start:.1f}s; "
+               f"names left out: {matcher.left_out or 'none'}; wrote {output}")

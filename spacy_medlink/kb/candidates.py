@@ -394,14 +394,23 @@ class CandidateGenerator:
             "concept_types": self.concept_types,
         }
 
+    @staticmethod
+    def _settings(cfg: dict) -> dict:
+        """The constructor's index settings from a saved `cfg`."""
+        return {"ngram_range": tuple(cfg["ngram_range"]), "min_df": cfg["min_df"], "max_df": cfg["max_df"],
+                "analyzer": cfg["analyzer"], "normalize": cfg["normalize"], "name_pool": cfg["name_pool"],
+                "retrieval_max_names": cfg["retrieval_max_names"], "retrieval_pool": cfg["retrieval_pool"]}
+
+    def with_kb(self, kb: ConceptKB) -> "CandidateGenerator":
+        """A generator built over `kb` with this one's index settings."""
+        return type(self)(kb, **self._settings(self.cfg))
+
     @classmethod
     def _restore(cls, kb: ConceptKB, cfg: dict, strings: dict, arrays: Dict[str, numpy.ndarray],
                  **kwargs) -> "CandidateGenerator":
         if cfg.get("format") != FORMAT_VERSION:
             raise ValueError(f"Unsupported candidate index format {cfg.get('format')!r}")
-        self = cls(kb, ngram_range=tuple(cfg["ngram_range"]), min_df=cfg["min_df"], max_df=cfg["max_df"], analyzer=cfg["analyzer"],
-                   normalize=cfg["normalize"], name_pool=cfg["name_pool"],
-                   retrieval_max_names=cfg["retrieval_max_names"], retrieval_pool=cfg["retrieval_pool"], _build=False, **kwargs)
+        self = cls(kb, **cls._settings(cfg), _build=False, **kwargs)
         self.types = list(cfg["types"])
         self.concept_ids = strings["concept_ids"]
         self.keys = strings["keys"]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, List, NamedTuple, Optional, Sequence
 from .candidates import Candidate
 
 if TYPE_CHECKING:
-    from spacy.tokens import Doc, Span
+    from spacy.tokens import Span
 
 # ", and", ", or", ", and/or", ",", " and ", " or ", " and/or ", "/" (with words either side)
 _COORDINATOR = re.compile(r"\s*,\s+(?:and/or|and|or)\s+|\s*,\s+|\s+(?:and/or|and|or)\s+|(?<=[A-Za-z])/(?=[A-Za-z])")

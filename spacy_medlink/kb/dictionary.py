@@ -27,7 +27,6 @@ class ExactDictionary:
 
     def __call__(self, spans: Sequence["Span"], long_forms: Sequence[Optional[str]]) -> List[str]:
         """One concept ID (or "") per span."""
-        kb = self.generator.kb
         out: List[Optional[str]] = []
         queries, owners, types = [], [], []
         for i, (span, lf) in enumerate(zip(spans, long_forms)):

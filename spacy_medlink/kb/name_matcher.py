@@ -17,6 +17,8 @@ learns to trust the feature blindly.
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Dict, Iterable, Optional, Sequence, Union
 
+from collections import Counter
+
 import numpy
 import srsly
 from spacy.strings import hash_string
@@ -51,6 +53,7 @@ class NameMatcher:
         self.types = list(types)
         self.hashes = {t: numpy.unique(numpy.asarray(hashes[t], dtype=numpy.uint64)) for t in self.types}
         self.max_len = max_len
+        self.left_out: Dict[str, int] = {}  # names `build` did not hash, by reason
 
     @classmethod
     def build(cls, kb: "ConceptKB", tokenize: Callable[[str], Iterable], *, types: Optional[Sequence[str]] = None,
@@ -59,6 +62,7 @@ class NameMatcher:
         for each type; names longer than `max_len` tokens or shorter than
         `min_chars` characters are left out."""
         found: Dict[str, set] = {}
+        left_out: Counter = Counter()
         for concept in kb:
             ctypes = [t for t in concept.types if types is None or t in types]
             if not ctypes:
@@ -66,9 +70,11 @@ class NameMatcher:
             names = (concept.name,) + (concept.synonyms if synonyms else ())
             for name in names:
                 if len(name.strip()) < min_chars:
+                    left_out[f"shorter than {min_chars} characters"] += 1
                     continue
                 tokens = [t.text for t in tokenize(name) if not t.is_space]
                 if not tokens or len(tokens) > max_len:
+                    left_out[f"longer than {max_len} tokens"] += 1
                     continue
                 if len(tokens) == 1 and _is_short_form(tokens[0]):
                     key = _case_key(tokens[0])
@@ -77,7 +83,9 @@ class NameMatcher:
                 for t in ctypes:
                     found.setdefault(t, set()).add(key)
         kept = sorted(found) if types is None else [t for t in types if t in found]
-        return cls(kept, {t: numpy.fromiter(found[t], dtype=numpy.uint64, count=len(found[t])) for t in kept}, max_len)
+        matcher = cls(kept, {t: numpy.fromiter(found[t], dtype=numpy.uint64, count=len(found[t])) for t in kept}, max_len)
+        matcher.left_out = dict(left_out)
+        return matcher
 
     def __len__(self) -> int:
         return sum(len(h) for h in self.hashes.values())

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence,
 import numpy
 import srsly
 
-from .candidates import RANKER_DIR, Candidate, normalize_name  # noqa: F401 (RANKER_DIR: the folder in a KB)
+from .candidates import Candidate, normalize_name
 from .ids import split_kb_id
 
 if TYPE_CHECKING:
@@ -393,16 +393,14 @@ class MentionRows:
     feature rows and labels (1 where the candidate is the gold concept)."""
 
     def __init__(self, spans: List["Span"], gold: List[str], expanded: List[List[Tuple[Candidate, int]]],
-                 X: numpy.ndarray) -> None:
+                 X: numpy.ndarray, left_out: Optional[Counter] = None) -> None:
         self.spans = spans
+        self.left_out = left_out if left_out is not None else Counter()  # gold mentions not fit on, by reason
         self.gold = gold
         self.expanded = expanded
         self.X = X
         self.y = numpy.asarray([c.concept_id == g for g, cands in zip(gold, expanded) for c, _ in cands],
                                dtype=numpy.float32)
-
-    def groups(self) -> List[int]:
-        return [len(c) for c in self.expanded]
 
 
 def mention_rows(
@@ -420,6 +418,7 @@ def mention_rows(
 
     resolve = generator.kb.resolve
     spans: List["Span"] = []
+    left_out: Counter = Counter()
     gold: List[str] = []
     owners: List[Optional[MentionStats]] = []
     for d, doc in enumerate(docs):
@@ -429,12 +428,14 @@ def mention_rows(
                 spans.append(ent)
                 gold.append(atoms[0])
                 owners.append(own[d] if own is not None else None)
+            else:
+                left_out["composite" if atoms else "no concept"] += 1
     long_forms = span_long_forms(spans) if use_abbreviations else [None] * len(spans)
     cands = generator_candidates(generator, spans, long_forms, k=ranker.cfg["k"], type_map=type_map)
     cands = [[Candidate(resolve(c.concept_id), c.score, c.name) for c in cs] for cs in cands]
     expanded = ranker.expand(spans, long_forms, cands, own=owners if own is not None else None)
     X = ranker.features(spans, long_forms, expanded, generator, own=owners if own is not None else None)
-    return MentionRows(spans, gold, expanded, X)
+    return MentionRows(spans, gold, expanded, X, left_out)
 
 
 def fit_ranker(
@@ -488,8 +489,10 @@ def fit_ranker(
             own = [held] * len(part)
         rows.append(mention_rows(ranker, fold_gen, part, type_map=type_map, use_abbreviations=use_abbreviations,
                                  own=own))
+    left_out = sum((r.left_out for r in rows), Counter())
     report: Dict[str, Any] = {"fit": "cross-fit on train" if fit_docs is None else "fit split",
-                              "mentions": sum(len(r.gold) for r in rows), "folds": len(parts)}
+                              "mentions": sum(len(r.gold) for r in rows), "left_out": dict(left_out),
+                              "folds": len(parts)}
     if len(parts) > 1:
         tallies: Dict[str, Dict[str, int]] = {}
         for i, held_rows in enumerate(rows):
@@ -507,15 +510,11 @@ def fit_ranker(
 def _fold_generator(generator: "CandidateGenerator", base_kb: "ConceptKB", docs: Sequence["Doc"]) -> "CandidateGenerator":
     """`generator`'s index settings over `base_kb` plus the training mentions of `docs`."""
     from .builders import add_train_mentions
-    from .candidates import CandidateGenerator
     from .concept_kb import ConceptKB
 
     kb = ConceptKB().from_bytes(base_kb.to_bytes())
     add_train_mentions(kb, docs, "fold")
-    cfg = generator.cfg
-    return CandidateGenerator(kb, ngram_range=tuple(cfg["ngram_range"]), min_df=cfg["min_df"], max_df=cfg["max_df"],
-                              analyzer=cfg["analyzer"], normalize=cfg["normalize"], name_pool=cfg["name_pool"],
-                              retrieval_max_names=cfg["retrieval_max_names"], retrieval_pool=cfg["retrieval_pool"])
+    return generator.with_kb(kb)
 
 
 def _tally(rows: MentionRows, probs: numpy.ndarray, tallies: Dict[str, Dict[str, int]]) -> None:

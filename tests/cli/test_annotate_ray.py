@@ -1,8 +1,5 @@
 """`annotate --backend ray` on a local Ray: the local backend's output, record for record, and an actor
 killed mid-run is restarted with every document written exactly once."""
-import json
-from pathlib import Path
-
 import pytest
 
 ray = pytest.importorskip("ray")

@@ -43,7 +43,9 @@ def test_tags_by_type_and_longest_match(nlp):
     kb.add(Concept("D2", "Lithium", ("lithium carbonate",), ("Chemical",)))
     kb.add(Concept("D3", "heart", (), ("Disease",)))
     kb.add(Concept("D4", "IS", (), ("Disease",)))
+    kb.add(Concept("D5", "a b c d e f g h i j", ("x",), ("Disease",)))
     m = NameMatcher.build(kb, nlp.tokenizer)
+    assert m.left_out == {"longer than 8 tokens": 1, "shorter than 2 characters": 1}  # counted, not dropped silently
     doc = nlp.make_doc("Lithium carbonate is given in congestive heart failure and IS.")
     tags = m.tags(doc, ["Chemical", "Disease"]).tolist()
     got = {t.text: row for t, row in zip(doc, tags)}

@@ -100,11 +100,13 @@ def test_stats_leave_own_counts_out():
     assert MentionStats.from_dict(stats.to_dict()).counts("cold", "B") == stats.counts("cold", "B")
 
 
-def test_split_stats_skip_composite_and_nil(nlp):
+def test_split_stats_skip_composite_and_nil(nlp, generator):
     doc = _doc(nlp, "cold, flu and x.", [("cold", "Disease", "D003139"), ("flu", "Disease", "D1|D2"),
                                          ("x", "Disease", "")])
     stats, own = split_stats([doc], lambda x: x)
     assert dict(stats.key_concepts) == {"cold": {"D003139": 1}} and len(own) == 1
+    rows = mention_rows(CandidateRanker(), generator, [doc])
+    assert len(rows.gold) == 1 and rows.left_out == {"composite": 1, "no concept": 1}
 
 
 def test_expand_adds_training_and_document_candidates(generator, fitted, docs):
@@ -182,7 +184,7 @@ def test_cross_fit_needs_the_base_kb(generator, docs):
         fit_ranker(generator, docs[0], folds=2)
     ranker, report = fit_ranker(generator, docs[0], base_kb=_base_kb(), folds=2, learner="logistic")
     assert ranker.is_trained and report["fit"] == "cross-fit on train"
-    assert report["out_of_fold"]["all"]["n"] == report["mentions"] == 12
+    assert report["out_of_fold"]["all"]["n"] == report["mentions"] == 12 and report["left_out"] == {}
 
 
 def test_unknown_learner_and_stale_features():
