@@ -17,8 +17,16 @@ type's candidates from being crowded out by other types' names.
 
 Index rows are *distinct normalized names*; each row links to its concepts
 (and the original spelling of the name for each). Everything is saved as
-numpy arrays (allow_pickle=False), msgpack and JSON.
+numpy arrays (allow_pickle=False), msgpack and JSON. On disk (format 2) the
+index keeps only what cannot be cheaply derived: the n-gram *counts* of each
+name (uint8) rather than its float TF-IDF weights, no transposed retrieval
+matrix, and each link's name as its position among the concept's KB names
+rather than a second copy of the string. Loading recomputes the weights and
+the retrieval matrix with the same code that built them, so a loaded index
+scores exactly as the built one (tests compare the arrays bit for bit).
+Format-1 indexes still load, and are written as format 2 when saved again.
 """
+import os
 import re
 import unicodedata
 from collections import OrderedDict
@@ -28,7 +36,7 @@ from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tu
 import numpy
 import scipy.sparse
 import srsly
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, TfidfVectorizer
 
 from .concept_kb import ConceptKB
 
@@ -37,10 +45,12 @@ if TYPE_CHECKING:
 
 INDEX_DIR = "candidates"
 RANKER_DIR = "ranker"
-FORMAT_VERSION = 1
-_ARRAYS = ("idf", "n_data", "n_indices", "n_indptr", "rt_data", "rt_indices", "rt_indptr", "retrieval_ngrams",
-           "link_indptr", "link_concepts", "link_preferred",
-           "concept_types")
+FORMAT_VERSION = 2
+_ARRAYS = ("idf", "n_counts", "n_indices", "n_indptr", "retrieval_ngrams", "link_indptr", "link_concepts",
+           "link_preferred", "link_name_pos", "concept_types")
+# Format 1 stored the TF-IDF weights, the retrieval matrix and the link names as strings.
+_ARRAYS_V1 = ("idf", "n_data", "n_indices", "n_indptr", "rt_data", "rt_indices", "rt_indptr", "retrieval_ngrams",
+              "link_indptr", "link_concepts", "link_preferred", "concept_types")
 
 
 class Candidate(NamedTuple):
@@ -67,6 +77,38 @@ def normalize_name(text: str, mode: str = "full") -> str:
     elif mode != "lower":
         raise ValueError(f"Unknown normalization {mode!r} (expected 'lower' or 'full')")
     return " ".join(text.split())
+
+
+def _smallest_uint(values: numpy.ndarray) -> numpy.ndarray:
+    """`values` (non-negative integers) in the smallest unsigned dtype that holds them."""
+    top = int(values.max()) if len(values) else 0
+    return values.astype(numpy.min_scalar_type(top))
+
+
+def _smallest_int(indptr: numpy.ndarray) -> numpy.ndarray:
+    """An index pointer as int32 where it fits (scipy's own choice), else int64."""
+    return indptr.astype(numpy.int32 if (len(indptr) == 0 or indptr[-1] < 2**31) else numpy.int64)
+
+
+class _KBLinkNames(Sequence):
+    """Each index link's name as spelled in the KB, read from the KB on access: format 2
+    saves a name's position among its concept's names instead of a second copy of
+    some 600,000 strings."""
+
+    def __init__(self, kb: ConceptKB, concept_ids: List[str], link_concepts: numpy.ndarray,
+                 positions: numpy.ndarray) -> None:
+        self._kb = kb
+        self._ids = concept_ids
+        self._concepts = link_concepts
+        self._positions = positions
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def __getitem__(self, pos):  # type: ignore[override]
+        if isinstance(pos, slice):
+            return [self[i] for i in range(*pos.indices(len(self)))]
+        return self._kb.name_at(self._ids[int(self._concepts[pos])], int(self._positions[pos]))
 
 
 class CandidateGenerator:
@@ -126,6 +168,9 @@ class CandidateGenerator:
         self._as_lists: Optional[Tuple[List[int], List[int], List[int]]] = None
         # A trained `kb.ranker.CandidateRanker` that `span_candidates` applies; saved in `ranker/`.
         self.ranker: Optional["CandidateRanker"] = None
+        # saved by format 2; None for an index loaded from format 1 until it is saved
+        self.names_counts: Optional[numpy.ndarray] = None
+        self.link_name_pos: Optional[numpy.ndarray] = None
         if _build:
             self._build()
 
@@ -149,7 +194,8 @@ class CandidateGenerator:
         if len(self.types) > 32:
             raise ValueError("At most 32 entity types are supported")
         self.concept_types = numpy.zeros(len(self.concept_ids), dtype=numpy.uint32)
-        key_links: Dict[str, Dict[int, Tuple[bool, str]]] = {}
+        # key -> concept index -> (preferred, name, position of the name among the concept's names)
+        key_links: Dict[str, Dict[int, Tuple[bool, str, int]]] = {}
         for concept in self.kb:
             ci = concept_index[concept.concept_id]
             for t in concept.types:
@@ -160,30 +206,64 @@ class CandidateGenerator:
                     continue
                 links = key_links.setdefault(key, {})
                 if ci not in links or (j == 0 and not links[ci][0]):
-                    links[ci] = (j == 0, name)
+                    links[ci] = (j == 0, name, j)
         self.keys: List[str] = list(key_links)
         self.key_index: Dict[str, int] = {k: i for i, k in enumerate(self.keys)}
         lengths = numpy.fromiter((len(v) for v in key_links.values()), dtype=numpy.int64, count=len(self.keys))
-        self.link_indptr = numpy.concatenate([[0], numpy.cumsum(lengths)]).astype(numpy.int64)
-        self.link_concepts = numpy.empty(int(self.link_indptr[-1]), dtype=numpy.int32)
-        self.link_preferred = numpy.empty(int(self.link_indptr[-1]), dtype=numpy.bool_)
-        self.link_names: List[str] = []
+        self.link_indptr = _smallest_int(numpy.concatenate([[0], numpy.cumsum(lengths)]).astype(numpy.int64))
+        n_links = int(self.link_indptr[-1])
+        self.link_concepts = numpy.empty(n_links, dtype=numpy.int32)
+        self.link_preferred = numpy.empty(n_links, dtype=numpy.bool_)
+        name_pos = numpy.empty(n_links, dtype=numpy.int64)
+        self.link_names: Sequence[str] = []
         pos = 0
         for links in key_links.values():
             # preferred names first, so ties among exact hits favour them
-            for ci, (preferred, name) in sorted(links.items(), key=lambda x: not x[1][0]):
+            for ci, (preferred, name, j) in sorted(links.items(), key=lambda x: not x[1][0]):
                 self.link_concepts[pos] = ci
                 self.link_preferred[pos] = preferred
-                self.link_names.append(name)
+                self.link_names.append(name)  # type: ignore[attr-defined]
+                name_pos[pos] = j
                 pos += 1
+        self.link_name_pos = _smallest_uint(name_pos)
+        # TfidfVectorizer.fit_transform, in its two steps, so that the counts can be saved
+        counter = CountVectorizer(**self._count_settings())
+        counts = counter.fit_transform(self.keys).tocsr()
         vectorizer = self._vectorizer()
-        matrix = vectorizer.fit_transform(self.keys)
+        vectorizer.vocabulary_ = counter.vocabulary_
+        v = vectorizer
+        idf = TfidfTransformer(norm=v.norm, use_idf=v.use_idf, smooth_idf=v.smooth_idf,
+                               sublinear_tf=v.sublinear_tf).fit(counts).idf_
+        vectorizer.idf_ = idf.astype(numpy.float64)  # as saved, so that built and loaded score alike
         self.vectorizer = vectorizer
-        self.names_matrix = matrix.tocsr().astype(numpy.float32)
-        df = numpy.bincount(self.names_matrix.indices, minlength=matrix.shape[1])
+        self.names_counts = _smallest_uint(counts.data)
+        self.names_matrix = self._weights(self.names_counts, counts.indices, counts.indptr)
+        df = numpy.bincount(self.names_matrix.indices, minlength=self.names_matrix.shape[1])
         self.retrieval_ngrams = numpy.flatnonzero(df <= self.cfg["retrieval_max_names"]).astype(numpy.int32)
-        self.rt = self.names_matrix[:, self.retrieval_ngrams].T.tocsr()
-        self.rt.sort_indices()
+        self.rt = self._retrieval_matrix()
+
+    def _count_settings(self) -> dict:
+        return {"analyzer": self.cfg["analyzer"], "ngram_range": tuple(self.cfg["ngram_range"]),
+                "min_df": self.cfg["min_df"], "max_df": self.cfg["max_df"], "lowercase": False,
+                "dtype": numpy.float32}
+
+    def _weights(self, counts: numpy.ndarray, indices: numpy.ndarray, indptr: numpy.ndarray) -> scipy.sparse.csr_matrix:
+        """The names' TF-IDF rows from their n-gram counts: one computation for building and
+        loading, so that both give the same floats. `indices` and `indptr` are kept as given
+        (memory-mapped when loaded)."""
+        shape = (len(indptr) - 1, len(self.vectorizer.vocabulary_))
+        matrix = scipy.sparse.csr_matrix((counts.astype(numpy.float32), indices, indptr), shape=shape, copy=False)
+        v = self.vectorizer
+        transformer = TfidfTransformer(norm=v.norm, use_idf=v.use_idf, smooth_idf=v.smooth_idf, sublinear_tf=v.sublinear_tf)
+        transformer.idf_ = v.idf_
+        weighted = transformer.transform(matrix, copy=False)
+        return scipy.sparse.csr_matrix((weighted.data.astype(numpy.float32, copy=False), indices, indptr), shape=shape)
+
+    def _retrieval_matrix(self) -> scipy.sparse.csr_matrix:
+        """n-gram x name weights over the rarer n-grams only: the posting lists that retrieval reads."""
+        rt = self.names_matrix[:, self.retrieval_ngrams].T.tocsr()
+        rt.sort_indices()
+        return rt
 
     # -- querying -----------------------------------------------------------------
     def __call__(
@@ -298,21 +378,22 @@ class CandidateGenerator:
 
     # -- serialization ------------------------------------------------------------------
     def to_disk(self, path: Union[str, Path]) -> None:
-        """Write the KB into `path` and the index into `path/candidates/`."""
+        """Write the KB into `path` and the index into `path/candidates/` (format 2)."""
         path = Path(path)
         self.kb.to_disk(path)
         index = path / INDEX_DIR
         index.mkdir(parents=True, exist_ok=True)
         srsly.write_json(index / "cfg.json", {"format": FORMAT_VERSION, **self.cfg, "types": self.types})
-        strings = {
-            "concept_ids": self.concept_ids,
-            "keys": self.keys,
-            "link_names": self.link_names,
-            "ngrams": self._ngram_list(),
-        }
-        (index / "strings.msgpack").write_bytes(srsly.msgpack_dumps(strings))
+        (index / "strings.msgpack").write_bytes(srsly.msgpack_dumps(self._strings()))
+        for stale in _ARRAYS_V1:
+            if stale not in _ARRAYS and (index / f"{stale}.npy").exists():
+                (index / f"{stale}.npy").unlink()  # a format-1 index rewritten in place
         for name, array in self._arrays().items():
-            numpy.save(index / f"{name}.npy", array, allow_pickle=False)
+            # write then rename: `array` may be memory-mapped from the file it replaces
+            tmp = index / f"{name}.npy.tmp"
+            with tmp.open("wb") as file_:
+                numpy.save(file_, array, allow_pickle=False)
+            os.replace(tmp, index / f"{name}.npy")
         if self.ranker is not None:
             self.ranker.to_disk(path / RANKER_DIR)
         elif (path / RANKER_DIR / "ranker.msgpack").exists():
@@ -324,10 +405,11 @@ class CandidateGenerator:
         """Load the KB from `path`, the index from `path/candidates/` and,
         unless `ranker` is false, the trained ranker from `path/ranker/`.
 
-        With `mmap` the index arrays are memory-mapped copy-on-write (numpy
-        `mmap_mode="c"`; sparse_dot_topn takes only writable arrays, and
-        nothing writes them): processes that load the same pipeline
-        (annotate's workers, Ray actors) share one copy through the page cache.
+        With `mmap` the saved index arrays are memory-mapped copy-on-write
+        (numpy `mmap_mode="c"`; sparse_dot_topn takes only writable arrays,
+        and nothing writes them): processes that load the same pipeline
+        (annotate's workers, Ray actors) share them through the page cache.
+        The TF-IDF weights and the retrieval matrix are recomputed per process.
         """
         path = Path(path)
         index = path / INDEX_DIR
@@ -336,8 +418,9 @@ class CandidateGenerator:
         kb = ConceptKB().from_disk(path)
         cfg = srsly.read_json(index / "cfg.json")
         strings = srsly.msgpack_loads((index / "strings.msgpack").read_bytes())
+        names = _ARRAYS_V1 if cfg.get("format") == 1 else _ARRAYS
         arrays = {name: numpy.load(index / f"{name}.npy", allow_pickle=False, mmap_mode="c" if mmap else None)
-                  for name in _ARRAYS}
+                  for name in names if (index / f"{name}.npy").exists()}
         self = cls._restore(kb, cfg, strings, arrays, **kwargs)
         if ranker and (path / RANKER_DIR / "ranker.msgpack").exists():
             from .ranker import CandidateRanker
@@ -350,8 +433,7 @@ class CandidateGenerator:
         msg = {
             "kb": self.kb.to_bytes(),
             "cfg": {"format": FORMAT_VERSION, **self.cfg, "types": self.types},
-            "strings": {"concept_ids": self.concept_ids, "keys": self.keys, "link_names": self.link_names,
-                        "ngrams": self._ngram_list()},
+            "strings": self._strings(),
             "arrays": {name: (a.dtype.str, list(a.shape), a.tobytes()) for name, a in self._arrays().items()},
         }
         if self.ranker is not None:
@@ -378,21 +460,48 @@ class CandidateGenerator:
             ngrams[i] = term
         return ngrams
 
+    def _strings(self) -> Dict[str, List[str]]:
+        return {"concept_ids": self.concept_ids, "keys": self.keys, "ngrams": self._ngram_list()}
+
     def _arrays(self) -> Dict[str, numpy.ndarray]:
+        if self.names_counts is None or self.link_name_pos is None:
+            self._upgrade()
         return {
-            "idf": self.vectorizer.idf_.astype(numpy.float64),
-            "n_data": self.names_matrix.data,
+            "idf": numpy.asarray(self.vectorizer.idf_, dtype=numpy.float64),
+            "n_counts": self.names_counts,
             "n_indices": self.names_matrix.indices,
             "n_indptr": self.names_matrix.indptr,
-            "rt_data": self.rt.data,
-            "rt_indices": self.rt.indices,
-            "rt_indptr": self.rt.indptr,
             "retrieval_ngrams": self.retrieval_ngrams,
-            "link_indptr": self.link_indptr,
+            "link_indptr": _smallest_int(numpy.asarray(self.link_indptr)),
             "link_concepts": self.link_concepts,
             "link_preferred": self.link_preferred,
+            "link_name_pos": self.link_name_pos,
             "concept_types": self.concept_types,
         }
+
+    def _upgrade(self) -> None:
+        """What format 2 saves and a format-1 index lacks: the names' n-gram counts (counted
+        again, in the stored matrix's entry order) and each link's position among its
+        concept's names. Slow (seconds per 100k names), and only when a format-1 index is saved."""
+        if self.names_counts is None:
+            counter = CountVectorizer(**self._count_settings(), vocabulary=self.vectorizer.vocabulary_)
+            counts = counter.transform(self.keys).tocsr()
+            counts.sort_indices()
+            # the position of each stored entry in (row, column) order
+            order = self.names_matrix.copy()
+            order.data = numpy.arange(order.nnz, dtype=numpy.float64)
+            order.sort_indices()
+            if not (numpy.array_equal(order.indices, counts.indices) and numpy.array_equal(order.indptr, counts.indptr)):
+                raise ValueError("The n-gram counts of the index names do not match the stored weights")
+            stored = numpy.empty(order.nnz, dtype=counts.data.dtype)
+            stored[order.data.astype(numpy.int64)] = counts.data
+            self.names_counts = _smallest_uint(stored)
+        if self.link_name_pos is None:
+            positions = numpy.empty(len(self.link_names), dtype=numpy.int64)
+            for pos, (ci, name) in enumerate(zip(self.link_concepts.tolist(), self.link_names)):
+                concept = self.kb[self.concept_ids[ci]]
+                positions[pos] = ((concept.name,) + concept.synonyms).index(name)
+            self.link_name_pos = _smallest_uint(positions)
 
     @staticmethod
     def _settings(cfg: dict) -> dict:
@@ -408,29 +517,39 @@ class CandidateGenerator:
     @classmethod
     def _restore(cls, kb: ConceptKB, cfg: dict, strings: dict, arrays: Dict[str, numpy.ndarray],
                  **kwargs) -> "CandidateGenerator":
-        if cfg.get("format") != FORMAT_VERSION:
+        if cfg.get("format") not in (1, FORMAT_VERSION):
             raise ValueError(f"Unsupported candidate index format {cfg.get('format')!r}")
         self = cls(kb, **cls._settings(cfg), _build=False, **kwargs)
         self.types = list(cfg["types"])
         self.concept_ids = strings["concept_ids"]
         self.keys = strings["keys"]
         self.key_index = {key: i for i, key in enumerate(self.keys)}
-        self.link_names = strings["link_names"]
         for name in ("link_indptr", "link_concepts", "link_preferred", "concept_types"):
             setattr(self, name, arrays[name])
+        if "link_names" in strings:  # format 1
+            self.link_names = strings["link_names"]
+            self.link_name_pos = None
+        else:
+            self.link_name_pos = arrays["link_name_pos"]
+            self.link_names = _KBLinkNames(kb, self.concept_ids, self.link_concepts, self.link_name_pos)
         vectorizer = self._vectorizer()
         vectorizer.vocabulary_ = {term: i for i, term in enumerate(strings["ngrams"])}
         vectorizer.idf_ = arrays["idf"]
         self.vectorizer = vectorizer
-        n_keys = len(self.keys)
-        n_ngrams = len(strings["ngrams"])
-        self.names_matrix = scipy.sparse.csr_matrix(
-            (arrays["n_data"], arrays["n_indices"], arrays["n_indptr"]), shape=(n_keys, n_ngrams)
-        )
+        shape = (len(self.keys), len(strings["ngrams"]))
+        if "n_data" in arrays:  # format 1
+            self.names_counts = None
+            self.names_matrix = scipy.sparse.csr_matrix((arrays["n_data"], arrays["n_indices"], arrays["n_indptr"]),
+                                                        shape=shape)
+        else:
+            self.names_counts = arrays["n_counts"]
+            self.names_matrix = self._weights(self.names_counts, arrays["n_indices"], arrays["n_indptr"])
         self.retrieval_ngrams = arrays["retrieval_ngrams"]
-        self.rt = scipy.sparse.csr_matrix(
-            (arrays["rt_data"], arrays["rt_indices"], arrays["rt_indptr"]), shape=(len(self.retrieval_ngrams), n_keys)
-        )
+        if "rt_data" in arrays:  # format 1
+            self.rt = scipy.sparse.csr_matrix((arrays["rt_data"], arrays["rt_indices"], arrays["rt_indptr"]),
+                                              shape=(len(self.retrieval_ngrams), len(self.keys)))
+        else:
+            self.rt = self._retrieval_matrix()
         return self
 
     def __repr__(self) -> str:

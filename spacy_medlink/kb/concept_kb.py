@@ -178,6 +178,11 @@ class ConceptKB:
         row = self._rows.get(concept_id) or self._rows.get(self.resolve(concept_id))
         return row[0] if row else None
 
+    def name_at(self, concept_id: str, position: int) -> str:
+        """The concept's `position`-th name: 0 is the preferred name, then the synonyms in order."""
+        name, synonyms = self._rows[concept_id][:2]
+        return name if position == 0 else synonyms.split(_SEP)[position - 1]
+
     def types_of(self, concept_id: str) -> Tuple[str, ...]:
         return _split(self._rows[self.resolve(concept_id)][2])
 

@@ -62,6 +62,8 @@ from ..scoring import NESTED_SCORE_WEIGHTS
 from ._kb_pipe import DEFAULT_TOK2VEC_CONFIG
 
 PREDICT_PADDED = 4096
+# settings that only change decoding: taken from the config at load, not from the saved cfg
+INFERENCE_SETTINGS = ("decoder", "biaffine_threshold", "set_ents")
 """Padded tokens (docs × longest doc) per chunk at prediction."""
 
 default_model_config = """
@@ -234,13 +236,20 @@ class NestedRecognizer(TrainablePipe):
             self._query_docs = [self.make_doc(self.cfg["queries"][label]) for label in self.labels]
         return self._query_docs
 
+    def _set_run_switches(self) -> None:
+        """Which heads run in training and in prediction (model attrs, which the model's
+        own bytes restore too: set again after loading them)."""
+        for member in ensemble_members(self.model):
+            heads = member.get_ref("heads")
+            heads.attrs["biaffine_train"] = self.cfg["objective"] != "crf"
+            heads.attrs["biaffine_predict"] = self.cfg["decoder"] == "biaffine"
+
     def _set_model_labels(self) -> None:
         for member in ensemble_members(self.model):
             heads = member.get_ref("heads")
             if self.cfg.get("nI") and not heads.has_dim("nI"):
                 heads.set_dim("nI", self.cfg["nI"])
-            heads.attrs["biaffine_train"] = self.cfg["objective"] != "crf"
-            heads.attrs["biaffine_predict"] = self.cfg["decoder"] == "biaffine"
+        self._set_run_switches()
         set_nested_labels(
             self.model, len(self.labels), self.cfg["tag_scheme"], self.cfg["loss_weighting"],
             self.cfg["alpha"], self.cfg["beta"],
@@ -485,7 +494,10 @@ class NestedRecognizer(TrainablePipe):
 
     # -- serialization ------------------------------------------------------------
     def _load_cfg(self, cfg: Dict[str, Any]) -> None:
-        self.cfg.update(cfg)
+        # How to decode is the loader's choice: the config (and any override given to
+        # spacy.load) decides it, not the saved cfg, so a trained model can be decoded
+        # either way without retraining.
+        self.cfg.update({k: v for k, v in cfg.items() if k not in INFERENCE_SETTINGS})
         self._constraints_cache = None
         self._set_model_labels()
 
@@ -504,6 +516,7 @@ class NestedRecognizer(TrainablePipe):
             "model": lambda b: self.model.from_bytes(b),
         }
         util.from_bytes(bytes_data, deserialize, exclude)
+        self._set_run_switches()
         return self
 
     def to_disk(self, path, *, exclude=tuple()) -> None:
@@ -525,6 +538,7 @@ class NestedRecognizer(TrainablePipe):
             "model": load_model,
         }
         util.from_disk(path, deserialize, exclude)
+        self._set_run_switches()
         return self
 
 

@@ -1,4 +1,7 @@
+import numpy
 import pytest
+import srsly
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from spacy_medlink.kb.candidates import Candidate, CandidateGenerator, normalize_name
 from spacy_medlink.kb.concept_kb import Concept, ConceptKB
@@ -95,3 +98,71 @@ def test_round_trips(kb, gen, tmp_path):
 def test_missing_index(tmp_path):
     with pytest.raises(FileNotFoundError):
         CandidateGenerator.from_disk(tmp_path)
+
+
+def _assert_same_index(a: CandidateGenerator, b: CandidateGenerator) -> None:
+    for left, right in ((a.names_matrix, b.names_matrix), (a.rt, b.rt)):
+        for attr in ("data", "indices", "indptr"):
+            assert numpy.array_equal(getattr(left, attr), getattr(right, attr)), attr
+        assert left.data.dtype == right.data.dtype == numpy.float32
+    assert list(a.link_names) == list(b.link_names)
+
+
+def test_weights_match_tfidf_vectorizer(kb, gen):
+    """Format 2 computes the weights from saved counts; they must be the floats that
+    TfidfVectorizer.fit_transform (format 1's computation) gives, bit for bit."""
+    reference = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 3), lowercase=False, dtype=numpy.float32)
+    matrix = reference.fit_transform(gen.keys).tocsr()
+    assert reference.vocabulary_ == gen.vectorizer.vocabulary_
+    for attr in ("data", "indices", "indptr"):
+        assert numpy.array_equal(getattr(matrix, attr), getattr(gen.names_matrix, attr)), attr
+    assert gen.names_counts.dtype == numpy.uint8
+    for name, ci, j in zip(gen.link_names, gen.link_concepts.tolist(), gen.link_name_pos.tolist()):
+        concept = kb[gen.concept_ids[ci]]
+        assert ((concept.name,) + concept.synonyms)[j] == name
+
+
+def test_format2_round_trip_is_exact(gen, tmp_path):
+    gen.to_disk(tmp_path / "kb")
+    saved = sorted(p.name for p in (tmp_path / "kb" / "candidates").iterdir())
+    assert "n_data.npy" not in saved and "rt_data.npy" not in saved and "n_counts.npy" in saved
+    assert "link_names" not in srsly.msgpack_loads((tmp_path / "kb" / "candidates" / "strings.msgpack").read_bytes())
+    for loaded in (CandidateGenerator.from_disk(tmp_path / "kb"), CandidateGenerator.from_disk(tmp_path / "kb", mmap=False),
+                   CandidateGenerator.from_bytes(gen.to_bytes())):
+        _assert_same_index(gen, loaded)
+
+
+def _write_format1(gen: CandidateGenerator, path) -> None:
+    """The index as session-14 code wrote it (float weights, retrieval matrix, name strings)."""
+    gen.kb.to_disk(path)
+    index = path / "candidates"
+    index.mkdir(parents=True)
+    srsly.write_json(index / "cfg.json", {"format": 1, **gen.cfg, "types": gen.types})
+    strings = {"concept_ids": gen.concept_ids, "keys": gen.keys, "link_names": list(gen.link_names),
+               "ngrams": gen._ngram_list()}
+    (index / "strings.msgpack").write_bytes(srsly.msgpack_dumps(strings))
+    arrays = {"idf": gen.vectorizer.idf_, "n_data": gen.names_matrix.data, "n_indices": gen.names_matrix.indices,
+              "n_indptr": gen.names_matrix.indptr, "rt_data": gen.rt.data, "rt_indices": gen.rt.indices,
+              "rt_indptr": gen.rt.indptr, "retrieval_ngrams": gen.retrieval_ngrams,
+              "link_indptr": gen.link_indptr.astype(numpy.int64), "link_concepts": gen.link_concepts,
+              "link_preferred": gen.link_preferred, "concept_types": gen.concept_types}
+    for name, array in arrays.items():
+        numpy.save(index / f"{name}.npy", array, allow_pickle=False)
+
+
+def test_format1_loads_and_upgrades(gen, tmp_path):
+    queries = ["breast cancers", "FMF", "calcium glucon", "crohns disease", "Ca"]
+    types = ["Disease", None, "Chemical", "Disease", "Chemical"]
+    expected = gen(queries, k=4, types=types)
+    _write_format1(gen, tmp_path / "v1")
+    old = CandidateGenerator.from_disk(tmp_path / "v1")
+    assert old.names_counts is None and old(queries, k=4, types=types) == expected
+    _assert_same_index(gen, old)
+    old.to_disk(tmp_path / "v1")  # rewritten in place as format 2
+    assert srsly.read_json(tmp_path / "v1" / "candidates" / "cfg.json")["format"] == 2
+    assert not (tmp_path / "v1" / "candidates" / "n_data.npy").exists()
+    upgraded = CandidateGenerator.from_disk(tmp_path / "v1")
+    _assert_same_index(gen, upgraded)
+    assert numpy.array_equal(upgraded.names_counts, gen.names_counts)
+    assert numpy.array_equal(upgraded.link_name_pos, gen.link_name_pos)
+    assert upgraded(queries, k=4, types=types) == expected

@@ -160,6 +160,21 @@ def test_serialization_round_trips(tmp_path):
     assert b"pickle" not in (tmp_path / "nlp" / "medlink_nested_recognizer" / "model").read_bytes()[:0]
 
 
+def test_decoder_is_chosen_at_load(tmp_path):
+    """A model trained with both heads decodes with either: the config given to spacy.load
+    wins over the saved cfg for the decoding settings, and the weights stay the trained ones."""
+    nlp = _train(_make_nlp(), _examples(spacy.blank("zh")))
+    nlp.to_disk(tmp_path / "nlp")
+    texts = [t for t, _ in TRAIN_DATA]
+    override = {"components": {"medlink_nested_recognizer": {"decoder": "biaffine", "set_ents": False}}}
+    loaded = spacy.load(tmp_path / "nlp", config=override)
+    pipe = loaded.get_pipe("medlink_nested_recognizer")
+    assert pipe.cfg["decoder"] == "biaffine" and pipe.model.get_ref("heads").attrs["biaffine_predict"]
+    assert _outputs(loaded, texts) == _gold()  # the trained Biaffine head, not a fresh one
+    assert not loaded("患者肺癌三年").ents
+    assert spacy.load(tmp_path / "nlp").get_pipe("medlink_nested_recognizer").cfg["decoder"] == "crf"
+
+
 def test_empty_and_whitespace_docs():
     nlp = _train(_make_nlp(), _examples(spacy.blank("zh")), n_iter=2)
     docs = list(nlp.pipe(["", "   ", "肺癌"]))
