@@ -75,7 +75,7 @@ class _Annotator:
         self.fault = fault  # tests: {"id": ..., "flag": path}: die once on that record
 
     def __call__(self, batch: Dict[str, Any]) -> Dict[str, Any]:
-        from .run import annotate_records
+        from .run import Workers, annotate_records
 
         rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
         if self.fault is not None and any(r["id"] == self.fault["id"] for r in rows):
@@ -89,7 +89,7 @@ class _Annotator:
         records = [Record(rows[i]["id"], rows[i]["text"], rows[i]["source"], int(rows[i]["line"]),
                           tuple(tuple(p) for p in json.loads(rows[i]["passages"]))) for i in good]
         counts: Counter = Counter()
-        annotated = annotate_records(self.nlp, records, 1, self.batch_size, self.max_chars, counts)
+        annotated = annotate_records(Workers(self.nlp, 1, self.batch_size), records, self.max_chars, counts)
         out = [""] * len(rows)
         for i, (_, ann) in zip(good, annotated):
             out[i] = json.dumps(ann)

@@ -3,8 +3,11 @@
 Records are taken `chunk_size` at a time, in input order. A chunk's records
 are cut into sections of at most `max_chars` characters (a 900k-character
 full text is annotated piece by piece, never held whole in the pipeline),
-run through `nlp.pipe` (with `n_process` workers), put back together with
-their offsets, and written to `part-NNNNN.<ext>.tmp`, renamed into place;
+run through `nlp.pipe` (in this process, or with `n_process` > 1 in a pool
+of forked workers that each turn their docs into plain annotation dicts, so
+the parent only merges and writes: spaCy's own `n_process` sends every Doc
+back to be deserialized by the parent, which then became the bottleneck),
+put back together with their offsets, and written to `part-NNNNN.<ext>.tmp`, renamed into place;
 then a manifest `part-NNNNN.json` (records, first and last ID, entities) is
 written the same way. A chunk is done when its manifest exists, so a rerun
 with the same output folder skips the records of the done chunks (checking
@@ -12,7 +15,9 @@ that the input still starts with them) and goes on after the last one.
 The summary's counts add up: read = annotated + resumed + skipped
 (empty texts are annotated, with no entities, and counted apart).
 """
+import itertools
 import json
+import multiprocessing
 import os
 import time
 from collections import Counter
@@ -20,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .records import BadRecord, Record, split_sections
-from .writers import OUTPUT_FORMATS, Annotated, annotations_of, write_chunk
+from .writers import OUTPUT_FORMATS, Annotated, doc_annotations, merge_sections, write_chunk
 
 Progress = Callable[[Dict[str, Any]], None]
 
@@ -77,15 +82,73 @@ def annotate(
     _skip_done(stream, previous, counts)
     counts["resumed_malformed"] = len(skipped) - n_bad_before  # listed in skipped.jsonl by the earlier run
 
+    workers = Workers(nlp, n_process, batch_size)
+
     def annotated() -> Iterator[Annotated]:
+        # With workers, the next chunk is handed to them before this one is merged
+        # and written, so that they do not wait for the writing.
+        started = None
         while True:
             chunk = [r for _, r in zip(range(chunk_size), stream)]
-            if not chunk:
+            following = start_records(workers, chunk, max_chars, counts) if chunk else None
+            if started is not None:
+                yield from started
+            if following is None:
                 return
-            yield from annotate_records(nlp, chunk, n_process, batch_size, max_chars, counts)
+            started = following
 
-    return write_annotated(annotated(), out_dir, fmt=fmt, chunk_size=chunk_size, previous=previous, counts=counts,
-                           skipped=skipped, total=total, progress=progress, backend={"n_process": n_process})
+    try:
+        return write_annotated(annotated(), out_dir, fmt=fmt, chunk_size=chunk_size, previous=previous,
+                               counts=counts, skipped=skipped, total=total, progress=progress,
+                               backend={"n_process": n_process})
+    finally:
+        workers.close()
+
+
+_WORKER_NLP = None
+
+
+def _init_worker(nlp) -> None:
+    global _WORKER_NLP
+    _WORKER_NLP = nlp
+
+
+def _annotate_batch(batch: List[str]) -> List[Dict[str, Any]]:
+    return [doc_annotations(doc) for doc in _WORKER_NLP.pipe(batch, batch_size=len(batch))]  # type: ignore[union-attr]
+
+
+class Workers:
+    """Texts in, `doc_annotations` out, in order: in this process, or with `n_process` > 1
+    in a pool of worker processes holding `nlp`. The pool is forked (where the platform
+    can; spawned elsewhere) after this process has annotated the first batch itself, so
+    that the workers share the caches the pipeline fills on first use (the KB's per-type
+    index, for one) instead of each building its own. Torch components set one thread
+    in forked children (`ml/torch_wrapper.py`)."""
+
+    def __init__(self, nlp, n_process: int = 1, batch_size: int = 32) -> None:
+        self.nlp, self.n_process, self.batch_size = nlp, n_process, batch_size
+        self.pool = None
+
+    def start(self, texts: List[str]) -> Iterator[Dict[str, Any]]:
+        """Hand `texts` to the workers now; iterate the result for their annotations, in order."""
+        size = self.batch_size
+        if self.n_process <= 1:
+            return (doc_annotations(doc) for doc in self.nlp.pipe(texts, batch_size=size))
+        first: List[Dict[str, Any]] = []
+        if self.pool is None:
+            head, texts = texts[:size], texts[size:]
+            first = [doc_annotations(doc) for doc in self.nlp.pipe(head, batch_size=size)]
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else None)
+            self.pool = context.Pool(self.n_process, initializer=_init_worker, initargs=(self.nlp,))
+        batches = self.pool.imap(_annotate_batch, [texts[i : i + size] for i in range(0, len(texts), size)])
+        return itertools.chain(first, itertools.chain.from_iterable(batches))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
 
 
 def write_annotated(
@@ -164,12 +227,18 @@ def _skip_done(stream: Iterator[Record], previous: List[Dict[str, Any]], counts:
         counts["resumed"] += len(records)
 
 
-def annotate_records(nlp, chunk: List[Record], n_process: int, batch_size: int, max_chars: int,
+def annotate_records(workers: "Workers", chunk: List[Record], max_chars: int,
                      counts: Counter) -> Iterator[Annotated]:
     """(record, annotations) for each record, sectioned, in order; counts empty and sectioned ones."""
-    pieces: List[Tuple[str, Tuple[int, int]]] = []
+    yield from start_records(workers, chunk, max_chars, counts)
+
+
+def start_records(workers: "Workers", chunk: List[Record], max_chars: int,
+                  counts: Counter) -> Iterator[Annotated]:
+    """`annotate_records`, with the chunk handed to the workers now (not when first iterated)."""
+    pieces: List[Tuple[str, int]] = []
     n_sections = []
-    for i, record in enumerate(chunk):
+    for record in chunk:
         if not record.text.strip():
             counts["empty"] += 1
             n_sections.append(0)
@@ -177,8 +246,12 @@ def annotate_records(nlp, chunk: List[Record], n_process: int, batch_size: int, 
         sections = split_sections(record.text, max_chars)
         counts["sectioned"] += len(sections) > 1
         n_sections.append(len(sections))
-        pieces.extend((text, (i, offset)) for offset, text in sections)
-    docs = nlp.pipe(pieces, as_tuples=True, n_process=n_process, batch_size=batch_size)
-    for record, n in zip(chunk, n_sections):
-        sections = [(offset, doc) for _, (doc, (_, offset)) in zip(range(n), docs)]
-        yield record, annotations_of(sections)
+        pieces.extend((text, offset) for offset, text in sections)
+    anns = workers.start([text for text, _ in pieces])
+    offsets = iter(offset for _, offset in pieces)
+
+    def merged() -> Iterator[Annotated]:
+        for record, n in zip(chunk, n_sections):
+            yield record, merge_sections([(next(offsets), ann) for _, ann in zip(range(n), anns)])
+
+    return merged()

@@ -25,15 +25,26 @@ def span_dict(span, offset: int = 0) -> Dict[str, Any]:
     return out
 
 
-def annotations_of(sections: Sequence[Tuple[int, Any]]) -> Dict[str, Any]:
-    """Entities and span groups of a record annotated as (offset, Doc) sections."""
+def doc_annotations(doc) -> Dict[str, Any]:
+    """A Doc's entities and span groups as plain dicts, offsets from the Doc's start:
+    what a worker process sends back (small and quick to pickle, unlike the Doc)."""
+    return {"entities": [span_dict(e) for e in doc.ents],
+            "spans": {key: [span_dict(s) for s in group] for key, group in doc.spans.items()}}
+
+
+def merge_sections(sections: Sequence[Tuple[int, Dict[str, Any]]]) -> Dict[str, Any]:
+    """One record's annotations from its (offset, doc_annotations) sections."""
     ents: List[Dict[str, Any]] = []
     groups: Dict[str, List[Dict[str, Any]]] = {}
-    for offset, doc in sections:
-        ents.extend(span_dict(e, offset) for e in doc.ents)
-        for key, group in doc.spans.items():
-            groups.setdefault(key, []).extend(span_dict(s, offset) for s in group)
+    for offset, ann in sections:
+        ents.extend(_shifted(e, offset) for e in ann["entities"])
+        for key, group in ann["spans"].items():
+            groups.setdefault(key, []).extend(_shifted(s, offset) for s in group)
     return {"entities": ents, "spans": groups, "sections": len(sections)}
+
+
+def _shifted(span: Dict[str, Any], offset: int) -> Dict[str, Any]:
+    return {**span, "start": span["start"] + offset, "end": span["end"] + offset} if offset else span
 
 
 def write_chunk(path: Path, fmt: str, items: Sequence[Annotated]) -> None:

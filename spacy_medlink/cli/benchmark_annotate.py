@@ -3,7 +3,9 @@
 Each setting runs `annotate` in a fresh subprocess on the same inputs (the
 PubTator file as given, and the same texts as a gzipped PubmedArticleSet),
 while a sampler thread reads the resident memory of that process and of every
-process it started (spaCy's workers, Ray's actors) every 0.2 s. Reported per
+process it started (annotate's workers, Ray's actors) every 0.2 s, and their
+unique memory every 2 s (reading it costs CPU: sampled every 0.2 s it took a
+good part of one of this machine's two cores from the workers it measured). Reported per
 setting: documents/s, words/s, wall time, the peak unique memory (USS) of
 the whole tree, and each worker's peak RSS and USS (a forked worker's RSS
 counts pages it shares with its parent; USS is what it adds). The ratios against one local
@@ -12,6 +14,7 @@ than local at the same parallelism).
 """
 import gzip
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -26,6 +29,7 @@ import typer
 from ._app import benchmark_app
 
 SETTINGS = [("local", 1), ("local", 2), ("ray", 1), ("ray", 2)]
+USS_EVERY = 10  # samples: unique memory every 2 s, so that sampling takes little of the CPU it measures
 
 
 def pubmed_sample(pubtator: Path, out: Path) -> int:
@@ -46,10 +50,21 @@ def pubmed_sample(pubtator: Path, out: Path) -> int:
     return n
 
 
-def _tree_memory(pid: int) -> Dict[int, Tuple[float, float]]:
-    """(RSS, USS) in MB of a process and its descendants. A forked worker's
-    RSS counts the pages it still shares with its parent; USS (unique set
-    size) is what each extra worker really adds."""
+def repeat_pubtator(src: Path, dst: Path, n: int) -> Path:
+    """`src`'s documents `n` times over, the k-th copy's IDs suffixed "rK" (distinct records)."""
+    blocks = [b for b in src.read_text(encoding="utf8").split("\n\n") if b.strip()]
+    with dst.open("w", encoding="utf8") as f:
+        for k in range(n):
+            for block in blocks:
+                f.write("\n".join(re.sub(r"^([^|\t]+)", rf"\1r{k}", line) for line in block.splitlines()) + "\n\n")
+    return dst
+
+
+def _tree_memory(pid: int, unique: bool = True) -> Dict[int, Tuple[float, float]]:
+    """(RSS, USS) in MB of a process and its descendants (USS 0 unless `unique`). A forked
+    worker's RSS counts the pages it still shares with its parent; USS (unique set
+    size) is what each extra worker really adds. USS reads every page mapping
+    (/proc/PID/smaps): 50-150 ms per GB-sized process, CPU the workers measured would lose."""
     import psutil
 
     try:
@@ -60,8 +75,11 @@ def _tree_memory(pid: int) -> Dict[int, Tuple[float, float]]:
     out = {}
     for p in procs:
         try:
-            info = p.memory_full_info()
-            out[p.pid] = (info.rss / 2**20, info.uss / 2**20)
+            if unique:
+                info = p.memory_full_info()
+                out[p.pid] = (info.rss / 2**20, info.uss / 2**20)
+            else:
+                out[p.pid] = (p.memory_info().rss / 2**20, 0.0)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     return out
@@ -80,12 +98,18 @@ def run_setting(model: str, data: Path, backend: str, workers: int, batch_size: 
         done = threading.Event()
 
         def sample() -> None:
+            # RSS every 0.2 s (cheap); USS every USS_EVERY-th sample (loaded memory is flat)
+            n = 0
             while not done.is_set():
-                mem = _tree_memory(proc.pid)
+                full = n % USS_EVERY == 0
+                mem = _tree_memory(proc.pid, unique=full)
                 for pid, (rss, uss) in mem.items():
                     peaks[pid] = max(peaks.get(pid, 0.0), rss)
-                    unique[pid] = max(unique.get(pid, 0.0), uss)
-                total_peak[0] = max(total_peak[0], sum(uss for _, uss in mem.values()))
+                    if full:
+                        unique[pid] = max(unique.get(pid, 0.0), uss)
+                if full:
+                    total_peak[0] = max(total_peak[0], sum(uss for _, uss in mem.values()))
+                n += 1
                 time.sleep(0.2)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -114,15 +138,20 @@ def benchmark_annotate_cli(
     output: Path = typer.Option(Path("metrics/benchmark_annotate.json"), "--output"),
     batch_size: int = typer.Option(32, "--batch-size"),
     settings: Optional[str] = typer.Option(None, "--settings", help="Comma-separated BACKEND:WORKERS (default local:1,local:2,ray:1,ray:2)"),
+    repeat: int = typer.Option(1, "--repeat", min=1, help="Annotate the texts this many times (as distinct records), so that start-up costs weigh less"),
 ) -> None:
     """Documents/s, words/s and resident memory of annotate: 1 vs 2 local processes, Ray with 1 and 2 actors."""
     from ..annotate.records import read_records
 
+    data_arg = data
     chosen = [(s.split(":")[0], int(s.split(":")[1])) for s in settings.split(",")] if settings else SETTINGS
     records = list(read_records([data], "pubtator"))
-    words = sum(len(r.text.split()) for r in records)
     results: List[Dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
+        if repeat > 1:
+            data = repeat_pubtator(data, Path(tmp) / "repeated.pubtator", repeat)
+            records = list(read_records([data], "pubtator"))
+        words = sum(len(r.text.split()) for r in records)
         sample = Path(tmp) / "pubmed_sample.xml.gz"
         pubmed_sample(data, sample)
         for name, path in (("pubtator", data), ("pubmed-xml", sample)):
@@ -139,8 +168,8 @@ def benchmark_annotate_cli(
                              and x["workers"] == r["workers"]), None)
                 if r["backend"] == "ray" and same:
                     r["ray_overhead_vs_local"] = round(1 - r["docs_per_s"] / same["docs_per_s"], 3)
-    report = {"model": model, "data": str(data), "documents": len(records), "words": words, "batch_size": batch_size,
-              "results": results}
+    report = {"model": model, "data": str(data_arg), "repeat": repeat, "documents": len(records), "words": words,
+              "batch_size": batch_size, "results": results}
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2), encoding="utf8")
     typer.echo(f"Wrote {output}")

@@ -156,6 +156,13 @@ def test_two_processes_match_one(model, tmp_path):
     annotate(nlp, read_records([src]), tmp_path / "one", chunk_size=5)
     annotate(nlp, read_records([src]), tmp_path / "two", chunk_size=5, n_process=2, batch_size=2)
     assert _outputs(tmp_path / "one") == _outputs(tmp_path / "two")
+    # sections annotated by different workers land at their record's offsets
+    annotate(nlp, read_records([src]), tmp_path / "one_s", chunk_size=5, max_chars=60)
+    summary = annotate(nlp, read_records([src]), tmp_path / "two_s", chunk_size=5, n_process=2, batch_size=3,
+                       max_chars=60)
+    assert summary["sectioned"] > 0 and summary["annotated"] == 12
+    assert _outputs(tmp_path / "one_s") == _outputs(tmp_path / "two_s")
+    assert [e["start"] for e in _outputs(tmp_path / "two_s")[-1]["entities"]][-1] > 300
 
 
 def test_unknown_formats(model, tmp_path):
