@@ -1,4 +1,5 @@
 import gzip
+from pathlib import Path
 import random
 
 import numpy
@@ -73,6 +74,19 @@ def test_text_keeps_case_and_limits_lines(tmp_path, unlabeled):
         "Cisplatin - induced nephrotoxicity ( CIN ) in 12 patients , p < 0.05 .",
         "the dose was 0 mg / kg . serum na + rose 0 0",
     ]
+
+
+def test_text_zh_gives_one_token_per_character_as_the_chinese_pipelines(tmp_path):
+    src = tmp_path / "zh.txt"
+    src.write_text("患者肺癌三年，CT示占位。\n", encoding="utf8")
+    output = tmp_path / "text.txt"
+    result = _invoke("vectors", "text", output, src, "--lang", "zh", "--no-lowercase")
+    assert result.exit_code == 0, result.output
+    tokens = output.read_text(encoding="utf8").split()
+    nlp = spacy.util.load_model_from_config(spacy.util.load_config(Path(__file__).parents[1] / "configs" / "nested_zh_vectors.cfg"), auto_fill=True)
+    assert tokens == [t.text for t in nlp.make_doc("患者肺癌三年，CT示占位。")]
+    assert tokens[:6] == ["患", "者", "肺", "癌", "三", "年"]
+    assert _invoke("vectors", "text", output, src, "--lang", "xx").exit_code != 0
 
 
 def test_text_names_file_and_line_of_bad_utf8(tmp_path):

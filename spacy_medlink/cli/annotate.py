@@ -23,7 +23,7 @@ def annotate_cli(
     output: Path = typer.Option(..., "--output", "-o", help="Output folder: part-NNNNN files, their manifests, summary.json"),
     fmt: Optional[str] = typer.Option(None, "--format", help="Input format (default: sniffed per file): pubtator, bioc-xml, bioc-json, pubmed-xml, jsonl, text"),
     output_format: str = typer.Option("jsonl", "--output-format", help="jsonl, pubtator or bioc-xml"),
-    n_process: int = typer.Option(1, "--n-process", help="Worker processes (spaCy's nlp.pipe)"),
+    n_process: int = typer.Option(1, "--n-process", help="Worker processes (a pool of forked workers, each holding the pipeline)"),
     batch_size: int = typer.Option(32, "--batch-size"),
     chunk_size: int = typer.Option(1000, "--chunk-size", help="Records per output file; a rerun resumes after the last complete one"),
     max_chars: int = typer.Option(100_000, "--max-chars", help="Longer texts are annotated in sections of at most this many characters"),

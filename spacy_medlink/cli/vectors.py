@@ -144,16 +144,24 @@ def text_cli(
     limit_lines: int = typer.Option(0, "--limit-lines", help="Read only the first N lines of each input (0: all), e.g. for a quick slice"),
     batch_size: int = typer.Option(1000, "--batch-size", help="Texts per tokenizer batch"),
     n_process: int = typer.Option(1, "--n-process", help="Tokenizer processes (nlp.pipe); 1 streams through nlp.tokenizer.pipe"),
+    lang: str = typer.Option("en", "--lang", help="en: the biomedical tokenizer; zh: one token per character, as the Chinese pipelines' tokenizer (spaCy's char segmenter) splits text"),
     # fmt: on
 ) -> None:
-    """Tokenize unlabeled text with the biomedical tokenizer for floret training.
+    """Tokenize unlabeled text with the pipelines' tokenizer for floret training.
 
     "<dig>" becomes "0" and "<cit>" is dropped (SumPubMed masks). Counts and
     timing go to OUTPUT with the suffix .stats.json.
     """
-    from ..tokenizer import biomed_nlp
+    if lang == "en":
+        from ..tokenizer import biomed_nlp
 
-    nlp = biomed_nlp("en")
+        nlp = biomed_nlp("en")
+    elif lang == "zh":
+        import spacy
+
+        nlp = spacy.blank("zh")  # segmenter "char", as configs/nested_zh_*.cfg
+    else:
+        raise typer.BadParameter(f"--lang {lang!r}: expected en or zh")
     start = time.perf_counter()
     try:
         per_input = prepare_text(
@@ -167,6 +175,7 @@ def text_cli(
         msg.text(f"{path}: {counts['lines']:,} lines, {counts['tokens_in']:,} -> {counts['tokens_out']:,} tokens")
     stats = {
         "output": str(output),
+        "lang": lang,
         "lowercase": lowercase,
         "limit_lines": limit_lines,
         "inputs": per_input,
