@@ -90,7 +90,7 @@ def annotate(
         started = None
         while True:
             chunk = [r for _, r in zip(range(chunk_size), stream)]
-            following = start_records(workers, chunk, max_chars, counts) if chunk else None
+            following = annotate_records(workers, chunk, max_chars, counts) if chunk else None
             if started is not None:
                 yield from started
             if following is None:
@@ -229,13 +229,8 @@ def _skip_done(stream: Iterator[Record], previous: List[Dict[str, Any]], counts:
 
 def annotate_records(workers: "Workers", chunk: List[Record], max_chars: int,
                      counts: Counter) -> Iterator[Annotated]:
-    """(record, annotations) for each record, sectioned, in order; counts empty and sectioned ones."""
-    yield from start_records(workers, chunk, max_chars, counts)
-
-
-def start_records(workers: "Workers", chunk: List[Record], max_chars: int,
-                  counts: Counter) -> Iterator[Annotated]:
-    """`annotate_records`, with the chunk handed to the workers now (not when first iterated)."""
+    """(record, annotations) for each record, sectioned, in order; counts empty and sectioned ones.
+    The chunk goes to the workers now, not when the result is first iterated."""
     pieces: List[Tuple[str, int]] = []
     n_sections = []
     for record in chunk:

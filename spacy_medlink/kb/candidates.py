@@ -175,15 +175,19 @@ class CandidateGenerator:
             self._build()
 
     # -- building ---------------------------------------------------------------
+    def _count_settings(self) -> dict:
+        return {"analyzer": self.cfg["analyzer"], "ngram_range": tuple(self.cfg["ngram_range"]),
+                "min_df": self.cfg["min_df"], "max_df": self.cfg["max_df"],
+                "lowercase": False,  # keys are normalized already
+                "dtype": numpy.float32}
+
     def _vectorizer(self) -> TfidfVectorizer:
-        return TfidfVectorizer(
-            analyzer=self.cfg["analyzer"],
-            ngram_range=tuple(self.cfg["ngram_range"]),
-            min_df=self.cfg["min_df"],
-            max_df=self.cfg["max_df"],
-            lowercase=False,  # keys are normalized already
-            dtype=numpy.float32,
-        )
+        return TfidfVectorizer(**self._count_settings())
+
+    def _tfidf(self) -> TfidfTransformer:
+        """The vectorizer's own weighting step, with its settings, for counts made apart."""
+        v = self.vectorizer
+        return TfidfTransformer(norm=v.norm, use_idf=v.use_idf, smooth_idf=v.smooth_idf, sublinear_tf=v.sublinear_tf)
 
     def _build(self) -> None:
         mode = self.cfg["normalize"]
@@ -194,8 +198,8 @@ class CandidateGenerator:
         if len(self.types) > 32:
             raise ValueError("At most 32 entity types are supported")
         self.concept_types = numpy.zeros(len(self.concept_ids), dtype=numpy.uint32)
-        # key -> concept index -> (preferred, name, position of the name among the concept's names)
-        key_links: Dict[str, Dict[int, Tuple[bool, str, int]]] = {}
+        # key -> concept index -> (preferred, position of the name among the concept's names)
+        key_links: Dict[str, Dict[int, Tuple[bool, int]]] = {}
         for concept in self.kb:
             ci = concept_index[concept.concept_id]
             for t in concept.types:
@@ -206,7 +210,7 @@ class CandidateGenerator:
                     continue
                 links = key_links.setdefault(key, {})
                 if ci not in links or (j == 0 and not links[ci][0]):
-                    links[ci] = (j == 0, name, j)
+                    links[ci] = (j == 0, j)
         self.keys: List[str] = list(key_links)
         self.key_index: Dict[str, int] = {k: i for i, k in enumerate(self.keys)}
         lengths = numpy.fromiter((len(v) for v in key_links.values()), dtype=numpy.int64, count=len(self.keys))
@@ -215,37 +219,29 @@ class CandidateGenerator:
         self.link_concepts = numpy.empty(n_links, dtype=numpy.int32)
         self.link_preferred = numpy.empty(n_links, dtype=numpy.bool_)
         name_pos = numpy.empty(n_links, dtype=numpy.int64)
-        self.link_names: Sequence[str] = []
         pos = 0
         for links in key_links.values():
             # preferred names first, so ties among exact hits favour them
-            for ci, (preferred, name, j) in sorted(links.items(), key=lambda x: not x[1][0]):
+            for ci, (preferred, j) in sorted(links.items(), key=lambda x: not x[1][0]):
                 self.link_concepts[pos] = ci
                 self.link_preferred[pos] = preferred
-                self.link_names.append(name)  # type: ignore[attr-defined]
                 name_pos[pos] = j
                 pos += 1
         self.link_name_pos = _smallest_uint(name_pos)
+        self.link_names: Sequence[str] = _KBLinkNames(self.kb, self.concept_ids, self.link_concepts,
+                                                      self.link_name_pos)
         # TfidfVectorizer.fit_transform, in its two steps, so that the counts can be saved
         counter = CountVectorizer(**self._count_settings())
         counts = counter.fit_transform(self.keys).tocsr()
-        vectorizer = self._vectorizer()
-        vectorizer.vocabulary_ = counter.vocabulary_
-        v = vectorizer
-        idf = TfidfTransformer(norm=v.norm, use_idf=v.use_idf, smooth_idf=v.smooth_idf,
-                               sublinear_tf=v.sublinear_tf).fit(counts).idf_
-        vectorizer.idf_ = idf.astype(numpy.float64)  # as saved, so that built and loaded score alike
-        self.vectorizer = vectorizer
+        self.vectorizer = self._vectorizer()
+        self.vectorizer.vocabulary_ = counter.vocabulary_
+        # float64, as saved, so that built and loaded score alike
+        self.vectorizer.idf_ = self._tfidf().fit(counts).idf_.astype(numpy.float64)
         self.names_counts = _smallest_uint(counts.data)
         self.names_matrix = self._weights(self.names_counts, counts.indices, counts.indptr)
         df = numpy.bincount(self.names_matrix.indices, minlength=self.names_matrix.shape[1])
         self.retrieval_ngrams = numpy.flatnonzero(df <= self.cfg["retrieval_max_names"]).astype(numpy.int32)
         self.rt = self._retrieval_matrix()
-
-    def _count_settings(self) -> dict:
-        return {"analyzer": self.cfg["analyzer"], "ngram_range": tuple(self.cfg["ngram_range"]),
-                "min_df": self.cfg["min_df"], "max_df": self.cfg["max_df"], "lowercase": False,
-                "dtype": numpy.float32}
 
     def _weights(self, counts: numpy.ndarray, indices: numpy.ndarray, indptr: numpy.ndarray) -> scipy.sparse.csr_matrix:
         """The names' TF-IDF rows from their n-gram counts: one computation for building and
@@ -253,9 +249,8 @@ class CandidateGenerator:
         (memory-mapped when loaded)."""
         shape = (len(indptr) - 1, len(self.vectorizer.vocabulary_))
         matrix = scipy.sparse.csr_matrix((counts.astype(numpy.float32), indices, indptr), shape=shape, copy=False)
-        v = self.vectorizer
-        transformer = TfidfTransformer(norm=v.norm, use_idf=v.use_idf, smooth_idf=v.smooth_idf, sublinear_tf=v.sublinear_tf)
-        transformer.idf_ = v.idf_
+        transformer = self._tfidf()
+        transformer.idf_ = self.vectorizer.idf_
         weighted = transformer.transform(matrix, copy=False)
         return scipy.sparse.csr_matrix((weighted.data.astype(numpy.float32, copy=False), indices, indptr), shape=shape)
 
