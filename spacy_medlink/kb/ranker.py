@@ -28,7 +28,7 @@ import math
 from functools import lru_cache
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy
 import srsly
@@ -61,26 +61,28 @@ class MentionStats:
 
     def __init__(self) -> None:
         self.key_concepts: Dict[str, Counter] = defaultdict(Counter)
+        self.key_totals: Counter = Counter()  # key -> its count over all concepts
         self.concepts: Counter = Counter()
         self._ranked: Dict[str, List[str]] = {}  # key -> concepts, most often first (cleared on add)
 
     def add(self, key: str, concept_id: str, n: int = 1) -> None:
         self.key_concepts[key][concept_id] += n
+        self.key_totals[key] += n
         self.concepts[concept_id] += n
         self._ranked.clear()
 
     def counts(self, key: str, concept_id: str, own: Optional["MentionStats"] = None) -> Tuple[int, int, int]:
         """(count of key with concept, count of key, count of concept), minus `own`."""
         kc = self.key_concepts.get(key)
-        pair = kc[concept_id] if kc else 0
-        total = sum(kc.values()) if kc else 0
-        concept = self.concepts[concept_id]
+        pair = kc.get(concept_id, 0) if kc else 0
+        total = self.key_totals[key] if kc else 0
+        concept = self.concepts.get(concept_id, 0)
         if own is not None:
             okc = own.key_concepts.get(key)
             if okc:
-                pair -= okc[concept_id]
-                total -= sum(okc.values())
-            concept -= own.concepts[concept_id]
+                pair -= okc.get(concept_id, 0)
+                total -= own.key_totals[key]
+            concept -= own.concepts.get(concept_id, 0)
         return pair, total, concept
 
     def concepts_of(self, key: str, own: Optional["MentionStats"] = None) -> List[str]:
@@ -142,8 +144,12 @@ def _norm(text: str) -> str:
     return normalize_name(text)
 
 
-def _tokens(text: str) -> List[str]:
-    return _norm(text).split()
+@lru_cache(maxsize=500_000)
+def _name_info(name: str) -> Tuple[str, FrozenSet[str], str]:
+    """A candidate name's key, its tokens and its last token ("" for no name)."""
+    key = _norm(name) if name else ""
+    split = key.split()
+    return key, frozenset(split), split[-1] if split else ""
 
 
 class CandidateRanker:
@@ -216,71 +222,99 @@ class CandidateRanker:
         generator: "CandidateGenerator",
         own: Optional[Sequence[Optional[MentionStats]]] = None,
     ) -> numpy.ndarray:
-        """One row per (span, candidate), in order; `own[i]` is left out of the statistics (training)."""
+        """One row per (span, candidate), in order; `own[i]` is left out of the statistics (training).
+
+        Built a column at a time: what depends on the mention alone is computed
+        once per mention and repeated, what depends on a candidate's name once
+        per distinct name; only the pairwise features loop over rows.
+        """
         kb = generator.kb
-        n_rows = sum(len(c) for c in expanded)
+        sizes = numpy.asarray([len(c) for c in expanded], dtype=numpy.int64)
+        n_rows = int(sizes.sum())
         X = numpy.zeros((n_rows, len(FEATURES)), dtype=numpy.float32)
+        if not n_rows:
+            return X
+        name_info = _name_info
+        preferred: Dict[str, str] = {}
+        texts = [span.text for span in spans]
+        keys = [_norm(t) for t in texts]
+        lkeys = [_norm(lf) if lf else None for lf in long_forms]
         # what each doc's other mentions link to: top-1 counts, exact hits
         doc_top1: Dict[int, Counter] = defaultdict(Counter)
         doc_exact: Dict[int, Counter] = defaultdict(Counter)
         exact_sets: List[set] = []
-        for span, lf, cands in zip(spans, long_forms, expanded):
-            keys = {_norm(span.text)} | ({_norm(lf)} if lf else set())
-            exact = {c.concept_id for c, origin in cands if origin == GENERATED and _norm(c.name) in keys}
+        for span, key, lkey, cands in zip(spans, keys, lkeys, expanded):
+            exact = {c.concept_id for c, origin in cands
+                     if origin == GENERATED and name_info(c.name)[0] in (key, lkey)}
             exact_sets.append(exact)
             if cands and cands[0][1] == GENERATED:
                 doc_top1[id(span.doc)][cands[0][0].concept_id] += 1
             for cid in exact:
                 doc_exact[id(span.doc)][cid] += 1
-        row = 0
-        for i, (span, lf, cands) in enumerate(zip(spans, long_forms, expanded)):
-            text = span.text
-            key = _norm(text)
-            lkey = _norm(lf) if lf else None
-            toks = set(_tokens(text))
-            ltoks = set(_tokens(lf)) if lf else set()
-            head = _tokens(text)[-1:] or [""]
-            lhead = _tokens(lf)[-1:] if lf else [None]
+        # per mention, repeated over its candidates
+        per_span = numpy.zeros((len(spans), 6), dtype=numpy.float64)
+        for i, (span, text, lf) in enumerate(zip(spans, texts, long_forms)):
+            alpha = sum(ch.isalpha() for ch in text)
+            upper = sum(ch.isupper() for ch in text)
+            per_span[i] = (lf is not None, len(text), len(span), len(text) <= 6 and alpha > 0 and upper * 2 >= alpha,
+                           any(ch.isdigit() for ch in text), len(exact_sets[i]))
+        for j, name in enumerate(("has_long", "mention_chars", "mention_tokens", "short_upper", "has_digit", "n_exact")):
+            X[:, _INDEX[name]] = numpy.repeat(per_span[:, j], sizes)
+        # per row
+        no_head = object()  # a long form without tokens matches no head
+        stats = self.stats
+        pair_cols = ("score", "rank_recip", "gap_top1", "exact", "exact_long", "exact_case", "token_jaccard",
+                     "head_match", "prior", "key_count", "prior_long", "concept_count", "from_train", "from_doc",
+                     "doc_top1", "doc_exact", "preferred")
+        rows: List[Tuple[float, ...]] = []
+        append = rows.append
+        for i, (span, text, lf, key, lkey, cands) in enumerate(zip(spans, texts, long_forms, keys, lkeys, expanded)):
+            tok_list = key.split()
+            toks = set(tok_list)
+            ltok_list = lkey.split() if lkey else []
+            ltoks = set(ltok_list)
+            head = tok_list[-1] if tok_list else ""
+            lhead = (ltok_list[-1] if ltok_list else no_head) if lf else no_head
             mine = own[i] if own is not None else None
             top_score = cands[0][0].score if cands else 0.0
             exact = exact_sets[i]
             dt, de = doc_top1[id(span.doc)], doc_exact[id(span.doc)]
-            alpha = sum(ch.isalpha() for ch in text)
-            upper = sum(ch.isupper() for ch in text)
+            top_id = cands[0][0].concept_id if cands and cands[0][1] == GENERATED else None
             for rank, (cand, origin) in enumerate(cands):
-                cid = cand.concept_id
-                name_key = _norm(cand.name) if cand.name else ""
-                ntoks = set(name_key.split())
-                f = X[row]
-                f[_INDEX["score"]] = cand.score
-                f[_INDEX["rank_recip"]] = 1.0 / (1 + rank) if origin == GENERATED else 0.0
-                f[_INDEX["gap_top1"]] = top_score - cand.score
-                f[_INDEX["exact"]] = bool(name_key) and name_key == key
-                f[_INDEX["exact_long"]] = bool(name_key) and name_key == lkey
-                f[_INDEX["exact_case"]] = bool(cand.name) and (cand.name == text or cand.name == lf)
-                f[_INDEX["token_jaccard"]] = max(_jaccard(toks, ntoks), _jaccard(ltoks, ntoks))
-                name_head = name_key.split()[-1:] or [""]
-                f[_INDEX["head_match"]] = bool(name_key) and (name_head == head or name_head == lhead)
-                pair, total, ccount = self.stats.counts(key, cid, mine)
-                f[_INDEX["prior"]] = pair / total if total > 0 else 0.0
-                f[_INDEX["key_count"]] = math.log1p(max(total, 0))
+                cid, name = cand.concept_id, cand.name
+                name_key, ntoks, name_head = name_info(name)
+                pair, total, ccount = stats.counts(key, cid, mine)
                 if lkey:
-                    lpair, ltotal, _ = self.stats.counts(lkey, cid, mine)
-                    f[_INDEX["prior_long"]] = lpair / ltotal if ltotal > 0 else 0.0
-                f[_INDEX["concept_count"]] = math.log1p(max(ccount, 0))
-                f[_INDEX["has_long"]] = lf is not None
-                f[_INDEX["from_train"]] = origin == TRAINING
-                f[_INDEX["from_doc"]] = origin == DOCUMENT
-                own_top = 1 if (cands and cands[0][1] == GENERATED and cands[0][0].concept_id == cid) else 0
-                f[_INDEX["doc_top1"]] = math.log1p(dt[cid] - own_top)
-                f[_INDEX["doc_exact"]] = math.log1p(de[cid] - (cid in exact))
-                f[_INDEX["mention_chars"]] = len(text)
-                f[_INDEX["mention_tokens"]] = len(span)
-                f[_INDEX["short_upper"]] = len(text) <= 6 and alpha > 0 and upper * 2 >= alpha
-                f[_INDEX["has_digit"]] = any(ch.isdigit() for ch in text)
-                f[_INDEX["preferred"]] = bool(cand.name) and kb.name_of(cid) == cand.name
-                f[_INDEX["n_exact"]] = len(exact)
-                row += 1
+                    lpair, ltotal, _ = stats.counts(lkey, cid, mine)
+                    prior_long = lpair / ltotal if ltotal > 0 else 0.0
+                else:
+                    prior_long = 0.0
+                if name:
+                    if cid not in preferred:
+                        preferred[cid] = kb.name_of(cid)
+                    is_preferred = preferred[cid] == name
+                else:
+                    is_preferred = False
+                append((
+                    cand.score,
+                    1.0 / (1 + rank) if origin == GENERATED else 0.0,
+                    top_score - cand.score,
+                    bool(name_key) and name_key == key,
+                    bool(name_key) and name_key == lkey,
+                    bool(name) and (name == text or name == lf),
+                    max(_jaccard(toks, ntoks), _jaccard(ltoks, ntoks)),
+                    bool(name_key) and (name_head == head or name_head == lhead),
+                    pair / total if total > 0 else 0.0,
+                    math.log1p(max(total, 0)),
+                    prior_long,
+                    math.log1p(max(ccount, 0)),
+                    origin == TRAINING,
+                    origin == DOCUMENT,
+                    math.log1p(dt[cid] - (cid == top_id)),
+                    math.log1p(de[cid] - (cid in exact)),
+                    is_preferred,
+                ))
+        X[:, [_INDEX[c] for c in pair_cols]] = numpy.asarray(rows, dtype=numpy.float32)
         return X
 
     # -- learning -----------------------------------------------------------------------

@@ -130,6 +130,78 @@ def test_expand_adds_training_and_document_candidates(generator, fitted, docs):
     assert first[FEATURES.index("exact")] == 1.0 and first[FEATURES.index("rank_recip")] == 1.0
 
 
+def _reference_row(ranker, kb, span, lf, cands, rank, own, doc_spans):
+    """One feature row the slow way: every feature from its definition, for one (span, candidate)."""
+    import math
+
+    from spacy_medlink.kb.candidates import normalize_name as norm
+
+    cand, origin = cands[rank]
+    key, lkey = norm(span.text), norm(lf) if lf else None
+    name_key = norm(cand.name) if cand.name else ""
+
+    def exact_ids(s, s_lf, s_cands):
+        keys = {norm(s.text)} | ({norm(s_lf)} if s_lf else set())
+        return {c.concept_id for c, o in s_cands if o == GENERATED and c.name and norm(c.name) in keys}
+
+    def jac(a, b):
+        a, b = set(a.split()), set(b.split())
+        return len(a & b) / len(a | b) if a and b else 0.0
+
+    others = [(s, s_lf, s_c) for s, s_lf, s_c in doc_spans if s is not span]
+    top1 = sum(1 for s, _, s_c in others if s_c and s_c[0][1] == GENERATED and s_c[0][0].concept_id == cand.concept_id)
+    exact_other = sum(1 for s, s_lf, s_c in others if cand.concept_id in exact_ids(s, s_lf, s_c))
+    pair, total, ccount = ranker.stats.counts(key, cand.concept_id, own)
+    lpair, ltotal = ranker.stats.counts(lkey, cand.concept_id, own)[:2] if lkey else (0, 0)
+    last = lambda t: t.split()[-1:]  # noqa: E731
+    text, alpha = span.text, sum(ch.isalpha() for ch in span.text)
+    row = {
+        "score": cand.score, "rank_recip": 1 / (1 + rank) if origin == GENERATED else 0.0,
+        "gap_top1": cands[0][0].score - cand.score, "exact": bool(name_key) and name_key == key,
+        "exact_long": bool(name_key) and name_key == lkey,
+        "exact_case": bool(cand.name) and cand.name in (text, lf),
+        "token_jaccard": max(jac(key, name_key), jac(lkey or "", name_key)),
+        "head_match": bool(name_key) and (last(name_key) == last(key) or (lkey is not None and last(name_key) == last(lkey))),
+        "prior": pair / total if total else 0.0, "key_count": math.log1p(total),
+        "prior_long": lpair / ltotal if ltotal else 0.0, "concept_count": math.log1p(ccount),
+        "has_long": lf is not None, "from_train": origin == TRAINING, "from_doc": origin == DOCUMENT,
+        "doc_top1": math.log1p(top1), "doc_exact": math.log1p(exact_other),
+        "mention_chars": len(text), "mention_tokens": len(span),
+        "short_upper": len(text) <= 6 and alpha > 0 and 2 * sum(ch.isupper() for ch in text) >= alpha,
+        "has_digit": any(ch.isdigit() for ch in text),
+        "preferred": bool(cand.name) and kb.name_of(cand.concept_id) == cand.name,
+        "n_exact": len(exact_ids(span, lf, cands)),
+    }
+    return numpy.asarray([row[f] for f in FEATURES], dtype=numpy.float32)
+
+
+@pytest.mark.parametrize("leave_out", [False, True])
+def test_features_match_a_row_by_row_reference(generator, fitted, docs, leave_out):
+    """The column-wise feature builder against each feature computed from its definition."""
+    from spacy_medlink.kb.span_lookup import generator_candidates
+
+    ranker, _ = fitted
+    split = docs[0] if leave_out else docs[1]
+    _, per_doc = split_stats(split, generator.kb.resolve)
+    spans = [e for d in split for e in d.ents]
+    owners = [per_doc[d] for d, doc in enumerate(split) for _ in doc.ents] if leave_out else None
+    long_forms = span_long_forms(spans)
+    long_forms[0] = "common cold"  # a long form on one span, so the long-form features are exercised
+    expanded = ranker.expand(spans, long_forms, generator_candidates(generator, spans, long_forms, k=5), own=owners)
+    X = ranker.features(spans, long_forms, expanded, generator, own=owners)
+    doc_spans = {}
+    for span, lf, cands in zip(spans, long_forms, expanded):
+        doc_spans.setdefault(id(span.doc), []).append((span, lf, cands))
+    row = 0
+    for i, (span, lf, cands) in enumerate(zip(spans, long_forms, expanded)):
+        own = owners[i] if owners else None
+        for rank in range(len(cands)):
+            want = _reference_row(ranker, generator.kb, span, lf, cands, rank, own, doc_spans[id(span.doc)])
+            numpy.testing.assert_allclose(X[row], want, rtol=1e-6, err_msg=f"{span.text} / {cands[rank][0]}")
+            row += 1
+    assert row == len(X) and X[:, FEATURES.index("has_long")].sum() > 0
+
+
 def test_ranker_learns_the_training_prior(generator, fitted, docs):
     """"cold" is an exact name of two concepts; the training split says which."""
     ranker, report = fitted
