@@ -24,6 +24,7 @@ from .run import Progress, prepare_output, write_annotated
 from .writers import Annotated
 
 READ_CPUS = 0  # readers reserve no CPU, so they run beside actors that hold every CPU
+READ_BLOCK_BYTES = 256 * 1024  # about a hundred abstracts per block: work for every actor
 
 
 def _shards(inputs: Sequence[Path]) -> List[str]:
@@ -67,9 +68,12 @@ class _Annotator:
     """A Ray actor: loads the pipeline once, annotates batches of rows."""
 
     def __init__(self, model: str, max_chars: int, batch_size: int, fault: Optional[Dict[str, str]] = None) -> None:
+        import gc
+
         import spacy
 
         self.nlp = spacy.load(model)
+        gc.freeze()  # as the local command does: the collector leaves the loaded pipeline alone
         self.max_chars = max_chars
         self.batch_size = batch_size
         self.fault = fault  # tests: {"id": ..., "flag": path}: die once on that record
@@ -126,6 +130,10 @@ def annotate_ray(
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = False
+    # A shard's records would come out as one block (the default target is 128 MiB) and an
+    # actor takes whole blocks: one actor would annotate a whole file while the others wait.
+    # (`repartition` would split them too, but its tasks need a CPU the actors hold.)
+    ctx.target_max_block_size = min(ctx.target_max_block_size or READ_BLOCK_BYTES, READ_BLOCK_BYTES)
     previous = prepare_output(out_dir, fmt)
     base = {"fmt": input_format, "id_field": id_field, "text_field": text_field, "skip_bad": skip_bad}
     shards = [{"path": p, **base} for p in _shards(inputs)]

@@ -15,6 +15,7 @@ that the input still starts with them) and goes on after the last one.
 The summary's counts add up: read = annotated + resumed + skipped
 (empty texts are annotated, with no entities, and counted apart).
 """
+import gc
 import itertools
 import json
 import multiprocessing
@@ -140,7 +141,14 @@ class Workers:
             first = [doc_annotations(doc) for doc in self.nlp.pipe(head, batch_size=size)]
             methods = multiprocessing.get_all_start_methods()
             context = multiprocessing.get_context("fork" if "fork" in methods else None)
-            self.pool = context.Pool(self.n_process, initializer=_init_worker, initargs=(self.nlp,))
+            # The pipeline's objects are the children's too: frozen, the children's garbage
+            # collector never walks them, so it never writes their headers and their pages
+            # stay shared instead of being copied into every worker.
+            gc.freeze()
+            try:
+                self.pool = context.Pool(self.n_process, initializer=_init_worker, initargs=(self.nlp,))
+            finally:
+                gc.unfreeze()
         batches = self.pool.imap(_annotate_batch, [texts[i : i + size] for i in range(0, len(texts), size)])
         return itertools.chain(first, itertools.chain.from_iterable(batches))
 

@@ -16,6 +16,7 @@ goes to a JSON file.
   `(mid^w_mid · high^w_high · kb^w_kb)^(1/Σw)` and leaves the ID empty under
   `threshold`; the weights and the threshold are swept as a grid.
 """
+import contextlib
 from itertools import product
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -55,18 +56,21 @@ def sweep_settings(nlp, pipe_name: str, examples: List, settings: Sequence[Dict[
         before.append(proc)
     saved = {k: pipe.cfg[k] for k in keys}
     predicted: List[List] = [[] for _ in settings]
+    # KB-backed pipes look a batch of spans up once, however many settings send it to the KB
+    memoized = getattr(pipe, "memoized_lookups", contextlib.nullcontext)
     try:
-        for batch in minibatch(examples, batch_size):
-            docs = [nlp.make_doc(eg.reference.text) for eg in batch]
-            for proc in before:
-                docs = list(proc.pipe(docs))
-            scores = pipe.predict(docs)
-            _drop_transformer_output(docs)
-            for i, setting in enumerate(settings):
-                pipe.cfg.update(setting)
-                copies = [doc.copy() for doc in docs]
-                pipe.set_annotations(copies, scores)
-                predicted[i].extend(Example(doc, eg.reference) for doc, eg in zip(copies, batch))
+        with memoized():
+            for batch in minibatch(examples, batch_size):
+                docs = [nlp.make_doc(eg.reference.text) for eg in batch]
+                for proc in before:
+                    docs = list(proc.pipe(docs))
+                scores = pipe.predict(docs)
+                _drop_transformer_output(docs)
+                for i, setting in enumerate(settings):
+                    pipe.cfg.update(setting)
+                    copies = [doc.copy() for doc in docs]
+                    pipe.set_annotations(copies, scores)
+                    predicted[i].extend(Example(doc, eg.reference) for doc, eg in zip(copies, batch))
     finally:
         pipe.cfg.update(saved)
     return [{**setting, **_summary(pipe.score(egs))} for setting, egs in zip(settings, predicted)]

@@ -5,9 +5,10 @@ loads the cfg (labels) before the model, so the heads exist before their
 weights load, and that carries the optional KB (a `CandidateGenerator`)
 along. `ConceptPipe` adds the linking of components that classify over the
 concepts seen in training, with the KB as fallback and re-ranker."""
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy
 import srsly
@@ -346,10 +347,33 @@ class ConceptPipe(KBPipe):
         from ..kb.span_lookup import span_candidates
 
         assert self.generator is not None
-        return span_candidates(
+        memo = self._cache.get("kb_memo")
+        if memo is not None:  # `memoized_lookups`: the same spans, the same answer
+            key = tuple((span.doc.text, span.start, span.end, span.label) for span in spans)
+            if key in memo:
+                return memo[key]
+        found = span_candidates(
             self.generator,
             spans,
             k=self.cfg["k"],
             type_map=self.cfg["type_map"],
             use_abbreviations=self.cfg["use_abbreviations"],
         )
+        if memo is not None:
+            memo[key] = found
+        return found
+
+    @contextmanager
+    def memoized_lookups(self) -> Iterator[None]:
+        """Within the block, a batch of spans already looked up gets its earlier answer.
+
+        For sweeps (`tune threshold`): settings that send the same spans to the KB
+        (every rerank_weight and kb_threshold under one men_threshold) look them up
+        once. The answer depends on the batch (the ranker reads the document's
+        other mentions), so the key is the whole batch, not each span.
+        """
+        self._cache["kb_memo"] = {}
+        try:
+            yield
+        finally:
+            self._cache.pop("kb_memo", None)

@@ -1,4 +1,6 @@
 """`tune threshold` and `tune resolution`: decoding settings chosen on dev and saved with the pipeline."""
+import contextlib
+
 import spacy
 import srsly
 from spacy.tokens import DocBin
@@ -20,6 +22,28 @@ def test_sweep_scores_each_threshold(trained):  # noqa: F811
     assert by_t[1.01]["nen_f"] < 1.0
     assert by_t[0.0]["ents_f"] == by_t[1.01]["ents_f"] == 1.0  # NER does not depend on it
     assert trained.get_pipe("medlink_joint_tagger").cfg["men_threshold"] == 0.5  # restored
+
+
+def test_sweep_asks_the_kb_once_per_span_batch(trained, monkeypatch):  # noqa: F811
+    """Settings that send the same spans to the KB share one lookup, and score as if each looked them up."""
+    from spacy_medlink.cli import tune
+    from spacy_medlink.kb import span_lookup
+
+    settings = [{"men_threshold": t, "rerank_weight": w, "kb_threshold": k}
+                for t in (0.0, 1.01) for w in (0.0, 1.0) for k in (0.0, 0.5)]
+    calls = []
+    real = span_lookup.span_candidates
+    monkeypatch.setattr(span_lookup, "span_candidates", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    examples = _examples(trained)
+    rows = tune.sweep_settings(trained, "medlink_joint_tagger", examples, settings)
+    memoized = len(calls)
+    pipe = trained.get_pipe("medlink_joint_tagger")
+    monkeypatch.setattr(type(pipe), "memoized_lookups", contextlib.nullcontext, raising=False)
+    calls.clear()
+    fresh = tune.sweep_settings(trained, "medlink_joint_tagger", examples, settings)
+    assert rows == fresh
+    assert 0 < memoized < len(calls)  # at 1.01 every span goes to the KB: looked up once, not four times
+    assert "kb_memo" not in pipe._cache  # the memo ends with the sweep
 
 
 def test_tune_cli_saves_best_threshold(trained, tmp_path):  # noqa: F811
