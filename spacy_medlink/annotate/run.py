@@ -144,11 +144,14 @@ class Workers:
             # The pipeline's objects are the children's too: frozen, the children's garbage
             # collector never walks them, so it never writes their headers and their pages
             # stay shared instead of being copied into every worker.
+            # (`annotate` froze them after loading already; then they stay frozen here too.)
+            frozen_before = gc.get_freeze_count() > 0
             gc.freeze()
             try:
                 self.pool = context.Pool(self.n_process, initializer=_init_worker, initargs=(self.nlp,))
             finally:
-                gc.unfreeze()
+                if not frozen_before:
+                    gc.unfreeze()
         batches = self.pool.imap(_annotate_batch, [texts[i : i + size] for i in range(0, len(texts), size)])
         return itertools.chain(first, itertools.chain.from_iterable(batches))
 

@@ -349,7 +349,11 @@ class ConceptPipe(KBPipe):
         assert self.generator is not None
         memo = self._cache.get("kb_memo")
         if memo is not None:  # `memoized_lookups`: the same spans, the same answer
-            key = tuple((span.doc.text, span.start, span.end, span.label) for span in spans)
+            texts: Dict[int, str] = {}  # each doc's text built once, not once per span
+            for span in spans:
+                if id(span.doc) not in texts:
+                    texts[id(span.doc)] = span.doc.text
+            key = tuple((texts[id(span.doc)], span.start, span.end, span.label) for span in spans)
             if key in memo:
                 return memo[key]
         found = span_candidates(
