@@ -57,3 +57,38 @@ def test_init_tok2vec_loads_the_weights(name, paths):
     assert len(got) == len(expected) > 0
     for a, b in zip(got, expected):
         numpy.testing.assert_array_equal(a, b)
+
+
+@pytest.fixture(scope="module")
+def zh_train(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("init_tok2vec_zh")
+    nlp = spacy.blank("zh", config={"nlp": {"tokenizer": {"segmenter": "char"}}})
+    doc = nlp.make_doc("患者出现胃癌和腹痛")
+    doc.spans["nested"] = [doc.char_span(4, 6, label="dis"), doc.char_span(7, 9, label="sym"),
+                           doc.char_span(4, 5, label="bod")]
+    DocBin(docs=[doc]).to_disk(tmp / "train.spacy")
+    return tmp / "train.spacy"
+
+
+@pytest.mark.parametrize("name", ["nested_zh_bigram", "spancat_zh_bigram"])
+def test_zh_pretrain_weights_load(name, zh_train, tmp_path):
+    """What `spacy pretrain configs/pretrain_zh_bigram.cfg` writes (its tok2vec
+    pipe's weights) loads into both Chinese bigram recognizers' inline tok2vec."""
+    pre = load_config(CONFIGS / "pretrain_zh_bigram.cfg")
+    donor = spacy.util.load_model_from_config(pre, auto_fill=True).get_pipe("tok2vec").model
+    doc = spacy.blank("zh", config={"nlp": {"tokenizer": {"segmenter": "char"}}}).make_doc("胃癌")
+    donor.initialize(X=[doc])
+    for node in donor.walk():
+        for param in node.param_names:
+            if node.has_param(param):
+                node.set_param(param, node.get_param(param) + 0.5)
+    (tmp_path / "zh.bin").write_bytes(donor.to_bytes())
+    overrides = {"paths.train": str(zh_train), "paths.dev": str(zh_train),
+                 "paths.init_tok2vec": str(tmp_path / "zh.bin")}
+    config = load_config(CONFIGS / f"{name}.cfg", overrides=overrides)
+    loaded = _tok2vec(init_nlp(config), config)
+    expected = [node.get_param(p) for node in donor.walk() for p in node.param_names if node.has_param(p)]
+    got = [node.get_param(p) for node in loaded.walk() for p in node.param_names if node.has_param(p)]
+    assert len(got) == len(expected) > 0
+    for a, b in zip(got, expected):
+        numpy.testing.assert_array_equal(a, b)
