@@ -54,6 +54,10 @@ class KBPipe(TrainablePipe):
 
     generator: Optional["CandidateGenerator"]
     cfg: Dict[str, Any]
+    # cfg keys that only change prediction: at load the pipeline's config (with any
+    # override given to spacy.load) decides them, not the cfg saved beside the
+    # weights, so `spacy.load(..., config=...)` can move a threshold
+    inference_settings: Tuple[str, ...] = ()
 
     # -- entity labels and tags ---------------------------------------------------
     @property
@@ -153,7 +157,7 @@ class KBPipe(TrainablePipe):
             self.generator = CandidateGenerator.from_bytes(b) if b else None
 
         deserialize = {
-            "cfg": lambda b: self._load_cfg(srsly.json_loads(b)),
+            "cfg": lambda b: self._load_cfg(self._trained_cfg(srsly.json_loads(b))),
             "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
             "model": lambda b: self.model.from_bytes(b),
             "kb": load_kb,
@@ -182,13 +186,17 @@ class KBPipe(TrainablePipe):
             self.generator = CandidateGenerator.from_disk(p) if p.exists() else None
 
         deserialize = {
-            "cfg": lambda p: self._load_cfg(srsly.read_json(p)),
+            "cfg": lambda p: self._load_cfg(self._trained_cfg(srsly.read_json(p))),
             "vocab": lambda p: self.vocab.from_disk(p, exclude=exclude),
             "model": load_model,
             "kb": load_kb,
         }
         util.from_disk(path, deserialize, exclude)
         return self
+
+    def _trained_cfg(self, saved: Dict[str, Any]) -> Dict[str, Any]:
+        """The saved cfg without the inference settings, which the config gives."""
+        return {k: v for k, v in saved.items() if k not in self.inference_settings}
 
     def _load_cfg(self, cfg: Dict[str, Any]) -> None:
         raise NotImplementedError
@@ -202,11 +210,14 @@ class ConceptPipe(KBPipe):
 
     cfg adds "concepts" (concept ID -> the entity labels it was seen with),
     "men_threshold", "rerank_weight", "kb_threshold", "restrict_concepts", "k",
-    "use_abbreviations" and "type_map" (the names `tune threshold` sets).
+    "use_abbreviations" and "type_map" (the names `tune threshold` sets):
+    linking settings, so the config decides them at load.
     Subclasses reset ``_cache`` whenever the labels change.
     """
 
     _cache: Dict[str, Any]
+    inference_settings = ("men_threshold", "rerank_weight", "kb_threshold", "restrict_concepts", "k",
+                          "use_abbreviations", "type_map")
 
     @property
     def concepts(self) -> Tuple[str, ...]:

@@ -207,6 +207,11 @@ class GatedNormalizer(KBPipe):
     """Progressive multi-task NER + normalization. Labels: entity types, read
     from the training data; concepts: any in the KB given at initialize."""
 
+    # the resolution rule (`tune resolution` sets them); k and type_map also
+    # draw the hard negatives in training, so the saved cfg keeps them
+    inference_settings = ("mid_score_weight", "high_score_weight", "kb_score_weight", "threshold",
+                          "use_abbreviations", "pair_batch_size")
+
     def __init__(
         self,
         vocab: Vocab,

@@ -189,9 +189,14 @@ class KBLinker(Pipe):
         path = util.ensure_path(path)
         from ..kb.candidates import CandidateGenerator
 
-        self.cfg.update(srsly.read_json(path / "cfg"))
+        self._load_cfg(srsly.read_json(path / "cfg"))
         self.generator = CandidateGenerator.from_disk(path / "kb")
         return self
+
+    def _load_cfg(self, saved: Dict[str, Any]) -> None:
+        # every setting is a config argument: the config (with any override given to
+        # spacy.load) decides; the saved cfg fills only keys the config lacks
+        self.cfg.update({k: v for k, v in saved.items() if k not in self.cfg})
 
     def to_bytes(self, *, exclude=tuple()) -> bytes:
         return srsly.msgpack_dumps({"cfg": self.cfg, "kb": self._require_generator().to_bytes()})
@@ -200,7 +205,7 @@ class KBLinker(Pipe):
         from ..kb.candidates import CandidateGenerator
 
         data = srsly.msgpack_loads(bytes_data)
-        self.cfg.update(data["cfg"])
+        self._load_cfg(data["cfg"])
         self.generator = CandidateGenerator.from_bytes(data["kb"])
         return self
 

@@ -62,9 +62,9 @@ from ..scoring import NESTED_SCORE_WEIGHTS
 from ._kb_pipe import DEFAULT_TOK2VEC_CONFIG
 
 PREDICT_PADDED = 4096
+"""Padded tokens (docs × longest doc) per chunk at prediction."""
 # settings that only change decoding: taken from the config at load, not from the saved cfg
 INFERENCE_SETTINGS = ("decoder", "biaffine_threshold", "set_ents")
-"""Padded tokens (docs × longest doc) per chunk at prediction."""
 
 default_model_config = """
 [model]

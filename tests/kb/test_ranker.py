@@ -374,6 +374,11 @@ def test_kb_linker_with_ranker_round_trips(generator, fitted, docs, tmp_path):
     doc2 = docs[1][0].copy()
     doc2.ents = [Span(doc2, e.start, e.end, label=e.label_) for e in doc2.ents]
     assert [(e.kb_id_, e._.medlink_score) for e in again(doc2).ents] == out
+    # the threshold is a config setting: spacy.load(..., config=...) moves it
+    nlp.to_disk(tmp_path / "nlp")
+    override = {"components": {"medlink_kb_linker": {"threshold": 0.9}}}
+    assert spacy.load(tmp_path / "nlp", config=override).get_pipe("medlink_kb_linker").cfg["threshold"] == 0.9
+    assert spacy.load(tmp_path / "nlp").get_pipe("medlink_kb_linker").cfg["threshold"] == 0.5
 
 
 def test_attach_puts_the_ranker_into_a_trained_pipeline(generator, fitted, docs, tmp_path):

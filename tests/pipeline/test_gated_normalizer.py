@@ -249,6 +249,18 @@ def test_empty_docs_and_valid_paths(trained):
     assert nlp("").ents == ()
 
 
+def test_resolution_settings_are_chosen_at_load(trained, tmp_path):
+    """spacy.load(..., config=...) moves the resolution rule of a trained pipeline."""
+    nlp, _ = trained
+    nlp.to_disk(tmp_path / "nlp")
+    saved = nlp.get_pipe(NAME).cfg
+    override = {"components": {NAME: {"threshold": 0.321, "kb_score_weight": 2.0}}}
+    pipe = spacy.load(tmp_path / "nlp", config=override).get_pipe(NAME)
+    assert (pipe.cfg["threshold"], pipe.cfg["kb_score_weight"]) == (0.321, 2.0)
+    assert pipe.cfg["concepts"] == saved["concepts"] and pipe.cfg["mention_names"] == saved["mention_names"]
+    assert spacy.load(tmp_path / "nlp").get_pipe(NAME).cfg == saved
+
+
 def test_serialization_round_trips(trained, tmp_path):
     nlp, _ = trained
     texts = [text for text, _ in TRAIN_DATA] + ["Gastric ulcer after aspirin and ibuprofen."]

@@ -181,6 +181,20 @@ def test_serialization_round_trips(trained, tmp_path):
     assert "men_out.weight" in state and "crf.transitions" in state
 
 
+def test_linking_settings_are_chosen_at_load(trained, tmp_path):
+    """spacy.load(..., config=...) moves the linking thresholds of a trained pipeline:
+    the config decides them at load, the saved cfg keeps the labels and concepts."""
+    trained.to_disk(tmp_path / "nlp")
+    name = "medlink_joint_tagger"
+    saved = trained.get_pipe(name).cfg
+    override = {"components": {name: {"men_threshold": 0.123, "kb_threshold": 0.456, "rerank_weight": 0.5}}}
+    pipe = spacy.load(tmp_path / "nlp", config=override).get_pipe(name)
+    assert (pipe.cfg["men_threshold"], pipe.cfg["kb_threshold"], pipe.cfg["rerank_weight"]) == (0.123, 0.456, 0.5)
+    assert pipe.cfg["concepts"] == saved["concepts"] and pipe.cfg["labels"] == saved["labels"]
+    assert pipe.cfg["men_weight"] == saved["men_weight"]
+    assert spacy.load(tmp_path / "nlp").get_pipe(name).cfg == saved
+
+
 def test_kb_fallback_for_unseen_concept(trained):
     jt = trained.get_pipe("medlink_joint_tagger")
     text = "Patients with gastric ulcer were given aspirin."
