@@ -19,6 +19,7 @@ def test_zeroshot_splits_by_training_concepts(trained, tmp_path):  # noqa: F811
     out = tmp_path / "z.json"
     for threshold, unseen_correct in ((0.0, 0), (1.01, 1)):  # MEN only / KB only
         jt.cfg["men_threshold"] = threshold
+        trained.get_pipe_config("medlink_joint_tagger")["men_threshold"] = threshold  # as `tune` saves it
         trained.to_disk(tmp_path / "model")
         result = CliRunner().invoke(app, ["benchmark", "zeroshot", str(tmp_path / "model"), "--train",
                                           str(tmp_path / "train.spacy"), "--data", str(tmp_path / "test.spacy"),
@@ -29,3 +30,4 @@ def test_zeroshot_splits_by_training_concepts(trained, tmp_path):  # noqa: F811
         assert row["unseen"]["mentions"] == 1 and row["unseen"]["correct"] == unseen_correct
         assert row["seen"] == {"mentions": 1, "correct": 1, "recall": 1.0}
     jt.cfg["men_threshold"] = 0.5
+    trained.get_pipe_config("medlink_joint_tagger")["men_threshold"] = 0.5

@@ -370,14 +370,15 @@ def test_kb_linker_with_ranker_round_trips(generator, fitted, docs, tmp_path):
     doc.ents = [Span(doc, e.start, e.end, label=e.label_) for e in doc.ents]
     out = [(e.kb_id_, e._.medlink_score) for e in linker(doc).ents]
     assert out[0][0] == "D003139" and all(0.0 <= s <= 1.0 for _, s in out)
-    again = spacy.blank("en").add_pipe("medlink_kb_linker").from_bytes(linker.to_bytes())
+    again = spacy.blank("en").add_pipe("medlink_kb_linker", config={"threshold": 0.5}).from_bytes(linker.to_bytes())
     doc2 = docs[1][0].copy()
     doc2.ents = [Span(doc2, e.start, e.end, label=e.label_) for e in doc2.ents]
     assert [(e.kb_id_, e._.medlink_score) for e in again(doc2).ents] == out
     # the threshold is a config setting: spacy.load(..., config=...) moves it
     nlp.to_disk(tmp_path / "nlp")
     override = {"components": {"medlink_kb_linker": {"threshold": 0.9}}}
-    assert spacy.load(tmp_path / "nlp", config=override).get_pipe("medlink_kb_linker").cfg["threshold"] == 0.9
+    with pytest.warns(UserWarning, match="threshold = 0.9 from the config, not the 0.5 saved"):
+        assert spacy.load(tmp_path / "nlp", config=override).get_pipe("medlink_kb_linker").cfg["threshold"] == 0.9
     assert spacy.load(tmp_path / "nlp").get_pipe("medlink_kb_linker").cfg["threshold"] == 0.5
 
 

@@ -255,7 +255,9 @@ def test_resolution_settings_are_chosen_at_load(trained, tmp_path):
     nlp.to_disk(tmp_path / "nlp")
     saved = nlp.get_pipe(NAME).cfg
     override = {"components": {NAME: {"threshold": 0.321, "kb_score_weight": 2.0}}}
-    pipe = spacy.load(tmp_path / "nlp", config=override).get_pipe(NAME)
+    with pytest.warns(UserWarning, match="(threshold = 0.321|kb_score_weight = 2.0) from the config") as said:
+        pipe = spacy.load(tmp_path / "nlp", config=override).get_pipe(NAME)
+    assert len([w for w in said if "from the config" in str(w.message)]) == 2
     assert (pipe.cfg["threshold"], pipe.cfg["kb_score_weight"]) == (0.321, 2.0)
     assert pipe.cfg["concepts"] == saved["concepts"] and pipe.cfg["mention_names"] == saved["mention_names"]
     assert spacy.load(tmp_path / "nlp").get_pipe(NAME).cfg == saved

@@ -1,6 +1,7 @@
 """medlink_joint_tagger, in the manner of spaCy's test_spancat.py: a tiny set
 (2 labels, 3 concepts) learned to perfection, serialization round trips, and
 the KB fallback for a concept the MEN head never saw."""
+import warnings
 from pathlib import Path
 
 import numpy
@@ -188,11 +189,17 @@ def test_linking_settings_are_chosen_at_load(trained, tmp_path):
     name = "medlink_joint_tagger"
     saved = trained.get_pipe(name).cfg
     override = {"components": {name: {"men_threshold": 0.123, "kb_threshold": 0.456, "rerank_weight": 0.5}}}
-    pipe = spacy.load(tmp_path / "nlp", config=override).get_pipe(name)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        pipe = spacy.load(tmp_path / "nlp", config=override).get_pipe(name)
+    said = [str(w.message) for w in said if "from the config" in str(w.message)]
+    assert len(said) == 3 and "men_threshold = 0.123 from the config, not the 0.5 saved" in said[0]
     assert (pipe.cfg["men_threshold"], pipe.cfg["kb_threshold"], pipe.cfg["rerank_weight"]) == (0.123, 0.456, 0.5)
     assert pipe.cfg["concepts"] == saved["concepts"] and pipe.cfg["labels"] == saved["labels"]
     assert pipe.cfg["men_weight"] == saved["men_weight"]
-    assert spacy.load(tmp_path / "nlp").get_pipe(name).cfg == saved
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no override: nothing to say
+        assert spacy.load(tmp_path / "nlp").get_pipe(name).cfg == saved
 
 
 def test_kb_fallback_for_unseen_concept(trained):

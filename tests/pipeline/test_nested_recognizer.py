@@ -1,6 +1,8 @@
 """medlink_nested_recognizer, in the manner of spaCy's test_spancat.py: a
 tiny nested set learned to perfection (CRF and Biaffine decoders), the
 targets, serialization round trips, and configuration errors."""
+import warnings
+
 import numpy
 import pytest
 import spacy
@@ -167,7 +169,11 @@ def test_decoder_is_chosen_at_load(tmp_path):
     nlp.to_disk(tmp_path / "nlp")
     texts = [t for t, _ in TRAIN_DATA]
     override = {"components": {"medlink_nested_recognizer": {"decoder": "biaffine", "set_ents": False}}}
-    loaded = spacy.load(tmp_path / "nlp", config=override)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        loaded = spacy.load(tmp_path / "nlp", config=override)
+    said = sorted(str(w.message) for w in said if "from the config" in str(w.message))
+    assert len(said) == 2 and "decoder = 'biaffine' from the config, not the 'crf' saved" in said[0]
     pipe = loaded.get_pipe("medlink_nested_recognizer")
     assert pipe.cfg["decoder"] == "biaffine" and pipe.model.get_ref("heads").attrs["biaffine_predict"]
     assert _outputs(loaded, texts) == _gold()  # the trained Biaffine head, not a fresh one
