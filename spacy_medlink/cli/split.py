@@ -1,8 +1,17 @@
 """`split`: hold out the last N docs of a DocBin, e.g. a tuning slice of a
 train set whose official dev split is the report (CMeEE: the public test
 has no labels, so dev is reported and a slice of train is tuned on), or
-fold I of K contiguous folds, for k-fold cross-validation stacking."""
+fold I of K contiguous folds, for k-fold cross-validation stacking.
+
+With --blocks B the N held-out docs are the ends of B equal segments of the
+file instead of its end: a corpus stored in source order (CMeEE's train is a
+run of textbook chapters, its last 1,000 sentences one paediatrics chapter
+with other entity types and shorter sentences than dev) gets a slice spread
+over all its sources, while each block stays a contiguous passage, so
+neighbouring sentences of one passage do not straddle the two outputs
+except at the B block edges."""
 from pathlib import Path
+from typing import Set
 
 import typer
 from spacy.tokens import DocBin
@@ -21,13 +30,17 @@ def split_cli(
     n_last: int = typer.Option(0, "--last", "-n", help="How many docs to hold out from the end"),
     folds: int = typer.Option(0, "--folds", "-k", help="Instead of --last: K contiguous folds; LAST gets fold --fold"),
     fold: int = typer.Option(0, "--fold", "-i", help="Which fold (0-based) LAST gets, with --folds"),
+    blocks: int = typer.Option(1, "--blocks", "-b", help="With --last: the N docs are the ends of B equal segments of INPUT, not its end"),
     # fmt: on
 ) -> None:
     """Write INPUT's docs to FIRST and LAST, in order: LAST holds the last N
-    docs (--last) or fold I of K (--folds, --fold), FIRST all the others."""
+    docs (--last; with --blocks B, the last N/B docs of each of B equal
+    segments) or fold I of K (--folds, --fold), FIRST all the others."""
     docs = list(DocBin().from_disk(input_path).get_docs(Vocab()))
     if bool(n_last) == bool(folds):
         msg.fail("give either --last N or --folds K (with --fold I)", exits=1)
+    if folds and blocks != 1:
+        msg.fail("--blocks goes with --last, not --folds", exits=1)
     if folds:
         if not (2 <= folds <= len(docs) and 0 <= fold < folds):
             msg.fail(f"--folds must be 2..{len(docs)} and --fold 0..K-1, not {folds} and {fold}", exits=1)
@@ -35,9 +48,23 @@ def split_cli(
     else:
         if not 0 < n_last < len(docs):
             msg.fail(f"--last must be between 1 and {len(docs) - 1} for {input_path} ({len(docs)} docs)", exits=1)
-        start, end = len(docs) - n_last, len(docs)
-    rest, held = docs[:start] + docs[end:], docs[start:end]
+        if not 1 <= blocks <= n_last:
+            msg.fail(f"--blocks must be between 1 and --last ({n_last}), not {blocks}", exits=1)
+    held_at = held_positions(len(docs), n_last, blocks) if n_last else set(range(start, end))
+    rest = [doc for i, doc in enumerate(docs) if i not in held_at]
+    held = [doc for i, doc in enumerate(docs) if i in held_at]
     for path, part in ((first_path, rest), (last_path, held)):
         path.parent.mkdir(parents=True, exist_ok=True)
         DocBin(store_user_data=True, docs=part).to_disk(path)
     msg.good(f"{input_path}: {len(docs)} docs = {len(rest)} in {first_path} + {len(held)} in {last_path}")
+
+
+def held_positions(n_docs: int, n_held: int, blocks: int = 1) -> Set[int]:
+    """Positions of the held-out docs: the last n_held, or with blocks B the
+    last n_held·(j+1)//B − n_held·j//B docs of each of B equal segments."""
+    held: Set[int] = set()
+    for j in range(blocks):
+        seg_end = n_docs * (j + 1) // blocks
+        size = n_held * (j + 1) // blocks - n_held * j // blocks
+        held.update(range(seg_end - size, seg_end))
+    return held

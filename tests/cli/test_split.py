@@ -40,3 +40,21 @@ def test_split_folds_cover_every_doc_once(tmp_path):
         assert sorted(fold + rest) == sorted("甲乙丙丁戊己庚") and not set(fold) & set(rest)
         held += fold
     assert held == list("甲乙丙丁戊己庚")
+
+
+def test_split_blocks_spread_the_held_out_docs(tmp_path):
+    """--blocks B: the last N/B docs of each of B equal segments, every doc in exactly one output."""
+    nlp = spacy.blank("zh")
+    texts = [f"文{i:02d}" for i in range(20)]
+    DocBin(docs=[nlp.make_doc(t) for t in texts]).to_disk(tmp_path / "all.spacy")
+    result = CliRunner().invoke(app, ["split", str(tmp_path / "all.spacy"), str(tmp_path / "a.spacy"),
+                                      str(tmp_path / "b.spacy"), "--last", "5", "--blocks", "2"])
+    assert result.exit_code == 0, result.output
+    first = [d.text for d in DocBin().from_disk(tmp_path / "a.spacy").get_docs(nlp.vocab)]
+    held = [d.text for d in DocBin().from_disk(tmp_path / "b.spacy").get_docs(nlp.vocab)]
+    assert held == ["文08", "文09", "文17", "文18", "文19"]
+    assert sorted(first + held) == texts and first == [t for t in texts if t not in held]
+    for bad in (["--last", "2", "--blocks", "3"], ["--folds", "2", "--blocks", "2"]):
+        out = CliRunner().invoke(app, ["split", str(tmp_path / "all.spacy"), str(tmp_path / "a.spacy"),
+                                       str(tmp_path / "b.spacy"), *bad])
+        assert out.exit_code == 1
