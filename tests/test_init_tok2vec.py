@@ -36,6 +36,22 @@ def _tok2vec(nlp, config):
     return model.get_ref(layer) if layer else model
 
 
+def _shift_params(model) -> None:
+    """Every parameter + 0.5: weights no fresh initialization gives."""
+    for node in model.walk():
+        for param in node.param_names:
+            if node.has_param(param):
+                node.set_param(param, node.get_param(param) + 0.5)
+
+
+def _assert_same_params(loaded, donor) -> None:
+    expected = [node.get_param(p) for node in donor.walk() for p in node.param_names if node.has_param(p)]
+    got = [node.get_param(p) for node in loaded.walk() for p in node.param_names if node.has_param(p)]
+    assert len(got) == len(expected) > 0
+    for a, b in zip(got, expected):
+        numpy.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("name", ["ner_tok2vec", "ner_floret", "joint_tok2vec", "joint_floret", "gated_floret"])
 def test_init_tok2vec_loads_the_weights(name, paths):
     overrides = {"paths.train": str(paths / "train.spacy"), "paths.dev": str(paths / "train.spacy"),
@@ -45,18 +61,11 @@ def test_init_tok2vec_loads_the_weights(name, paths):
         config["paths"]["kb"] = None
     # "pretrained" weights: a freshly initialized tok2vec with every parameter shifted
     donor = _tok2vec(init_nlp(config), config)
-    for node in donor.walk():
-        for param in node.param_names:
-            if node.has_param(param):
-                node.set_param(param, node.get_param(param) + 0.5)
+    _shift_params(donor)
     (paths / f"{name}.bin").write_bytes(donor.to_bytes())
     config["paths"]["init_tok2vec"] = str(paths / f"{name}.bin")
     loaded = _tok2vec(init_nlp(config), config)
-    expected = [node.get_param(p) for node in donor.walk() for p in node.param_names if node.has_param(p)]
-    got = [node.get_param(p) for node in loaded.walk() for p in node.param_names if node.has_param(p)]
-    assert len(got) == len(expected) > 0
-    for a, b in zip(got, expected):
-        numpy.testing.assert_array_equal(a, b)
+    _assert_same_params(loaded, donor)
 
 
 @pytest.fixture(scope="module")
@@ -78,17 +87,10 @@ def test_zh_pretrain_weights_load(name, zh_train, tmp_path):
     donor = spacy.util.load_model_from_config(pre, auto_fill=True).get_pipe("tok2vec").model
     doc = spacy.blank("zh", config={"nlp": {"tokenizer": {"segmenter": "char"}}}).make_doc("胃癌")
     donor.initialize(X=[doc])
-    for node in donor.walk():
-        for param in node.param_names:
-            if node.has_param(param):
-                node.set_param(param, node.get_param(param) + 0.5)
+    _shift_params(donor)
     (tmp_path / "zh.bin").write_bytes(donor.to_bytes())
     overrides = {"paths.train": str(zh_train), "paths.dev": str(zh_train),
                  "paths.init_tok2vec": str(tmp_path / "zh.bin")}
     config = load_config(CONFIGS / f"{name}.cfg", overrides=overrides)
     loaded = _tok2vec(init_nlp(config), config)
-    expected = [node.get_param(p) for node in donor.walk() for p in node.param_names if node.has_param(p)]
-    got = [node.get_param(p) for node in loaded.walk() for p in node.param_names if node.has_param(p)]
-    assert len(got) == len(expected) > 0
-    for a, b in zip(got, expected):
-        numpy.testing.assert_array_equal(a, b)
+    _assert_same_params(loaded, donor)
