@@ -44,13 +44,13 @@ def split_cli(
     if folds:
         if not (2 <= folds <= len(docs) and 0 <= fold < folds):
             msg.fail(f"--folds must be 2..{len(docs)} and --fold 0..K-1, not {folds} and {fold}", exits=1)
-        start, end = fold * len(docs) // folds, (fold + 1) * len(docs) // folds
+        held_at = set(range(fold * len(docs) // folds, (fold + 1) * len(docs) // folds))
     else:
         if not 0 < n_last < len(docs):
             msg.fail(f"--last must be between 1 and {len(docs) - 1} for {input_path} ({len(docs)} docs)", exits=1)
         if not 1 <= blocks <= n_last:
             msg.fail(f"--blocks must be between 1 and --last ({n_last}), not {blocks}", exits=1)
-    held_at = held_positions(len(docs), n_last, blocks) if n_last else set(range(start, end))
+        held_at = held_positions(len(docs), n_last, blocks)
     rest = [doc for i, doc in enumerate(docs) if i not in held_at]
     held = [doc for i, doc in enumerate(docs) if i in held_at]
     for path, part in ((first_path, rest), (last_path, held)):

@@ -7,14 +7,17 @@ import warnings
 from typing import Any, Dict, Iterable
 
 
-def warn_config_over_saved(name: str, current: Dict[str, Any], saved: Dict[str, Any], keys: Iterable[str]) -> None:
-    """Say so where the config's inference setting differs from the one saved with
-    the pipeline: an override given to spacy.load, or a pipe.cfg edited before
-    saving without the config (which `tune` keeps in step); the config wins."""
-    for key in keys:
+def trained_cfg(name: str, current: Dict[str, Any], saved: Dict[str, Any], inference: Iterable[str]) -> Dict[str, Any]:
+    """The saved cfg without the inference settings, which `current` (the cfg the
+    config built) keeps. Where the config's value differs from the saved one (an
+    override given to spacy.load, or a pipe.cfg edited before saving without the
+    config, which `tune` keeps in step), a warning says the config won."""
+    inference = list(inference)
+    for key in inference:
         if key in saved and key in current and not _same(current[key], saved[key]):
             warnings.warn(f"[{name}] {key} = {current[key]!r} from the config, not the {saved[key]!r} saved with "
                           "the pipeline: the config decides inference settings at load")
+    return {k: v for k, v in saved.items() if k not in inference}
 
 
 def _same(a: Any, b: Any) -> bool:

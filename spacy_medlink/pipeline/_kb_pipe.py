@@ -18,7 +18,7 @@ from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
 from spacy.training import Example, biluo_tags_to_spans, iob_to_biluo
 
-from ._config_settings import warn_config_over_saved
+from ._config_settings import trained_cfg
 
 if TYPE_CHECKING:
     from ..kb.candidates import Candidate, CandidateGenerator
@@ -197,9 +197,7 @@ class KBPipe(TrainablePipe):
         return self
 
     def _trained_cfg(self, saved: Dict[str, Any]) -> Dict[str, Any]:
-        """The saved cfg without the inference settings, which the config gives."""
-        warn_config_over_saved(self.name, self.cfg, saved, self.inference_settings)
-        return {k: v for k, v in saved.items() if k not in self.inference_settings}
+        return trained_cfg(self.name, self.cfg, saved, self.inference_settings)
 
     def _load_cfg(self, cfg: Dict[str, Any]) -> None:
         raise NotImplementedError

@@ -21,7 +21,7 @@ from spacy.training import Example, validate_get_examples
 from spacy.vocab import Vocab
 
 from ..scoring import NEN_SCORE_WEIGHTS
-from ._config_settings import warn_config_over_saved
+from ._config_settings import trained_cfg
 from .extensions import install_span_extensions
 
 if TYPE_CHECKING:
@@ -197,8 +197,7 @@ class KBLinker(Pipe):
     def _load_cfg(self, saved: Dict[str, Any]) -> None:
         # every setting is a config argument: the config (with any override given to
         # spacy.load) decides; the saved cfg fills only keys the config lacks
-        warn_config_over_saved(self.name, self.cfg, saved, self.cfg)
-        self.cfg.update({k: v for k, v in saved.items() if k not in self.cfg})
+        self.cfg.update(trained_cfg(self.name, self.cfg, saved, self.cfg))
 
     def to_bytes(self, *, exclude=tuple()) -> bytes:
         return srsly.msgpack_dumps({"cfg": self.cfg, "kb": self._require_generator().to_bytes()})

@@ -59,7 +59,7 @@ from ..ml.nested_recognizer import (
 from ..ml.layers import LOSS_WEIGHTINGS
 from ..ml.nested_ensemble import ensemble_members
 from ..scoring import NESTED_SCORE_WEIGHTS
-from ._config_settings import warn_config_over_saved
+from ._config_settings import trained_cfg
 from ._kb_pipe import DEFAULT_TOK2VEC_CONFIG
 
 PREDICT_PADDED = 4096
@@ -498,8 +498,7 @@ class NestedRecognizer(TrainablePipe):
         # How to decode is the loader's choice: the config (and any override given to
         # spacy.load) decides it, not the saved cfg, so a trained model can be decoded
         # either way without retraining.
-        warn_config_over_saved(self.name, self.cfg, cfg, INFERENCE_SETTINGS)
-        self.cfg.update({k: v for k, v in cfg.items() if k not in INFERENCE_SETTINGS})
+        self.cfg.update(trained_cfg(self.name, self.cfg, cfg, INFERENCE_SETTINGS))
         self._constraints_cache = None
         self._set_model_labels()
 
