@@ -11,7 +11,7 @@ over all its sources, while each block stays a contiguous passage, so
 neighbouring sentences of one passage do not straddle the two outputs
 except at the B block edges."""
 from pathlib import Path
-from typing import Set
+from typing import List, Set
 
 import typer
 from spacy.tokens import DocBin
@@ -68,3 +68,23 @@ def held_positions(n_docs: int, n_held: int, blocks: int = 1) -> Set[int]:
         size = n_held * (j + 1) // blocks - n_held * j // blocks
         held.update(range(seg_end - size, seg_end))
     return held
+
+
+@app.command("merge")
+def merge_cli(
+    # fmt: off
+    output_path: Path = typer.Argument(..., help="Output .spacy"),
+    input_paths: List[Path] = typer.Argument(..., help="The .spacy files to join, in order", exists=True, dir_okay=False),
+    # fmt: on
+) -> None:
+    """Write the docs of every INPUT, in order, to OUTPUT: split's inverse, e.g.
+    train + dev as one file for a KB that holds both splits' mentions once
+    dev has been tuned on (the dictionaries of the BioSyn papers)."""
+    docs = []
+    for path in input_paths:
+        part = list(DocBin().from_disk(path).get_docs(Vocab()))
+        msg.info(f"{path}: {len(part)} docs")
+        docs.extend(part)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    DocBin(store_user_data=True, docs=docs).to_disk(output_path)
+    msg.good(f"{len(docs)} docs from {len(input_paths)} files in {output_path}")

@@ -58,3 +58,22 @@ def test_split_blocks_spread_the_held_out_docs(tmp_path):
         out = CliRunner().invoke(app, ["split", str(tmp_path / "all.spacy"), str(tmp_path / "a.spacy"),
                                        str(tmp_path / "b.spacy"), *bad])
         assert out.exit_code == 1
+
+
+def test_merge_undoes_split(tmp_path):
+    nlp = spacy.blank("en")
+    docs = []
+    for i, text in enumerate(["cold", "fever", "cough", "pain", "rash"]):
+        doc = nlp.make_doc(text)
+        doc.ents = [doc.char_span(0, len(text), label="Disease", kb_id=f"D{i}")]
+        doc.user_data["doc_id"] = f"x:{i}"
+        docs.append(doc)
+    DocBin(store_user_data=True, docs=docs).to_disk(tmp_path / "all.spacy")
+    runner = CliRunner()
+    assert runner.invoke(app, ["split", str(tmp_path / "all.spacy"), str(tmp_path / "a.spacy"),
+                               str(tmp_path / "b.spacy"), "--last", "2"]).exit_code == 0
+    result = runner.invoke(app, ["merge", str(tmp_path / "out.spacy"), str(tmp_path / "a.spacy"), str(tmp_path / "b.spacy")])
+    assert result.exit_code == 0, result.output
+    merged = list(DocBin().from_disk(tmp_path / "out.spacy").get_docs(nlp.vocab))
+    assert [(d.text, d.user_data["doc_id"], d.ents[0].kb_id_) for d in merged] == \
+        [(d.text, d.user_data["doc_id"], d.ents[0].kb_id_) for d in docs]

@@ -403,3 +403,29 @@ def test_attach_puts_the_ranker_into_a_trained_pipeline(generator, fitted, docs,
     result = runner.invoke(app, ["kb", "attach", str(tmp_path / "model"), str(tmp_path / "ranked"), str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert spacy.load(tmp_path / "out").get_pipe("medlink_kb_linker").generator.ranker is not None
+
+
+def test_attach_whole_swaps_the_kb(generator, docs, tmp_path):
+    """--whole: the pipeline links with the attached KB (here one that also holds dev's mentions)."""
+    from spacy.training import Example
+
+    generator.to_disk(tmp_path / "train_kb")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("medlink_kb_linker")
+    nlp.config["initialize"]["components"]["medlink_kb_linker"] = {"kb_path": str(tmp_path / "train_kb")}
+    nlp.initialize(lambda: [Example(docs[1][0].copy(), docs[1][0])])
+    nlp.to_disk(tmp_path / "model")
+    kb = _base_kb()
+    add_train_mentions(kb, docs[0] + docs[1], "test")
+    CandidateGenerator(kb).to_disk(tmp_path / "train_dev_kb")  # no ranker: --whole does not need one
+    runner = CliRunner()
+    result = runner.invoke(app, ["kb", "attach", str(tmp_path / "model"), str(tmp_path / "train_dev_kb"),
+                                 str(tmp_path / "out"), "--whole"])
+    assert result.exit_code == 0, result.output
+
+    def pb_top1(path):
+        found = spacy.load(path).get_pipe("medlink_kb_linker").generator(["Pb"], k=1)[0]
+        return (found[0].concept_id, found[0].score) if found else None
+
+    assert pb_top1(tmp_path / "model") != ("D007854", 1.0)  # "Pb" is no name of the training KB
+    assert pb_top1(tmp_path / "out") == ("D007854", 1.0)  # the dev mention is an exact name of the attached one

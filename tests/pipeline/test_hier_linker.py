@@ -267,7 +267,8 @@ def test_empty_docs(trained):
     assert [e.kb_id_ for e in docs[1].ents] == ["D007052", "D001241"]
 
 
-@pytest.mark.parametrize("name", ["hier_tok2vec.cfg", "hier_floret.cfg", "hier_trf.cfg", "hier_medmentions_tok2vec.cfg"])
+@pytest.mark.parametrize("name", ["hier_tok2vec.cfg", "hier_floret.cfg", "hier_floret_dict.cfg", "hier_trf.cfg",
+                                  "hier_medmentions_tok2vec.cfg"])
 def test_configs_resolve(name):
     from spacy.util import load_config
 
