@@ -382,15 +382,20 @@ def test_kb_linker_with_ranker_round_trips(generator, fitted, docs, tmp_path):
     assert spacy.load(tmp_path / "nlp").get_pipe("medlink_kb_linker").cfg["threshold"] == 0.5
 
 
-def test_attach_puts_the_ranker_into_a_trained_pipeline(generator, fitted, docs, tmp_path):
+def _linker_pipeline(generator, docs, tmp_path, kb_name: str) -> None:
+    """tmp_path/model: a KB linker pipeline over `generator`, saved as tmp_path/kb_name."""
     from spacy.training import Example
 
-    generator.to_disk(tmp_path / "plain")
+    generator.to_disk(tmp_path / kb_name)
     nlp = spacy.blank("en")
     nlp.add_pipe("medlink_kb_linker")
-    nlp.config["initialize"]["components"]["medlink_kb_linker"] = {"kb_path": str(tmp_path / "plain")}
+    nlp.config["initialize"]["components"]["medlink_kb_linker"] = {"kb_path": str(tmp_path / kb_name)}
     nlp.initialize(lambda: [Example(docs[1][0].copy(), docs[1][0])])
     nlp.to_disk(tmp_path / "model")
+
+
+def test_attach_puts_the_ranker_into_a_trained_pipeline(generator, fitted, docs, tmp_path):
+    _linker_pipeline(generator, docs, tmp_path, "plain")
     runner = CliRunner()
     result = runner.invoke(app, ["kb", "attach", str(tmp_path / "model"), str(tmp_path / "plain"), str(tmp_path / "out")])
     assert result.exit_code == 2  # a usage error: that KB has no ranker
@@ -407,14 +412,7 @@ def test_attach_puts_the_ranker_into_a_trained_pipeline(generator, fitted, docs,
 
 def test_attach_whole_swaps_the_kb(generator, docs, tmp_path):
     """--whole: the pipeline links with the attached KB (here one that also holds dev's mentions)."""
-    from spacy.training import Example
-
-    generator.to_disk(tmp_path / "train_kb")
-    nlp = spacy.blank("en")
-    nlp.add_pipe("medlink_kb_linker")
-    nlp.config["initialize"]["components"]["medlink_kb_linker"] = {"kb_path": str(tmp_path / "train_kb")}
-    nlp.initialize(lambda: [Example(docs[1][0].copy(), docs[1][0])])
-    nlp.to_disk(tmp_path / "model")
+    _linker_pipeline(generator, docs, tmp_path, "train_kb")
     kb = _base_kb()
     add_train_mentions(kb, docs[0] + docs[1], "test")
     CandidateGenerator(kb).to_disk(tmp_path / "train_dev_kb")  # no ranker: --whole does not need one
