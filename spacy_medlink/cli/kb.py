@@ -117,7 +117,7 @@ def kb_ranker_cli(
 @kb_app.command("attach")
 def kb_attach_cli(
     model: Path = typer.Argument(..., help="A trained pipeline folder"),
-    kb_dir: Path = typer.Argument(..., help="KB folder whose trained ranker (ranker/) to attach"),
+    kb_dir: Path = typer.Argument(..., help="KB folder whose trained ranker (ranker/) to attach, or with --whole the KB to attach"),
     output: Path = typer.Argument(..., help="Folder to save the pipeline to"),
     whole: bool = typer.Option(False, "--whole", help="Attach the whole KB (concepts, names, index and its ranker, if any), not only the ranker: e.g. a KB that also holds the dev split's mentions, swapped in after tuning on dev"),
 ) -> None:

@@ -9,7 +9,9 @@ run of textbook chapters, its last 1,000 sentences one paediatrics chapter
 with other entity types and shorter sentences than dev) gets a slice spread
 over all its sources, while each block stays a contiguous passage, so
 neighbouring sentences of one passage do not straddle the two outputs
-except at the B block edges."""
+except at the B block edges.
+
+`merge` is the inverse: the docs of several files, in order, in one."""
 from pathlib import Path
 from typing import List, Set
 
