@@ -89,7 +89,7 @@ def kb_ranker_cli(
     from spacy.tokens import DocBin
 
     from ..kb.candidates import RANKER_DIR, CandidateGenerator
-    from ..kb.ranker import fit_ranker
+    from ..kb.ranker_fit import fit_ranker
 
     if (base_kb is None) == (fit is None):
         raise typer.BadParameter("give exactly one of --base-kb (cross-fit on --train) and --fit")

@@ -10,10 +10,10 @@ before any context encoder runs. The bigram IDs are hashed from the ORTH IDs
 of the pair (sentence edges pair with 0), so no vocabulary is needed and the
 layer serializes as plain hash tables.
 """
-from typing import List, Optional, Sequence, Union
+from typing import List, Sequence, Union
 
 import numpy
-from spacy.attrs import ORTH, intify_attr
+from spacy.attrs import intify_attr
 from spacy.ml.featureextractor import FeatureExtractor
 from spacy.tokens import Doc
 from spacy.util import registry

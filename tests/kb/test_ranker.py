@@ -15,7 +15,8 @@ from spacy_medlink.kb.composite import choose_composite, coordination_parts
 from spacy_medlink.kb.concept_kb import Concept, ConceptKB
 from spacy_medlink.kb.dictionary import ExactDictionary
 from spacy_medlink.kb.ranker import (DOCUMENT, FEATURES, GENERATED, TRAINING, CandidateRanker, MentionStats,
-                                     fit_ranker, mention_rows, split_stats)
+                                     split_stats)
+from spacy_medlink.kb.ranker_fit import fit_ranker, mention_rows
 from spacy_medlink.kb.candidates import Candidate
 from spacy_medlink.kb.span_lookup import span_candidates, span_long_forms
 from spacy_medlink.tokenizer import biomed_nlp

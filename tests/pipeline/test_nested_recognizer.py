@@ -6,7 +6,6 @@ import warnings
 import numpy
 import pytest
 import spacy
-from spacy.tokens import Doc
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
 
