@@ -14,10 +14,11 @@ output is the probability that a candidate is the mention's concept: the
 top-1's probability is the confidence that linkers threshold for "no concept"
 (`span._.medlink_score`).
 
-Training data (`kb.ranker_fit`) are the gold mentions of a training split with their
-candidates. The split's own statistics are features, so for its mentions they
-are counted leaving the mention's own document out: the learner then sees
-them as it will on new text, where a string may never have been seen.
+Training data are the gold mentions of a training split with their
+candidates (`kb.ranker_fit` builds them and fits the learner). The split's
+own statistics are features, so for its mentions they are counted leaving
+the mention's own document out: the learner then sees them as it will on
+new text, where a string may never have been seen.
 
 The ranker travels with the KB (`CandidateGenerator.ranker`, saved in the KB
 folder's `ranker/`), so every component that looks up candidates through
@@ -343,6 +344,13 @@ class CandidateRanker:
     @property
     def is_trained(self) -> bool:
         return self._booster is not None or self._linear is not None
+
+    def feature_gain(self) -> Optional[Dict[str, float]]:
+        """LightGBM's total gain per feature, largest first (None for the logistic learner)."""
+        if self._booster is None:
+            return None
+        gain = self._booster.feature_importance("gain")
+        return {f: round(float(g), 1) for f, g in sorted(zip(FEATURES, gain), key=lambda x: -x[1])}
 
     def predict(self, X: numpy.ndarray) -> numpy.ndarray:
         """P(candidate is the mention's concept) per row."""

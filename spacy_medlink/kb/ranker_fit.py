@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 import numpy
 
 from .candidates import Candidate
-from .ranker import FEATURES, GENERATED, CandidateRanker, MentionStats, gold_atoms, split_stats
+from .ranker import GENERATED, CandidateRanker, MentionStats, gold_atoms, split_stats
 
 if TYPE_CHECKING:
     from spacy.tokens import Doc, Span
@@ -133,9 +133,9 @@ def fit_ranker(
             _tally(held_rows, ranker.predict(held_rows.X), tallies)
         report["out_of_fold"] = _accuracies(tallies)
     ranker.fit(numpy.concatenate([r.X for r in rows]), numpy.concatenate([r.y for r in rows]), seed=seed)
-    if ranker._booster is not None:
-        gain = ranker._booster.feature_importance("gain")
-        report["feature_gain"] = {f: round(float(g), 1) for f, g in sorted(zip(FEATURES, gain), key=lambda x: -x[1])}
+    gain = ranker.feature_gain()
+    if gain is not None:
+        report["feature_gain"] = gain
     return ranker, report
 
 
