@@ -57,6 +57,7 @@ from thinc.api import ArgsKwargs, Model, chain, torch2xp, xp2torch
 from thinc.types import Floats2d
 
 from .crf import Constraints, log_partition, transition_constraints, viterbi
+from .layers import length_mask
 from .torch_wrapper import backward_args, loss_on_leaves, wrap_torch_module
 
 FEEDBACK = ("none", "mer", "men", "both")
@@ -382,10 +383,6 @@ def _convert_outputs(model: Model, X_Yt: Tuple[List[Floats2d], tuple], is_train:
 
 
 # -- loss and decoding (run by the pipe on JointScores) --------------------------
-def _token_mask(lengths: torch.Tensor, T: int) -> torch.Tensor:
-    return torch.arange(T, device=lengths.device)[None, :] < lengths[:, None]
-
-
 def joint_loss(
     scores: JointScores,
     mer_gold: torch.Tensor,
@@ -404,7 +401,7 @@ def joint_loss(
     """
     lengths = scores.lengths
     B, T, n_tags = scores.mer.shape
-    mask = _token_mask(lengths, T)
+    mask = length_mask(lengths, T)
     n_tokens = mask.sum().clamp(min=1)
 
     def ce(logits: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
@@ -455,7 +452,7 @@ def decode_mer(scores: JointScores, constraints: Constraints) -> List[List[int]]
         return [[int(t) for t in paths[b, :n]] for b, n in enumerate(scores.lengths.tolist())]
     mer = xp2torch(scores.mer)
     lengths = xp2torch(scores.lengths).long()
-    mask = _token_mask(lengths, mer.shape[1])
+    mask = length_mask(lengths, mer.shape[1])
     if scores.transitions is not None:
         start, transitions, end = (xp2torch(a) for a in (scores.start, scores.transitions, scores.end))
     else:

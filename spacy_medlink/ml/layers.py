@@ -1,7 +1,8 @@
 """Torch layers that any medlink model can use: BiLSTM over padded batches,
-a task-specific BiLSTM with a shortcut (task hierarchies), span mean
-pooling, conditional LayerNorm, a banded Biaffine span scorer and learnable
-loss weights. Each is a plain ``torch.nn.Module``; model builders in this package
+a task-specific BiLSTM with a shortcut (task hierarchies), span and masked
+mean pooling, attention weights within segments (``segment_softmax``),
+conditional LayerNorm, a banded Biaffine span scorer and learnable loss
+weights. Each is a plain ``torch.nn.Module``; model builders in this package
 put them together and wrap the result with `wrap_torch_module`.
 
 Shapes: a batch is padded to (N, T, width) with a ``lengths`` (N,) tensor;
@@ -235,3 +236,14 @@ def pooled_mean(X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     mask = length_mask(lengths, X.shape[1]).to(X.dtype)[..., None]
     return (X * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
+
+def segment_softmax(scores: torch.Tensor, segments: torch.Tensor, n_segments: int) -> torch.Tensor:
+    """Softmax of scores (N,) within each segment (segments (N,): 0..n_segments-1)."""
+    if not len(scores):
+        return scores
+    top = scores.new_full((n_segments,), float("-inf")).scatter_reduce(
+        0, segments, scores.detach(), reduce="amax", include_self=True
+    )
+    weights = torch.exp(scores - top[segments])
+    totals = weights.new_zeros(n_segments).index_add(0, segments, weights)
+    return weights / totals[segments]

@@ -65,15 +65,8 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, set_dropout_rate
 
 from ..kb.ids import split_kb_id
-from ..ml.gated_normalizer import (
-    GatedBatch,
-    GatedScores,
-    encode_concepts,
-    encode_texts,
-    gated_loss_and_gradient,
-    score_pairs,
-    set_gated_labels,
-)
+from ..ml.gated_module import GatedScores, gated_loss_and_gradient
+from ..ml.gated_normalizer import GatedBatch, encode_concepts, encode_texts, score_pairs, set_gated_labels
 from ..scoring import NER_NEN_SCORE_WEIGHTS
 from ._kb_pipe import DEFAULT_TOK2VEC_CONFIG, KBPipe
 from .extensions import install_span_extensions

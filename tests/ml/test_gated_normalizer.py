@@ -1,4 +1,4 @@
-"""medlink.GatedNormalizer.v1: the torch module (shapes, masks, switches, loss)
+"""medlink.GatedNormalizer.v1: the torch module (`ml/gated_module.py`: shapes, masks, switches, loss)
 and the thinc model around it (names and texts through one tok2vec, gradients)."""
 import numpy
 import pytest
@@ -7,21 +7,18 @@ import torch
 from thinc.api import fix_random_seed
 
 from spacy_medlink.ml.crf import transition_constraints
+from spacy_medlink.ml.gated_module import GatedNormalizerModule, GatedScores, gated_loss, gated_loss_and_gradient
 from spacy_medlink.ml.gated_normalizer import (
     GatedBatch,
-    GatedNormalizerModule,
-    GatedScores,
     build_gated_normalizer,
     build_gated_normalizer_v2,
     encode_concepts,
     encode_texts,
-    gated_loss,
-    gated_loss_and_gradient,
-    segment_softmax,
     score_pairs,
     set_gated_labels,
     torch_module,
 )
+from spacy_medlink.ml.layers import segment_softmax
 
 TAGS = ["O", "B-Disease", "I-Disease", "B-Chemical", "I-Chemical"]
 
