@@ -2,8 +2,8 @@
 
 The method of Zhou et al. (ACL 2021); the model is `medlink.GatedNormalizer.v1`
 (spacy_medlink/ml/gated_normalizer.py, where the encoder, attention, gate and
-loss are documented). This module turns Docs into training samples and model
-scores back into ``doc.ents``.
+loss are documented). This module turns Docs into training samples (drawn in
+`_gated_samples.py`) and model scores back into ``doc.ents``.
 
 Training samples (X, y, e, y_m, y_h), drawn afresh on every update so that no
 two epochs see the same negatives:
@@ -58,23 +58,21 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTupl
 
 import numpy
 from spacy.language import Language
-from spacy.pipeline import Sentencizer
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, set_dropout_rate
 
-from ..kb.ids import split_kb_id
 from ..ml.gated_module import GatedScores, gated_loss_and_gradient
 from ..ml.gated_normalizer import GatedBatch, encode_concepts, encode_texts, score_pairs, set_gated_labels
 from ..scoring import NER_NEN_SCORE_WEIGHTS
 from ._kb_pipe import DEFAULT_TOK2VEC_CONFIG, KBPipe
+from ._gated_samples import HIGH_B, draw_pairs, gold_ids, pair_targets, text_segments
 from .extensions import install_span_extensions
 
 if TYPE_CHECKING:
     from ..kb.candidates import CandidateGenerator
 
-HIGH_O, HIGH_B, HIGH_I = 0, 1, 2
 PAIR_CONTEXTS = ("doc", "sentence")
 
 default_model_config = """
@@ -310,7 +308,7 @@ class GatedNormalizer(KBPipe):
             for eg in get_examples():
                 for ent in eg.reference.ents:
                     entity_labels.add(ent.label_)
-                    for cid in self._gold_ids(ent.kb_id_):
+                    for cid in gold_ids(ent.kb_id_, self.generator):
                         counts = mention_names.setdefault(cid, {})
                         counts[ent.text] = counts.get(ent.text, 0) + 1
             labels = {"entities": sorted(entity_labels), "concepts": sorted(mention_names)}
@@ -365,7 +363,7 @@ class GatedNormalizer(KBPipe):
         T = scores.ner.shape[1]
         ner_gold = self._entity_targets(examples, T)
         pair_doc = self.model.ops.to_numpy(scores.pair_doc) if scores.pair_doc is not None else []
-        mid_gold, high_gold = self._pair_targets(examples, list(pair_doc), pair_ids, T, pair_start, pair_end)
+        mid_gold, high_gold = pair_targets(examples, list(pair_doc), pair_ids, T, self.generator, pair_start, pair_end)
         loss, parts, grads = gated_loss_and_gradient(
             scores, ner_gold, mid_gold, high_gold,
             mid_weight=self.cfg["mid_loss_weight"], high_weight=self.cfg["high_loss_weight"],
@@ -374,35 +372,12 @@ class GatedNormalizer(KBPipe):
         return loss, grads
 
     def _training_batch(self, examples: Sequence[Example]) -> Tuple[GatedBatch, List[str]]:
-        """Sample the (text, concept) pairs of one update and build the model input.
-        A text is a doc, or with ``pair_context = "sentence"`` each sentence of it."""
+        """Draw the (text, concept) pairs of one update (`_gated_samples.draw_pairs`)
+        and build the model input. A text is a doc, or with
+        ``pair_context = "sentence"`` each sentence of it."""
+        pairs = draw_pairs(examples, self.cfg, self.generator, self._hard_cache, self._has_names)
         by_sentence = self.cfg["pair_context"] == "sentence"
-        pair_doc: List[int] = []
-        pair_ids: List[str] = []
-        starts: List[int] = []
-        ends: List[int] = []
-        for d, eg in enumerate(examples):
-            doc_concepts = self._doc_concepts(eg)
-            hard = self._hard_candidates(eg) if self.cfg["n_hard_negatives"] and self.generator is not None else []
-            if not by_sentence:
-                texts = [(0, len(eg.predicted), doc_concepts, doc_concepts, hard)]
-            else:
-                mentions = self._mentions(eg, eg.get_aligned_ents_and_ner()[0])
-                # a concept whose mention did not align to the tokens has no sentence:
-                # never a negative of one either
-                unaligned = set(doc_concepts).difference(c for _, _, cids in mentions for c in cids)
-                texts = []
-                for s, e in text_segments(eg.predicted, [(m[0], m[1]) for m in mentions]):
-                    here = list(dict.fromkeys(c for ms, me, cids in mentions if s <= ms < e for c in cids))
-                    # the doc's other concepts are the hardest negatives of a sentence
-                    texts.append((s, e, here, [*here, *unaligned], [c for c in doc_concepts if c not in here] + hard))
-            for s, e, positives, excluded, hard_pool in texts:
-                for cid in self._sample_concepts(positives, excluded, hard_pool):
-                    pair_doc.append(d)
-                    pair_ids.append(cid)
-                    starts.append(s)
-                    ends.append(e)
-        concept_ids = list(dict.fromkeys(pair_ids))
+        concept_ids = list(dict.fromkeys(pairs.pair_ids))
         index = {c: i for i, c in enumerate(concept_ids)}
         name_docs, name_concept = self._name_batch(concept_ids)
         batch = GatedBatch(
@@ -410,105 +385,12 @@ class GatedNormalizer(KBPipe):
             name_docs=name_docs,
             name_concept=name_concept,
             n_concepts=len(concept_ids),
-            pair_doc=numpy.asarray(pair_doc, dtype=numpy.int64),
-            pair_concept=numpy.asarray([index[c] for c in pair_ids], dtype=numpy.int64),
-            pair_start=numpy.asarray(starts, dtype=numpy.int64) if by_sentence else None,
-            pair_end=numpy.asarray(ends, dtype=numpy.int64) if by_sentence else None,
+            pair_doc=numpy.asarray(pairs.pair_doc, dtype=numpy.int64),
+            pair_concept=numpy.asarray([index[c] for c in pairs.pair_ids], dtype=numpy.int64),
+            pair_start=numpy.asarray(pairs.starts, dtype=numpy.int64) if by_sentence else None,
+            pair_end=numpy.asarray(pairs.ends, dtype=numpy.int64) if by_sentence else None,
         )
-        return batch, pair_ids
-
-    def _sample_concepts(self, concepts: List[str], excluded: List[str], hard_pool: List[str]) -> List[str]:
-        """One text's concepts: its own (a random subset when there are too many),
-        then hard negatives from hard_pool and random ones, none in excluded."""
-        rng = numpy.random
-        n_neg, n_hard = self.cfg["n_negatives"], self.cfg["n_hard_negatives"]
-        max_pos = max(1, self.cfg["max_concepts_per_doc"] - n_neg - n_hard)
-        kb_ids = self.generator.concept_ids if self.generator is not None else []
-        pool = self.cfg["concepts"]
-        positives = [c for c in concepts if self._has_names(c)]
-        if len(positives) > max_pos:
-            positives = [positives[i] for i in sorted(rng.choice(len(positives), max_pos, replace=False))]
-        taken = set(excluded) | set(concepts)
-        negatives: List[str] = []
-        if n_hard:
-            hard = [c for c in dict.fromkeys(hard_pool) if c not in taken]
-            for i in rng.permutation(len(hard))[:n_hard]:
-                negatives.append(hard[i])
-                taken.add(hard[i])
-        for attempt in range(4 * n_neg):
-            if len(negatives) >= n_hard + n_neg or (not pool and not kb_ids):
-                break
-            source = pool if (attempt % 2 == 0 and pool) or not kb_ids else kb_ids
-            cid = source[rng.randint(len(source))]
-            if cid not in taken and self._has_names(cid):
-                negatives.append(cid)
-                taken.add(cid)
-        return positives + negatives
-
-    def _mentions(self, eg: Example, x_ents: Sequence[Span]) -> List[Tuple[int, int, List[str]]]:
-        """The gold mentions aligned to the predicted doc's tokens (x_ents, from
-        `Example.get_aligned_ents_and_ner`) as (start, end, concept IDs)."""
-        ids = {(e.start_char, e.end_char, e.label_): e.kb_id_ for e in eg.reference.ents}
-        return [(e.start, e.end, self._gold_ids(ids.get((e.start_char, e.end_char, e.label_), ""))) for e in x_ents]
-
-    def _gold_ids(self, kb_id: str) -> List[str]:
-        """Atomic concept IDs of a gold kb_id, resolved to KB primary IDs."""
-        atoms = sorted(split_kb_id(kb_id))
-        if self.generator is not None:
-            atoms = [self.generator.kb.resolve(a) for a in atoms]
-        return list(dict.fromkeys(a for a in atoms if a))
-
-    def _doc_concepts(self, eg: Example) -> List[str]:
-        out: Dict[str, None] = {}
-        for ent in eg.reference.ents:
-            for cid in self._gold_ids(ent.kb_id_):
-                out[cid] = None
-        return list(out)
-
-    def _hard_candidates(self, eg: Example) -> List[str]:
-        """KB candidates of the doc's gold mentions (cached per mention text and label)."""
-        from ..kb.span_lookup import span_candidates
-
-        assert self.generator is not None
-        todo = [ent for ent in eg.reference.ents if (ent.text, ent.label_) not in self._hard_cache]
-        if todo:
-            found = span_candidates(self.generator, todo, k=self.cfg["k"], type_map=self.cfg["type_map"],
-                                    use_abbreviations=False)
-            for ent, cands in zip(todo, found):
-                self._hard_cache[(ent.text, ent.label_)] = [c.concept_id for c in cands]
-        out: Dict[str, None] = {}
-        for ent in eg.reference.ents:
-            for cid in self._hard_cache[(ent.text, ent.label_)]:
-                out[cid] = None
-        return list(out)
-
-    def _pair_targets(
-        self, examples: Sequence[Example], pair_doc: Sequence[int], pair_ids: Sequence[str], n_positions: int,
-        pair_start: Optional[numpy.ndarray] = None, pair_end: Optional[numpy.ndarray] = None,
-    ) -> Tuple[numpy.ndarray, numpy.ndarray]:
-        """y_m (P,) and y_h (P, T): B/I/O of the mentions of each pair's concept
-        within the pair's text (the doc, or tokens [pair_start, pair_end))."""
-        mid = numpy.zeros(len(pair_ids), dtype=numpy.int64)
-        high = numpy.full((len(pair_ids), n_positions), -1, dtype=numpy.int64)
-        aligned: Dict[int, Tuple[numpy.ndarray, List[Tuple[int, int, List[str]]], List[str]]] = {}
-        for p, (d, cid) in enumerate(zip(pair_doc, pair_ids)):
-            if d not in aligned:
-                eg = examples[d]
-                x_ents, tags = eg.get_aligned_ents_and_ner()
-                known = numpy.asarray([t is not None for t in tags], dtype=bool)
-                aligned[d] = (known, self._mentions(eg, x_ents), self._doc_concepts(eg))
-            known, spans, doc_concepts = aligned[d]
-            s = 0 if pair_start is None else int(pair_start[p])
-            e = len(known) if pair_end is None else int(pair_end[p])
-            high[p, s:e] = numpy.where(known[s:e], HIGH_O, -1)
-            for start, end, cids in spans:
-                if cid in cids and s <= start and end <= e:
-                    mid[p] = 1
-                    high[p, start] = HIGH_B
-                    high[p, start + 1 : end] = HIGH_I
-            if not mid[p] and pair_start is None and cid in doc_concepts:
-                mid[p] = 1  # a mention that did not align still says the doc mentions e
-        return mid, high
+        return batch, pairs.pair_ids
 
     # -- concept names ------------------------------------------------------------
     def concept_names(self, concept_id: str) -> List[str]:
@@ -652,22 +534,3 @@ def _validate_settings(name: str, **settings: Any) -> None:
             f"[{name}] max_concepts_per_doc ({settings['max_concepts_per_doc']}) must exceed "
             f"n_negatives + n_hard_negatives ({negatives}), leaving room for the doc's own concepts"
         )
-
-
-_SENTENCIZER = Sentencizer()
-
-
-def text_segments(doc: Doc, spans: Sequence[Tuple[int, int]]) -> List[Tuple[int, int]]:
-    """The doc's sentences as token ranges [start, end), covering the doc: its
-    own sentence boundaries where it has them, else those of spaCy's
-    rule-based `Sentencizer`, minus any boundary inside one of the spans
-    (a mention is never split between two texts)."""
-    if not len(doc):
-        return []
-    if doc.has_annotation("SENT_START"):
-        starts = [sent.start for sent in doc.sents]
-    else:
-        starts = [i for i, is_start in enumerate(_SENTENCIZER.predict([doc])[0]) if is_start]
-    inside = {i for start, end in spans for i in range(start + 1, end)}
-    starts = sorted({0} | {i for i in starts if i not in inside and 0 < i < len(doc)})
-    return list(zip(starts, starts[1:] + [len(doc)]))

@@ -9,6 +9,7 @@ import srsly
 from thinc.api import Adam, fix_random_seed
 
 import spacy_medlink.pipeline.gated_normalizer as gated_pipe  # registers the factory without entry points
+from spacy_medlink.pipeline._gated_samples import hard_candidates, pair_targets, text_segments
 from spacy_medlink.ml.torch_wrapper import serialize_torch_module
 
 from .helpers import TINY_TOK2VEC, ent_outputs, make_examples
@@ -117,6 +118,10 @@ def test_concepts_missing_from_kb_are_named_by_their_mentions():
         assert all(e.kb_id_ == "" for e in doc.ents)
 
 
+def _hard(gn, eg):
+    return hard_candidates(eg, gn.generator, gn._hard_cache, k=gn.cfg["k"], type_map=gn.cfg["type_map"])
+
+
 def test_training_samples_and_targets(kb_dir):
     nlp = _make_nlp(n_negatives=1, n_hard_negatives=1, max_concepts_per_doc=4)
     examples = _examples(nlp)
@@ -129,14 +134,14 @@ def test_training_samples_and_targets(kb_dir):
     # positives first (room for 4 - 1 - 1 = 2), then one hard and one random negative
     assert set(pair_ids[:2]) == doc_concepts and len(pair_ids) == 4
     assert len(set(pair_ids)) == 4 and not set(pair_ids[2:]) & doc_concepts
-    assert pair_ids[2] in gn._hard_candidates(examples[0])  # a KB candidate of a gold mention
+    assert pair_ids[2] in _hard(gn, examples[0])  # a KB candidate of a gold mention
     assert batch.n_concepts == 4 and len(batch.name_docs) == 4
     # the bound holds when a doc has more concepts than room
     gn.cfg["max_concepts_per_doc"] = 3
     _, capped = gn._training_batch(examples[:1])
     assert len(capped) == 3 and len(set(capped) & doc_concepts) == 1
     gn.cfg["max_concepts_per_doc"] = 4
-    mid, high = gn._pair_targets(examples[:1], list(batch.pair_doc), pair_ids, 10)
+    mid, high = pair_targets(examples[:1], list(batch.pair_doc), pair_ids, 10, gn.generator)
     tokens = [t.text for t in examples[0].predicted]
     for p, cid in enumerate(pair_ids):
         assert mid[p] == (cid in doc_concepts)
@@ -426,15 +431,15 @@ def _two_sentence_data():
 def test_text_segments_follow_sentences_and_never_cut_a_span():
     nlp = spacy.blank("en")
     doc = nlp.make_doc("Aspirin hurts. Ulcer follows. Done.")
-    assert gated_pipe.text_segments(doc, []) == [(0, 3), (3, 6), (6, 8)]
+    assert text_segments(doc, []) == [(0, 3), (3, 6), (6, 8)]
     # a span across a boundary merges the two sentences
-    assert gated_pipe.text_segments(doc, [(1, 4)]) == [(0, 6), (6, 8)]
+    assert text_segments(doc, [(1, 4)]) == [(0, 6), (6, 8)]
     # the doc's own boundaries win over the rule-based ones
     doc2 = nlp.make_doc("Aspirin hurts. Ulcer follows. Done.")
     for i, token in enumerate(doc2):
         token.is_sent_start = i in (0, 6)
-    assert gated_pipe.text_segments(doc2, []) == [(0, 6), (6, 8)]
-    assert gated_pipe.text_segments(nlp.make_doc(""), []) == []
+    assert text_segments(doc2, []) == [(0, 6), (6, 8)]
+    assert text_segments(nlp.make_doc(""), []) == []
 
 
 def test_sentence_pairs_samples_and_targets(kb_dir):
@@ -455,9 +460,9 @@ def test_sentence_pairs_samples_and_targets(kb_dir):
     first_ids = [c for c, s in zip(pair_ids, batch.pair_start) if s == 0]
     assert first_ids[:2] == ["D001241", "D013276"]
     # one hard negative: a KB candidate of a mention or the doc's other concepts
-    assert first_ids[2] in {"D014456", "D007052"} | set(gn._hard_candidates(examples[0]))
-    mid, high = gn._pair_targets(examples[:1], list(batch.pair_doc), pair_ids, len(tokens) + 2,
-                                 batch.pair_start, batch.pair_end)
+    assert first_ids[2] in {"D014456", "D007052"} | set(_hard(gn, examples[0]))
+    mid, high = pair_targets(examples[:1], list(batch.pair_doc), pair_ids, len(tokens) + 2, gn.generator,
+                             batch.pair_start, batch.pair_end)
     for p, cid in enumerate(pair_ids):
         s, e = int(batch.pair_start[p]), int(batch.pair_end[p])
         assert (high[p, :s] == -1).all() and (high[p, e:] == -1).all()
