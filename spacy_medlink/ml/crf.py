@@ -134,6 +134,22 @@ def nll(
     )
 
 
+def partial_nll(
+    emissions: torch.Tensor,
+    mask: torch.Tensor,
+    start: torch.Tensor,
+    transitions: torch.Tensor,
+    end: torch.Tensor,
+    gold: torch.Tensor,
+) -> torch.Tensor:
+    """Negative log-likelihood per sequence (B,) of gold tags (B, T), where a
+    -1 tag (unknown: a token the gold does not align to) is summed over, the
+    partial-label CRF; padding is left out by `mask`."""
+    known = gold >= 0
+    allowed = torch.nn.functional.one_hot(gold.clamp(min=0), emissions.shape[-1]).bool() | ~known[..., None]
+    return nll(emissions, mask, start, transitions, end, allowed)
+
+
 def viterbi(
     emissions: torch.Tensor,
     mask: torch.Tensor,

@@ -10,7 +10,7 @@ from typing import Any, Dict, NamedTuple, Optional, Tuple
 import numpy
 import torch
 
-from .crf import CRF, Constraints, log_partition
+from .crf import CRF, Constraints, partial_nll
 from .layers import length_mask, pooled_mean, segment_softmax
 from .torch_wrapper import loss_on_leaves
 
@@ -211,14 +211,11 @@ def gated_loss(
     ner_gold (B, T), mid_gold (P,) in {0, 1}, high_gold (P, T): -1 = unknown.
     """
     lengths = scores.lengths
-    B, T, n_tags = scores.ner.shape
+    T = scores.ner.shape[1]
     mask = length_mask(lengths, T)
     if scores.transitions is not None:
-        known = ner_gold >= 0
-        allowed = torch.nn.functional.one_hot(ner_gold.clamp(min=0), n_tags).bool() | ~known[..., None]
-        z = log_partition(scores.ner, mask, scores.start, scores.transitions, scores.end)
-        z_gold = log_partition(scores.ner, mask, scores.start, scores.transitions, scores.end, allowed)
-        low = (z - z_gold).sum() / mask.sum().clamp(min=1)
+        nll = partial_nll(scores.ner, mask, scores.start, scores.transitions, scores.end, ner_gold)
+        low = nll.sum() / mask.sum().clamp(min=1)
     else:
         low = _mean_ce(scores.ner, ner_gold)
     total = low

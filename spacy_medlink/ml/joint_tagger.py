@@ -56,7 +56,7 @@ from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, chain, torch2xp, xp2torch
 from thinc.types import Floats2d
 
-from .crf import Constraints, log_partition, transition_constraints, viterbi
+from .crf import Constraints, partial_nll, transition_constraints, viterbi
 from .layers import length_mask
 from .torch_wrapper import backward_args, loss_on_leaves, wrap_torch_module
 
@@ -410,11 +410,7 @@ def joint_loss(
         )
 
     if scores.transitions is not None:
-        known = mer_gold >= 0
-        allowed = torch.nn.functional.one_hot(mer_gold.clamp(min=0), n_tags).bool() | ~known[..., None]
-        z = log_partition(scores.mer, mask, scores.start, scores.transitions, scores.end)
-        z_gold = log_partition(scores.mer, mask, scores.start, scores.transitions, scores.end, allowed)
-        loss = (z - z_gold).sum()
+        loss = partial_nll(scores.mer, mask, scores.start, scores.transitions, scores.end, mer_gold).sum()
     else:
         loss = ce(scores.mer, mer_gold)
     loss = loss + men_weight * ce(scores.men, men_gold)

@@ -55,7 +55,7 @@ from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.types import Floats2d
 
-from .crf import CRF, Constraints, log_partition, transition_constraints, viterbi
+from .crf import CRF, Constraints, partial_nll, transition_constraints, viterbi
 from .layers import Biaffine, BiLSTM, ConditionalLayerNorm, LossWeights, length_mask, pooled_mean
 from .torch_wrapper import backward_args, loss_on_leaves, wrap_torch_module
 
@@ -424,11 +424,7 @@ def nested_loss(
         em = scores.emissions.reshape(B * K, T, n)
         gold = tag_gold.reshape(B * K, T)
         mask = length_mask(scores.lengths.repeat_interleave(K), T)
-        known = gold >= 0
-        allowed = torch.nn.functional.one_hot(gold.clamp(min=0), n).bool() | ~known[..., None]
-        z = log_partition(em, mask, scores.start, scores.transitions, scores.end)
-        z_gold = log_partition(em, mask, scores.start, scores.transitions, scores.end, allowed)
-        l_crf = (z - z_gold).sum() / mask.sum().clamp(min=1)
+        l_crf = partial_nll(em, mask, scores.start, scores.transitions, scores.end, gold).sum() / mask.sum().clamp(min=1)
     if objective in ("mtl", "biaffine"):
         if scores.biaffine is None or span_gold is None:
             raise ValueError("the Biaffine objective needs the Biaffine scores and span targets")

@@ -30,7 +30,8 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, set_dropout_rate
 
-from ..ml.hier_linker import MENTION, HierInput, HierScores, hier_loss_and_gradient, model_tasks, path_spans, set_hier_labels
+from ..ml.hier_linker import MENTION, HierInput, model_tasks, set_hier_labels
+from ..ml.hier_module import HierScores, hier_loss_and_gradient, path_spans
 from ..scoring import HIER_SCORE_WEIGHTS
 from ._kb_pipe import DEFAULT_TOK2VEC_CONFIG, NIL, ConceptPipe
 from .extensions import install_span_extensions

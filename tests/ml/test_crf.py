@@ -5,7 +5,7 @@ import numpy
 import pytest
 import torch
 
-from spacy_medlink.ml.crf import CRF, NEG, is_valid, log_partition, nll, transition_constraints, viterbi
+from spacy_medlink.ml.crf import CRF, NEG, is_valid, log_partition, nll, partial_nll, transition_constraints, viterbi
 
 BIO2 = ["O", "B-A", "I-A", "B-B", "I-B"]
 BILUO1 = ["O", "B-A", "I-A", "L-A", "U-A"]
@@ -88,6 +88,32 @@ def test_log_partition_nll_viterbi_match_brute_force(tags, scheme, seed):
         partial = list(_valid_paths(n, length, constraints, allowed[b]))
         expected = logz[b] - torch.logsumexp(torch.stack([_score(p, em[b], start, trans, end) for p in partial]), 0)
         assert nll(em, mask, start, trans, end, allowed)[b].item() == pytest.approx(expected.item(), abs=1e-9)
+
+
+@pytest.mark.parametrize("tags,scheme", CASES)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_partial_nll_sums_over_unknown_tags_brute_force(tags, scheme, seed):
+    """Gold as tag indices with -1 = unknown (what the models' losses pass):
+    -log of the share of Z over the valid paths that agree on the known tags."""
+    n = len(tags)
+    constraints = transition_constraints(tags, scheme)
+    start, trans, end = _params(n, constraints, seed)
+    lengths = [4, 3, 1]
+    em, mask = _batch(n, lengths, seed)
+    gen = numpy.random.default_rng(seed)
+    gold = torch.full((len(lengths), em.shape[1]), -1, dtype=torch.long)
+    for b, length in enumerate(lengths):
+        path = list(_valid_paths(n, length, constraints))[0]
+        gold[b, :length] = torch.tensor(path)
+        gold[b, gen.integers(length)] = -1  # one token unknown
+    loss = partial_nll(em, mask, start, trans, end, gold)
+    logz = log_partition(em, mask, start, trans, end)
+    for b, length in enumerate(lengths):
+        agree = [p for p in _valid_paths(n, length, constraints)
+                 if all(g < 0 or g == y for g, y in zip(gold[b, :length].tolist(), p))]
+        expected = logz[b] - torch.logsumexp(torch.stack([_score(p, em[b], start, trans, end) for p in agree]), 0)
+        assert loss[b].item() == pytest.approx(expected.item(), abs=1e-9)
+    assert (loss >= -1e-9).all()
 
 
 def test_log_partition_gradient_is_brute_force_marginals():

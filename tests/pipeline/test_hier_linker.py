@@ -10,7 +10,8 @@ import spacy
 import torch
 from thinc.api import Adam, fix_random_seed
 
-from spacy_medlink.ml.hier_linker import HierInput, HierLinkerModule, hier_loss, path_spans
+from spacy_medlink.ml.hier_linker import HierInput
+from spacy_medlink.ml.hier_module import HierLinkerModule, hier_loss, path_spans
 
 from .helpers import TINY_TOK2VEC, make_examples
 
@@ -195,7 +196,7 @@ def test_nil_weight_scales_nil_tokens():
     out = module(X, lengths, columns=torch.tensor([0, 1]))
     el = out[2]
     gold = torch.tensor([[0, 1, 0]])
-    from spacy_medlink.ml.hier_linker import HierScores
+    from spacy_medlink.ml.hier_module import HierScores
 
     scores = HierScores(el=el, lengths=lengths)
     loss, parts = hier_loss(scores, {"el": gold}, nil_weight=0.125)
