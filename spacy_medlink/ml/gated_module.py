@@ -11,7 +11,7 @@ import numpy
 import torch
 
 from .crf import CRF, Constraints, partial_nll
-from .layers import length_mask, pooled_mean, segment_softmax
+from .layers import PackedBiLSTM, length_mask, pooled_mean, segment_softmax
 from .torch_wrapper import loss_on_leaves
 
 HIGH_TAGS = ("O", "B", "I")  # B/I/O of "a mention of concept e"
@@ -63,12 +63,7 @@ class GatedNormalizerModule(torch.nn.Module):
         self.use_mid, self.use_high = use_mid, use_high
         self.fusion, self.attention = fusion, attention
         self.drop = torch.nn.Dropout(dropout)
-        self.lstm = (
-            torch.nn.LSTM(nI, lstm_width // 2, num_layers=lstm_depth, bidirectional=True, batch_first=True,
-                          dropout=dropout if lstm_depth > 1 else 0.0)
-            if lstm_depth
-            else None
-        )
+        self.lstm = PackedBiLSTM(nI, lstm_width, lstm_depth, dropout) if lstm_depth else None
         D = lstm_width if lstm_depth else nI
         self.width = D
         self.ner_out = torch.nn.Linear(D, n_tags)
@@ -88,14 +83,7 @@ class GatedNormalizerModule(torch.nn.Module):
         """(B, T, nI) token vectors -> (B, T, D) features H (zeros at padding)."""
         X = self.drop(X)
         if self.lstm is not None:
-            if not X.shape[1]:
-                return X.new_zeros(X.shape[0], 0, self.width)
-            packed = torch.nn.utils.rnn.pack_padded_sequence(
-                X, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
-            )
-            out, _ = self.lstm(packed)
-            X, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=X.shape[1])
-            X = self.drop(X)
+            X = self.drop(self.lstm(X, lengths))
         return X * length_mask(lengths, X.shape[1]).unsqueeze(-1).to(X.dtype)
 
     def encode_concepts(

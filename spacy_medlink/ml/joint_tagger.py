@@ -57,7 +57,7 @@ from thinc.api import ArgsKwargs, Model, chain, torch2xp, xp2torch
 from thinc.types import Floats2d
 
 from .crf import Constraints, partial_nll, transition_constraints, viterbi
-from .layers import length_mask
+from .layers import PackedBiLSTM, length_mask
 from .torch_wrapper import backward_args, loss_on_leaves, wrap_torch_module
 
 FEEDBACK = ("none", "mer", "men", "both")
@@ -230,12 +230,7 @@ class JointTaggerModule(torch.nn.Module):
         self.feedback = feedback
         self.feedback_init = feedback_init
         self.drop = torch.nn.Dropout(dropout)
-        self.lstm = (
-            torch.nn.LSTM(nI, lstm_width // 2, num_layers=lstm_depth, bidirectional=True, batch_first=True,
-                          dropout=dropout if lstm_depth > 1 else 0.0)
-            if lstm_depth
-            else None
-        )
+        self.lstm = PackedBiLSTM(nI, lstm_width, lstm_depth, dropout) if lstm_depth else None
         H = lstm_width if lstm_depth else nI
         into_mer = feedback in ("men", "both")  # MER reads y_MEN
         into_men = feedback in ("mer", "both")  # MEN reads y_MER
@@ -250,13 +245,8 @@ class JointTaggerModule(torch.nn.Module):
 
     def encode(self, X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         X = self.drop(X)
-        if self.lstm is not None and X.shape[1]:
-            packed = torch.nn.utils.rnn.pack_padded_sequence(
-                X, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
-            )
-            out, _ = self.lstm(packed)
-            X, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=X.shape[1])
-            X = self.drop(X)
+        if self.lstm is not None:
+            X = self.drop(self.lstm(X, lengths))
         return X
 
     @staticmethod

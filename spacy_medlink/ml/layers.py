@@ -1,4 +1,5 @@
-"""Torch layers that any medlink model can use: BiLSTM over padded batches,
+"""Torch layers that any medlink model can use: BiLSTM over padded batches
+(and `PackedBiLSTM`, the torch-LSTM layout of the joint and gated models),
 a task-specific BiLSTM with a shortcut (task hierarchies), span and masked
 mean pooling, attention weights within segments (``segment_softmax``),
 conditional LayerNorm, a banded Biaffine span scorer and learnable loss
@@ -67,6 +68,33 @@ class BiLSTM(torch.nn.Module):
             behind, _ = bwd(reverse_padded(X, lengths))
             X = torch.cat([ahead, reverse_padded(behind, lengths)], dim=-1)
         return X
+
+
+class PackedBiLSTM(torch.nn.LSTM):
+    """torch's bidirectional LSTM run on a padded batch through
+    ``pack_padded_sequence`` (padding ignored, zeros out).
+
+    The encoder of the joint tagger and the gated normalizer: their saved
+    pipelines (en_medlink among them) hold torch LSTM parameters, so they keep
+    this layout. New models use `BiLSTM`, which trains faster on long docs
+    (see there). width is both directions together, so it must be even.
+    """
+
+    def __init__(self, nI: int, width: int, depth: int = 1, dropout: float = 0.0) -> None:
+        if width % 2:
+            raise ValueError(f"BiLSTM width must be even (two directions), not {width}")
+        super().__init__(nI, width // 2, num_layers=depth, bidirectional=True, batch_first=True,
+                         dropout=dropout if depth > 1 else 0.0)
+        self.nO = width
+
+    def forward(self, X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if not X.shape[1]:
+            return X.new_zeros(X.shape[0], 0, self.nO)
+        packed = torch.nn.utils.rnn.pack_padded_sequence(
+            X, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
+        )
+        out, _ = super().forward(packed)
+        return torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=X.shape[1])[0]
 
 
 class ShortcutBiLSTM(torch.nn.Module):

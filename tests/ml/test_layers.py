@@ -7,6 +7,7 @@ from spacy_medlink.ml.layers import (
     BiLSTM,
     ConditionalLayerNorm,
     LossWeights,
+    PackedBiLSTM,
     pooled_mean,
     reverse_padded,
 )
@@ -66,6 +67,24 @@ def test_bilstm_ignores_padding():
 def test_bilstm_odd_width():
     with pytest.raises(ValueError):
         BiLSTM(4, 5)
+
+
+def test_packed_bilstm_ignores_padding_and_keeps_torch_lstm_parameters():
+    torch.manual_seed(0)
+    layer = PackedBiLSTM(5, 8, depth=2).eval()
+    X, lengths = torch.randn(3, 6, 5), torch.tensor([6, 3, 1])
+    out = layer(X, lengths)
+    assert out.shape == (3, 6, 8)
+    for n in range(3):
+        alone = layer(X[n : n + 1, : lengths[n]], lengths[n : n + 1])
+        assert torch.allclose(out[n, : lengths[n]], alone[0], atol=1e-6)
+        assert (out[n, lengths[n] :] == 0).all()
+    assert layer(X[:, :0], lengths).shape == (3, 0, 8)
+    # the parameter names saved pipelines hold (a plain torch LSTM's)
+    plain = torch.nn.LSTM(5, 4, num_layers=2, bidirectional=True, batch_first=True)
+    assert list(layer.state_dict()) == list(plain.state_dict())
+    with pytest.raises(ValueError):
+        PackedBiLSTM(4, 5)
 
 
 def test_reverse_padded():
