@@ -53,9 +53,10 @@ def test_biaffine_gradients_match_the_formula():
     assert torch.allclose(g_ends, ends.grad, atol=1e-5)
 
 
-def test_bilstm_ignores_padding():
+@pytest.mark.parametrize("cls", [BiLSTM, PackedBiLSTM])
+def test_bilstm_ignores_padding(cls):
     torch.manual_seed(0)
-    layer = BiLSTM(5, 8, depth=2)
+    layer = cls(5, 8, depth=2)
     X, lengths = torch.randn(3, 6, 5), torch.tensor([6, 3, 1])
     out = layer(X, lengths)
     assert out.shape == (3, 6, 8)
@@ -69,16 +70,12 @@ def test_bilstm_odd_width():
         BiLSTM(4, 5)
 
 
-def test_packed_bilstm_ignores_padding_and_keeps_torch_lstm_parameters():
+def test_packed_bilstm_zeros_padding_and_keeps_torch_lstm_parameters():
     torch.manual_seed(0)
-    layer = PackedBiLSTM(5, 8, depth=2).eval()
+    layer = PackedBiLSTM(5, 8, depth=2)
     X, lengths = torch.randn(3, 6, 5), torch.tensor([6, 3, 1])
     out = layer(X, lengths)
-    assert out.shape == (3, 6, 8)
-    for n in range(3):
-        alone = layer(X[n : n + 1, : lengths[n]], lengths[n : n + 1])
-        assert torch.allclose(out[n, : lengths[n]], alone[0], atol=1e-6)
-        assert (out[n, lengths[n] :] == 0).all()
+    assert all((out[n, lengths[n] :] == 0).all() for n in range(3))
     assert layer(X[:, :0], lengths).shape == (3, 0, 8)
     # the parameter names saved pipelines hold (a plain torch LSTM's)
     plain = torch.nn.LSTM(5, 4, num_layers=2, bidirectional=True, batch_first=True)
