@@ -38,7 +38,7 @@ def assemble_ensemble(models: List[Path], component: Optional[str] = None):
     for label in pipes[0].labels:
         nlp.vocab.strings.add(label)
     ensemble = nlp.get_pipe(name)
-    ensemble._load_cfg(dict(pipes[0].cfg))
+    ensemble._load_cfg(ensemble._trained_cfg(dict(pipes[0].cfg)))
     for layer, pipe in zip(ensemble.model.layers, pipes):
         layer.from_bytes(pipe.model.to_bytes())
     nlp.meta["medlink_ensemble_members"] = [str(p) for p in models]

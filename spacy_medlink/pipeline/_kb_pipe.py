@@ -11,14 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy
-import srsly
-from spacy import util
 from spacy.errors import Errors
-from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
 from spacy.training import Example, biluo_tags_to_spans, iob_to_biluo
 
-from ._config_settings import trained_cfg
+from ._config_settings import BytesParts, CfgPipe, DiskParts
 
 if TYPE_CHECKING:
     from ..kb.candidates import Candidate, CandidateGenerator
@@ -48,18 +45,13 @@ maxout_pieces = 3
 """
 
 
-class KBPipe(TrainablePipe):
+class KBPipe(CfgPipe):
     """Subclasses set ``generator`` (or None), ``cfg`` (with "labels",
     "tag_scheme" and "nI") and ``scorer``, give their model a "heads" and a
     "tok2vec" ref, and define ``_set_model_labels`` (size the heads for
     `entity_tags`) and ``_load_cfg`` (update cfg, rebuild the heads)."""
 
     generator: Optional["CandidateGenerator"]
-    cfg: Dict[str, Any]
-    # cfg keys that only change prediction: at load the pipeline's config (with any
-    # override given to spacy.load) decides them, not the cfg saved beside the
-    # weights, so `spacy.load(..., config=...)` can move a threshold
-    inference_settings: Tuple[str, ...] = ()
 
     # -- entity labels and tags ---------------------------------------------------
     @property
@@ -143,64 +135,22 @@ class KBPipe(TrainablePipe):
             kwargs.setdefault("id_resolver", self.generator.kb.resolve)
         return self.scorer(examples, **kwargs)
 
-    def to_bytes(self, *, exclude=tuple()) -> bytes:
-        serialize = {
-            "cfg": lambda: srsly.json_dumps(self.cfg),
-            "vocab": lambda: self.vocab.to_bytes(exclude=exclude),
-            "model": self.model.to_bytes,
-            "kb": lambda: self.generator.to_bytes() if self.generator is not None else b"",
-        }
-        return util.to_bytes(serialize, exclude)
-
-    def from_bytes(self, bytes_data: bytes, *, exclude=tuple()) -> "KBPipe":
+    def _bytes_parts(self) -> BytesParts:
         def load_kb(b: bytes) -> None:
             from ..kb.candidates import CandidateGenerator
 
             self.generator = CandidateGenerator.from_bytes(b) if b else None
 
-        deserialize = {
-            "cfg": lambda b: self._load_cfg(self._trained_cfg(srsly.json_loads(b))),
-            "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
-            "model": lambda b: self.model.from_bytes(b),
-            "kb": load_kb,
-        }
-        util.from_bytes(bytes_data, deserialize, exclude)
-        return self
+        return {"kb": lambda: self.generator.to_bytes() if self.generator is not None else b""}, {"kb": load_kb}
 
-    def to_disk(self, path, *, exclude=tuple()) -> None:
-        serialize = {
-            "cfg": lambda p: srsly.write_json(p, self.cfg),
-            "vocab": lambda p: self.vocab.to_disk(p, exclude=exclude),
-            "model": lambda p: self.model.to_disk(p),
-        }
-        if self.generator is not None:
-            serialize["kb"] = lambda p: self.generator.to_disk(p)
-        util.to_disk(path, serialize, exclude)
-
-    def from_disk(self, path, *, exclude=tuple()) -> "KBPipe":
-        def load_model(p: Path) -> None:
-            with open(p, "rb") as file_:
-                self.model.from_bytes(file_.read())
-
+    def _disk_parts(self) -> DiskParts:
         def load_kb(p: Path) -> None:
             from ..kb.candidates import CandidateGenerator
 
             self.generator = CandidateGenerator.from_disk(p) if p.exists() else None
 
-        deserialize = {
-            "cfg": lambda p: self._load_cfg(self._trained_cfg(srsly.read_json(p))),
-            "vocab": lambda p: self.vocab.from_disk(p, exclude=exclude),
-            "model": load_model,
-            "kb": load_kb,
-        }
-        util.from_disk(path, deserialize, exclude)
-        return self
-
-    def _trained_cfg(self, saved: Dict[str, Any]) -> Dict[str, Any]:
-        return trained_cfg(self.name, self.cfg, saved, self.inference_settings)
-
-    def _load_cfg(self, cfg: Dict[str, Any]) -> None:
-        raise NotImplementedError
+        save = {"kb": lambda p: self.generator.to_disk(p)} if self.generator is not None else {}
+        return save, {"kb": load_kb}
 
 
 class ConceptPipe(KBPipe):

@@ -32,10 +32,8 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import numpy
 import srsly
-from spacy import util
 from spacy.errors import Errors
 from spacy.language import Language
-from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import filter_spans, registry
@@ -54,18 +52,16 @@ from ..ml.nested_recognizer import (
     tag_path_spans,
     torch_module,
     type_constraints,
-    type_tags,
 )
 from ..ml.layers import LOSS_WEIGHTINGS
 from ..ml.nested_ensemble import ensemble_members
 from ..scoring import NESTED_SCORE_WEIGHTS
-from ._config_settings import trained_cfg
+from ._config_settings import CfgPipe
 from ._kb_pipe import DEFAULT_TOK2VEC_CONFIG
+from ._nested_targets import nested_targets
 
 PREDICT_PADDED = 4096
 """Padded tokens (docs × longest doc) per chunk at prediction."""
-# settings that only change decoding: taken from the config at load, not from the saved cfg
-INFERENCE_SETTINGS = ("decoder", "biaffine_threshold", "set_ents")
 
 default_model_config = """
 [model]
@@ -142,9 +138,12 @@ def make_nested_recognizer(
     )
 
 
-class NestedRecognizer(TrainablePipe):
+class NestedRecognizer(CfgPipe):
     """MRC nested recognizer. Labels: the entity types of doc.spans[spans_key]
     in the training data, each with its query."""
+
+    # how to decode is the loader's choice: a trained model decodes either way
+    inference_settings = ("decoder", "biaffine_threshold", "set_ents")
 
     def __init__(
         self,
@@ -389,54 +388,10 @@ class NestedRecognizer(TrainablePipe):
         validate_examples(examples, "NestedRecognizer.get_loss")
         T = scores.emissions.shape[2]
         L = scores.biaffine.shape[3] if scores.biaffine is not None else None
-        tag_gold, span_gold = self._targets(examples, T, L)
+        tag_gold, span_gold = nested_targets(examples, self.key, self.labels, self.cfg["tag_scheme"], T, L)
         return nested_loss_and_gradient(
             scores, tag_gold, span_gold, torch_module(self.model).loss_weights, self.cfg["objective"]
         )
-
-    def _targets(
-        self, examples: Sequence[Example], n_positions: int, band: Optional[int]
-    ) -> Tuple[numpy.ndarray, Optional[numpy.ndarray]]:
-        """Gold tags (B, K, T) and Biaffine span labels (B, K, T, L); -1 = unknown.
-
-        A sentence whose reference has no doc.spans[spans_key] has no
-        annotation: all unknown. Gold spans longer than the band are known
-        to the CRF only.
-        """
-        K = len(self.labels)
-        B = len(examples)
-        tag_index = {tag: i for i, tag in enumerate(type_tags(self.cfg["tag_scheme"]))}
-        bioes = self.cfg["tag_scheme"] == "BIOES"
-        label_index = {label: k for k, label in enumerate(self.labels)}
-        tags = numpy.full((B, K, n_positions), -1, dtype=numpy.int64)
-        spans = None if band is None else numpy.full((B, K, n_positions, band), -1, dtype=numpy.int64)
-        for b, eg in enumerate(examples):
-            if self.key not in eg.reference.spans:
-                continue
-            n = len(eg.predicted)
-            tags[b, :, :n] = tag_index["O"]
-            if spans is not None:
-                valid = numpy.arange(n)[:, None] + numpy.arange(band)[None, :] < n
-                spans[b, :, :n][:, valid] = 0
-            aligned = eg.get_aligned_spans_y2x(eg.reference.spans[self.key], allow_overlap=True)
-            by_type: Dict[int, List[Span]] = {}
-            for span in aligned:
-                k = label_index.get(span.label_)
-                if k is None:
-                    continue
-                by_type.setdefault(k, []).append(span)
-                if spans is not None and span.end - span.start <= band:
-                    spans[b, k, span.start, span.end - span.start - 1] = 1
-            for k, type_spans in by_type.items():
-                for span in filter_spans(type_spans):
-                    if bioes and len(span) == 1:
-                        tags[b, k, span.start] = tag_index["U-ENT"]
-                        continue
-                    tags[b, k, span.start] = tag_index["B-ENT"]
-                    tags[b, k, span.start + 1 : span.end] = tag_index["I-ENT"]
-                    if bioes:
-                        tags[b, k, span.end - 1] = tag_index["L-ENT"]
-        return tags, spans
 
     # -- prediction ---------------------------------------------------------------
     def predict(self, docs: Iterable[Doc]) -> List[Tuple[List[int], NestedScores]]:
@@ -493,54 +448,14 @@ class NestedRecognizer(TrainablePipe):
         kwargs.setdefault("spans_key", self.key)
         return self.scorer(examples, **kwargs)
 
-    # -- serialization ------------------------------------------------------------
+    # -- serialization (CfgPipe: cfg first, then the model) -----------------------
     def _load_cfg(self, cfg: Dict[str, Any]) -> None:
-        # How to decode is the loader's choice: the config (and any override given to
-        # spacy.load) decides it, not the saved cfg, so a trained model can be decoded
-        # either way without retraining.
-        self.cfg.update(trained_cfg(self.name, self.cfg, cfg, INFERENCE_SETTINGS))
+        self.cfg.update(cfg)
         self._constraints_cache = None
         self._set_model_labels()
 
-    def to_bytes(self, *, exclude=tuple()) -> bytes:
-        serialize = {
-            "cfg": lambda: srsly.json_dumps(self.cfg),
-            "vocab": lambda: self.vocab.to_bytes(exclude=exclude),
-            "model": self.model.to_bytes,
-        }
-        return util.to_bytes(serialize, exclude)
-
-    def from_bytes(self, bytes_data: bytes, *, exclude=tuple()) -> "NestedRecognizer":
-        deserialize = {
-            "cfg": lambda b: self._load_cfg(srsly.json_loads(b)),
-            "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
-            "model": lambda b: self.model.from_bytes(b),
-        }
-        util.from_bytes(bytes_data, deserialize, exclude)
+    def _after_load(self) -> None:
         self._set_run_switches()
-        return self
-
-    def to_disk(self, path, *, exclude=tuple()) -> None:
-        serialize = {
-            "cfg": lambda p: srsly.write_json(p, self.cfg),
-            "vocab": lambda p: self.vocab.to_disk(p, exclude=exclude),
-            "model": lambda p: self.model.to_disk(p),
-        }
-        util.to_disk(path, serialize, exclude)
-
-    def from_disk(self, path, *, exclude=tuple()) -> "NestedRecognizer":
-        def load_model(p: Path) -> None:
-            with open(p, "rb") as file_:
-                self.model.from_bytes(file_.read())
-
-        deserialize = {
-            "cfg": lambda p: self._load_cfg(srsly.read_json(p)),
-            "vocab": lambda p: self.vocab.from_disk(p, exclude=exclude),
-            "model": load_model,
-        }
-        util.from_disk(path, deserialize, exclude)
-        self._set_run_switches()
-        return self
 
 
 

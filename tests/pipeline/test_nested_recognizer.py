@@ -10,6 +10,7 @@ from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
 
 from spacy_medlink.ml.nested_recognizer import tag_path_spans
+from spacy_medlink.pipeline._nested_targets import nested_targets
 
 from .helpers import TINY_TOK2VEC
 
@@ -123,7 +124,7 @@ def test_targets_nested_types_and_band():
     nlp.initialize(lambda: examples)
     pipe = nlp.get_pipe("medlink_nested_recognizer")
     assert pipe.labels == ("bod", "dis")
-    tags, spans = pipe._targets(examples[:1], 7, 3)
+    tags, spans = nested_targets(examples[:1], pipe.key, pipe.labels, "BIOES", 7, 3)
     # "患者肺癌三年": bod 肺 (U), dis 肺癌 (B L); padding unknown
     O, B, I, L, U = range(5)
     assert tags[0, 0].tolist() == [O, O, U, O, O, O, -1]
@@ -140,7 +141,7 @@ def test_unannotated_reference_is_unknown():
     nlp.initialize(lambda: examples)
     pipe = nlp.get_pipe("medlink_nested_recognizer")
     bare = Example(nlp.make_doc("肺癌"), nlp.make_doc("肺癌"))
-    tags, spans = pipe._targets([bare], 2, 2)
+    tags, spans = nested_targets([bare], pipe.key, pipe.labels, "BIO", 2, 2)
     assert (tags == -1).all() and (spans == -1).all()
 
 
