@@ -41,7 +41,7 @@ def _train_concepts(docs: Sequence, resolve: Callable[[str], str]) -> Set[str]:
 def _linkers(generator, train_docs: Sequence) -> Dict[str, Callable]:
     """name -> f(spans) -> ranked concept lists (top 5), for each system this KB offers."""
     from ..kb.dictionary import ExactDictionary
-    from ..kb.ranker import split_stats
+    from ..kb.mention_stats import split_stats
     from ..kb.span_lookup import span_candidates, span_long_forms
 
     stats, _ = split_stats(train_docs, generator.kb.resolve)

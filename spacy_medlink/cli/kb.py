@@ -82,6 +82,7 @@ def kb_ranker_cli(
     doc_candidates: int = typer.Option(3, "--doc-candidates", help="Concepts of the document's other mentions added per mention"),
     train_candidates: int = typer.Option(3, "--train-candidates", help="Concepts the training split linked the mention's string to, added per mention"),
     seed: int = typer.Option(0, "--seed"),
+    without: str = typer.Option("", "--without", help="Comma-separated features to leave out (an ablation; see kb.ranker.FEATURES)"),
 ) -> None:
     """Train the candidate ranker that every linking component applies through this KB."""
     import srsly
@@ -101,10 +102,17 @@ def kb_ranker_cli(
     train_docs = list(DocBin().from_disk(train).get_docs(vocab))
     fit_docs = list(DocBin().from_disk(fit).get_docs(vocab)) if fit is not None else None
     start = time.perf_counter()
+    from ..kb.ranker import FEATURES
+
+    left_out = [f.strip() for f in without.split(",") if f.strip()]
+    unknown = [f for f in left_out if f not in FEATURES]
+    if unknown:
+        raise typer.BadParameter(f"--without: unknown features {unknown} (known: {', '.join(FEATURES)})")
+    features = [f for f in FEATURES if f not in left_out]
     ranker, report = fit_ranker(generator, train_docs, fit_docs, base_kb=base, folds=folds, k=k, doc_candidates=doc_candidates,
-                                train_candidates=train_candidates, learner=learner, seed=seed)
+                                train_candidates=train_candidates, learner=learner, seed=seed, features=features)
     report = {"kb": str(kb_dir), "train": str(train), "fit": str(fit or train), "base_kb": str(base_kb) if base_kb else None, "learner": learner, "k": k,
-              "doc_candidates": doc_candidates, "train_candidates": train_candidates, "seed": seed, "seconds": round(time.perf_counter() - start, 1), **report}
+              "doc_candidates": doc_candidates, "train_candidates": train_candidates, "seed": seed, "without": left_out, "seconds": round(time.perf_counter() - start, 1), **report}
     ranker.to_disk(kb_dir / RANKER_DIR)
     output.parent.mkdir(parents=True, exist_ok=True)
     srsly.write_json(output, report)

@@ -17,6 +17,11 @@ How a linker uses it::
         queries = [long_form, ent.text] if long_form else [ent.text]
         # look up the long form first; fall back to the short form if the
         # long form has no candidates (or score the union of both lists)
+
+A short form used without its definition ("DEN" in a text that names
+diethylnitrosamine earlier, no parentheses) is not found by the detector;
+`abbreviates` is the same test for two strings, which the candidate ranker
+applies to a short form and the other mentions of its document.
 """
 import warnings
 from typing import Dict
@@ -64,3 +69,32 @@ def abbreviation_map(doc: Doc) -> Dict[str, str]:
             if short.text != long_form.text:
                 out.setdefault(short.text, long_form.text)
     return out
+
+
+def is_short_form(text: str) -> bool:
+    """A mention that may abbreviate another: one word of at most 10 characters with a capital."""
+    return 0 < len(text) <= 10 and not any(ch.isspace() for ch in text) and any(ch.isupper() for ch in text)
+
+
+def abbreviates(short: str, long: str) -> bool:
+    """Whether `short` abbreviates the whole of `long`: Schwartz & Hearst's test
+    (the short form's letters and digits in order in the long form, matched from
+    the right), anchored so that its first character is the long form's first.
+    scispacy's `find_abbreviation` runs the same test on the spans of one
+    doc and finds where the long form starts; here both are strings (KB names
+    too) and the long form must start where the name does."""
+    chars = [ch.lower() for ch in short if ch.isalnum()]
+    low = long.lower()
+    if not chars or len(low) <= len(short):
+        return False
+    first = next((i for i, ch in enumerate(low) if ch.isalnum()), None)
+    if first is None or low[first] != chars[0]:
+        return False
+    j = len(low) - 1
+    for ch in reversed(chars[1:]):
+        while j > first and low[j] != ch:
+            j -= 1
+        if j <= first:
+            return False
+        j -= 1
+    return True

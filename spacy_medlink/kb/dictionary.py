@@ -10,7 +10,7 @@ place only by keeping that precision while recalling more.
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 from .candidates import normalize_name
-from .ranker import MentionStats
+from .mention_stats import MentionStats
 
 if TYPE_CHECKING:
     from spacy.tokens import Span

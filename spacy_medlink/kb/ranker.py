@@ -7,7 +7,11 @@ token-level agreement of mention (and its defined long form) with the matched
 name, how the training split linked the same string (p(concept | mention)),
 how often the concept occurs there, and what the document's other mentions
 link to. Concepts that other mentions of the document link to join the
-candidates of a mention ("Pb" after "lead", "CTX" after "cyclophosphamide").
+candidates of a mention ("Pb" after "lead", "CTX" after "cyclophosphamide"),
+first those of the mentions a short form abbreviates ("DEN" after
+"diethylnitrosamine", `abbreviates`), which are also a feature: a short form
+used without its definition in parentheses, which the abbreviation detector
+needs, is most often the short form of a name the document spells out.
 
 The learner is a binary classifier (LightGBM, or logistic regression), so its
 output is the probability that a candidate is the mention's concept: the
@@ -29,16 +33,17 @@ import math
 from functools import lru_cache
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
 
 import numpy
 import srsly
 
+from .abbreviations import abbreviates, is_short_form
 from .candidates import Candidate, normalize_name
-from .ids import split_kb_id
+from .mention_stats import MentionStats
 
 if TYPE_CHECKING:
-    from spacy.tokens import Doc, Span
+    from spacy.tokens import Span
 
     from .candidates import CandidateGenerator
 
@@ -48,94 +53,9 @@ FEATURES = (
     "score", "rank_recip", "gap_top1", "exact", "exact_long", "exact_case", "token_jaccard", "head_match",
     "prior", "key_count", "prior_long", "concept_count", "has_long", "from_train", "from_doc", "doc_top1", "doc_exact",
     "mention_chars", "mention_tokens", "short_upper", "has_digit", "preferred", "n_exact",
+    "doc_abbrev", "name_abbrev",
 )
 _INDEX = {name: i for i, name in enumerate(FEATURES)}
-
-
-class MentionStats:
-    """How a training split links mention strings: counts per (normalized string, concept).
-
-    Per-document counts are kept while counting so that a training mention's
-    features can leave its own document out (`without`).
-    """
-
-    def __init__(self) -> None:
-        self.key_concepts: Dict[str, Counter] = defaultdict(Counter)
-        self.key_totals: Counter = Counter()  # key -> its count over all concepts
-        self.concepts: Counter = Counter()
-        self._ranked: Dict[str, List[str]] = {}  # key -> concepts, most often first (cleared on add)
-
-    def add(self, key: str, concept_id: str, n: int = 1) -> None:
-        self.key_concepts[key][concept_id] += n
-        self.key_totals[key] += n
-        self.concepts[concept_id] += n
-        self._ranked.clear()
-
-    def counts(self, key: str, concept_id: str, own: Optional["MentionStats"] = None) -> Tuple[int, int, int]:
-        """(count of key with concept, count of key, count of concept), minus `own`."""
-        kc = self.key_concepts.get(key)
-        pair = kc.get(concept_id, 0) if kc else 0
-        total = self.key_totals[key] if kc else 0
-        concept = self.concepts.get(concept_id, 0)
-        if own is not None:
-            okc = own.key_concepts.get(key)
-            if okc:
-                pair -= okc.get(concept_id, 0)
-                total -= own.key_totals[key]
-            concept -= own.concepts.get(concept_id, 0)
-        return pair, total, concept
-
-    def concepts_of(self, key: str, own: Optional["MentionStats"] = None) -> List[str]:
-        """The concepts the split links `key` to, most often first, minus `own`."""
-        kc = self.key_concepts.get(key)
-        if not kc:
-            return []
-        if own is None:
-            if key not in self._ranked:
-                self._ranked[key] = [cid for cid, _ in kc.most_common()]
-            return self._ranked[key]
-        okc = own.key_concepts.get(key)
-        counts = [(cid, n - (okc[cid] if okc else 0)) for cid, n in kc.most_common()]
-        return [cid for cid, n in counts if n > 0]
-
-    def best(self, key: str) -> Optional[str]:
-        """The concept the split links `key` to most often (first seen among ties)."""
-        kc = self.key_concepts.get(key)
-        return kc.most_common(1)[0][0] if kc else None
-
-    def to_dict(self) -> Dict[str, Any]:
-        return {"key_concepts": {k: dict(v) for k, v in self.key_concepts.items()}}
-
-    @classmethod
-    def from_dict(cls, data: Dict[str, Any]) -> "MentionStats":
-        self = cls()
-        for key, concepts in data["key_concepts"].items():
-            for cid, n in concepts.items():
-                self.add(key, cid, n)
-        return self
-
-
-def gold_atoms(kb_id: str, resolve) -> Tuple[str, ...]:
-    return tuple(resolve(a) for a in split_kb_id(kb_id))
-
-
-def split_stats(docs: Iterable["Doc"], resolve) -> Tuple[MentionStats, List[MentionStats]]:
-    """The split's statistics over single-concept gold mentions (the ones the
-    KB builder adds as synonyms), and each doc's own share."""
-    from .builders import mention_spans
-
-    total = MentionStats()
-    per_doc = []
-    for doc in docs:
-        own = MentionStats()
-        for span in mention_spans(doc):
-            atoms = gold_atoms(span.kb_id_, resolve)
-            if len(atoms) == 1:
-                key = normalize_name(span.text)
-                own.add(key, atoms[0])
-                total.add(key, atoms[0])
-        per_doc.append(own)
-    return total, per_doc
 
 
 @lru_cache(maxsize=500_000)
@@ -159,15 +79,25 @@ class CandidateRanker:
     doc_candidates: concepts of the document's other mentions added per mention.
     train_candidates: concepts the training split linked the mention's string to, added per mention.
     learner: "lightgbm" or "logistic".
+    features: the features the learner sees, of FEATURES (default all; fewer for
+        an ablation, and a ranker saved before a feature was added keeps loading).
     """
 
     def __init__(self, *, k: int = 20, doc_candidates: int = 3, train_candidates: int = 3,
-                 learner: str = "lightgbm", params: Optional[Dict[str, Any]] = None) -> None:
+                 learner: str = "lightgbm", params: Optional[Dict[str, Any]] = None,
+                 features: Optional[Sequence[str]] = None) -> None:
         if learner not in ("lightgbm", "logistic"):
             raise ValueError(f"Unknown ranker learner {learner!r} (expected 'lightgbm' or 'logistic')")
+        features = list(FEATURES if features is None else features)
+        unknown = [f for f in features if f not in _INDEX]
+        if unknown:
+            raise ValueError(f"Unknown ranker features {unknown}: this version computes {list(FEATURES)}")
         self.cfg: Dict[str, Any] = {"k": k, "doc_candidates": doc_candidates, "train_candidates": train_candidates,
                                     "learner": learner,
-                                    "params": dict(params or {}), "features": list(FEATURES)}
+                                    "params": dict(params or {}), "features": features}
+        self._columns = [_INDEX[f] for f in features]
+        # rankers saved before the abbreviation features keep their candidates
+        self._abbrev = "doc_abbrev" in features
         self.stats = MentionStats()
         self._booster = None
         self._linear: Optional[Dict[str, numpy.ndarray]] = None
@@ -180,7 +110,8 @@ class CandidateRanker:
         training split linked its string or long form to (TRAINING: these may
         be IDs the KB no longer holds, such as retired MeSH records), plus the
         top-1 concepts of its document's other mentions of the same label
-        (DOCUMENT). Added candidates have score 0 and no name."""
+        (DOCUMENT): of every mention it abbreviates, then of the first others
+        up to `doc_candidates`. Added candidates have score 0 and no name."""
         out: List[List[Tuple[Candidate, int]]] = [[(c, GENERATED) for c in cands] for cands in cand_lists]
         haves = [{c.concept_id for c in cands} for cands in cand_lists]
         for i, (span, lf) in enumerate(zip(spans, long_forms)):
@@ -201,17 +132,23 @@ class CandidateRanker:
             by_doc[id(span.doc)].append(i)
         for members in by_doc.values():
             for i in members:
+                others = [j for j in members if j != i and spans[j].label_ == spans[i].label_ and cand_lists[j]]
+                if self._abbrev and is_short_form(spans[i].text):
+                    defined = [j for j in others if abbreviates(spans[i].text, spans[j].text)]
+                    others = defined + [j for j in others if j not in defined]
+                    n_defined = len(defined)
+                else:
+                    n_defined = 0
                 added = 0
-                for j in members:
-                    if j == i or spans[j].label_ != spans[i].label_ or not cand_lists[j]:
-                        continue
+                for pos, j in enumerate(others):
+                    if pos >= n_defined and added >= n_extra:
+                        break
                     top = cand_lists[j][0]
                     if top.concept_id not in haves[i]:
                         haves[i].add(top.concept_id)
                         out[i].append((Candidate(top.concept_id, 0.0, ""), DOCUMENT))
-                        added += 1
-                        if added >= n_extra:
-                            break
+                        if pos >= n_defined:
+                            added += 1
         return out
 
     def features(
@@ -260,12 +197,24 @@ class CandidateRanker:
                            any(ch.isdigit() for ch in text), len(exact_sets[i]))
         for j, name in enumerate(("has_long", "mention_chars", "mention_tokens", "short_upper", "has_digit", "n_exact")):
             X[:, _INDEX[name]] = numpy.repeat(per_span[:, j], sizes)
+        # a short form: the top-1 concepts of the same-label mentions of its doc that it abbreviates
+        short = [is_short_form(t) for t in texts]
+        defined: Dict[int, Counter] = {}
+        if any(short):
+            by_doc: Dict[int, List[int]] = defaultdict(list)
+            for i, span in enumerate(spans):
+                by_doc[id(span.doc)].append(i)
+            for i in (i for i, is_short in enumerate(short) if is_short):
+                defined[i] = Counter(
+                    expanded[j][0][0].concept_id for j in by_doc[id(spans[i].doc)]
+                    if j != i and expanded[j] and expanded[j][0][1] == GENERATED
+                    and spans[j].label_ == spans[i].label_ and abbreviates(texts[i], texts[j]))
         # per row
         no_head = object()  # a long form without tokens matches no head
         stats = self.stats
         pair_cols = ("score", "rank_recip", "gap_top1", "exact", "exact_long", "exact_case", "token_jaccard",
                      "head_match", "prior", "key_count", "prior_long", "concept_count", "from_train", "from_doc",
-                     "doc_top1", "doc_exact", "preferred")
+                     "doc_top1", "doc_exact", "preferred", "doc_abbrev", "name_abbrev")
         rows: List[Tuple[float, ...]] = []
         append = rows.append
         for i, (span, text, lf, key, lkey, cands) in enumerate(zip(spans, texts, long_forms, keys, lkeys, expanded)):
@@ -280,6 +229,7 @@ class CandidateRanker:
             exact = exact_sets[i]
             dt, de = doc_top1[id(span.doc)], doc_exact[id(span.doc)]
             top_id = cands[0][0].concept_id if cands and cands[0][1] == GENERATED else None
+            mine_defined = defined.get(i)
             for rank, (cand, origin) in enumerate(cands):
                 cid, name = cand.concept_id, cand.name
                 name_key, ntoks, name_head = name_info(name)
@@ -289,12 +239,11 @@ class CandidateRanker:
                     prior_long = lpair / ltotal if ltotal > 0 else 0.0
                 else:
                     prior_long = 0.0
-                if name:
+                if name or short[i]:
                     if cid not in preferred:
-                        preferred[cid] = kb.name_of(cid)
-                    is_preferred = preferred[cid] == name
-                else:
-                    is_preferred = False
+                        preferred[cid] = kb.name_of(cid) or ""
+                is_preferred = bool(name) and preferred[cid] == name
+                name_abbrev = short[i] and (abbreviates(text, name) if name else abbreviates(text, preferred[cid]))
                 append((
                     cand.score,
                     1.0 / (1 + rank) if origin == GENERATED else 0.0,
@@ -313,6 +262,8 @@ class CandidateRanker:
                     math.log1p(dt[cid] - (cid == top_id)),
                     math.log1p(de[cid] - (cid in exact)),
                     is_preferred,
+                    math.log1p(mine_defined[cid]) if mine_defined else 0.0,
+                    name_abbrev,
                 ))
         X[:, [_INDEX[c] for c in pair_cols]] = numpy.asarray(rows, dtype=numpy.float32)
         return X
@@ -327,11 +278,13 @@ class CandidateRanker:
                       "seed": seed, "num_threads": 1, "deterministic": True, "force_row_wise": True}
             params.update({k: v for k, v in self.cfg["params"].items() if k != "num_boost_round"})
             rounds = int(self.cfg["params"].get("num_boost_round", 300))
-            data = lightgbm.Dataset(X, label=y, feature_name=list(FEATURES), free_raw_data=True)
+            data = lightgbm.Dataset(X[:, self._columns], label=y, feature_name=list(self.cfg["features"]),
+                                    free_raw_data=True)
             self._booster = lightgbm.train(params, data, num_boost_round=rounds)
         else:
             from sklearn.linear_model import LogisticRegression
 
+            X = X[:, self._columns]
             mean, scale = X.mean(axis=0), X.std(axis=0)
             scale[scale == 0] = 1.0
             C = float(self.cfg["params"].get("C", 1.0))
@@ -350,12 +303,13 @@ class CandidateRanker:
         if self._booster is None:
             return None
         gain = self._booster.feature_importance("gain")
-        return {f: round(float(g), 1) for f, g in sorted(zip(FEATURES, gain), key=lambda x: -x[1])}
+        return {f: round(float(g), 1) for f, g in sorted(zip(self.cfg["features"], gain), key=lambda x: -x[1])}
 
     def predict(self, X: numpy.ndarray) -> numpy.ndarray:
         """P(candidate is the mention's concept) per row."""
         if not len(X):
             return numpy.zeros(0, dtype=numpy.float64)
+        X = X[:, self._columns]
         if self._booster is not None:
             return numpy.asarray(self._booster.predict(X, num_threads=1), dtype=numpy.float64)
         if self._linear is None:
@@ -393,10 +347,10 @@ class CandidateRanker:
         if data.get("format") != FORMAT_VERSION:
             raise ValueError(f"Unsupported candidate ranker format {data.get('format')!r}")
         cfg = data["cfg"]
-        if list(cfg["features"]) != list(FEATURES):
-            raise ValueError("The candidate ranker was trained on other features; retrain it with this version")
+        if any(f not in _INDEX for f in cfg["features"]):
+            raise ValueError("The candidate ranker was trained on features this version does not compute; retrain it")
         self = cls(k=cfg["k"], doc_candidates=cfg["doc_candidates"], train_candidates=cfg["train_candidates"],
-                   learner=cfg["learner"], params=cfg["params"])
+                   learner=cfg["learner"], params=cfg["params"], features=cfg["features"])
         self.stats = MentionStats.from_dict(data["stats"])
         model = data["model"]
         if "lightgbm" in model:

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 import numpy
 
 from .candidates import Candidate
-from .ranker import GENERATED, CandidateRanker, MentionStats, gold_atoms, split_stats
+from .mention_stats import MentionStats, gold_atoms, split_stats
+from .ranker import GENERATED, CandidateRanker
 
 if TYPE_CHECKING:
     from spacy.tokens import Doc, Span
@@ -85,6 +86,7 @@ def fit_ranker(
     type_map: Optional[Dict[str, str]] = None,
     use_abbreviations: bool = True,
     seed: int = 0,
+    features: Optional[Sequence[str]] = None,
 ) -> Tuple[CandidateRanker, Dict[str, Any]]:
     """A ranker with `train_docs`' statistics and its weights fit on gold
     mentions, with a report of accuracy@1 out of fold against the
@@ -103,7 +105,7 @@ def fit_ranker(
       full KB; then that split no longer scores the ranker fairly.
     """
     ranker = CandidateRanker(k=k, doc_candidates=doc_candidates, train_candidates=train_candidates,
-                             learner=learner, params=params)
+                             learner=learner, params=params, features=features)
     ranker.stats, _ = split_stats(train_docs, generator.kb.resolve)
     docs = list(train_docs if fit_docs is None else fit_docs)
     n_parts = max(folds, 1)

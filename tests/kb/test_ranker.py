@@ -14,8 +14,9 @@ from spacy_medlink.kb.candidates import RANKER_DIR, CandidateGenerator
 from spacy_medlink.kb.composite import choose_composite, coordination_parts
 from spacy_medlink.kb.concept_kb import Concept, ConceptKB
 from spacy_medlink.kb.dictionary import ExactDictionary
-from spacy_medlink.kb.ranker import (DOCUMENT, FEATURES, GENERATED, TRAINING, CandidateRanker, MentionStats,
-                                     split_stats)
+from spacy_medlink.kb.abbreviations import abbreviates, is_short_form
+from spacy_medlink.kb.mention_stats import MentionStats, split_stats
+from spacy_medlink.kb.ranker import DOCUMENT, FEATURES, GENERATED, TRAINING, CandidateRanker
 from spacy_medlink.kb.ranker_fit import fit_ranker, mention_rows
 from spacy_medlink.kb.candidates import Candidate
 from spacy_medlink.kb.span_lookup import span_candidates, span_long_forms
@@ -62,6 +63,9 @@ DEV = [
                                       ("CDDP", "Chemical", "D002945")]),
     ("Oldchem and a cold.", [("Oldchem", "Chemical", "C999999"), ("cold", "Disease", "D003139")]),
 ]
+# "CIS" abbreviates the cisplatin of its doc (not defined in parentheses), after two other chemicals
+SHORT_FORM = ("Lead, oldchem, cisplatin; later CIS.", [("Lead", "Chemical", "D007854"), ("oldchem", "Chemical", "C999999"),
+                                                      ("cisplatin", "Chemical", "D002945"), ("CIS", "Chemical", "D002945")])
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +154,9 @@ def _reference_row(ranker, kb, span, lf, cands, rank, own, doc_spans):
         return len(a & b) / len(a | b) if a and b else 0.0
 
     others = [(s, s_lf, s_c) for s, s_lf, s_c in doc_spans if s is not span]
+    short = is_short_form(span.text)
+    defined = sum(1 for s, _, s_c in others if short and s.label_ == span.label_ and abbreviates(span.text, s.text)
+                  and s_c and s_c[0][1] == GENERATED and s_c[0][0].concept_id == cand.concept_id)
     top1 = sum(1 for s, _, s_c in others if s_c and s_c[0][1] == GENERATED and s_c[0][0].concept_id == cand.concept_id)
     exact_other = sum(1 for s, s_lf, s_c in others if cand.concept_id in exact_ids(s, s_lf, s_c))
     pair, total, ccount = ranker.stats.counts(key, cand.concept_id, own)
@@ -172,17 +179,19 @@ def _reference_row(ranker, kb, span, lf, cands, rank, own, doc_spans):
         "has_digit": any(ch.isdigit() for ch in text),
         "preferred": bool(cand.name) and kb.name_of(cand.concept_id) == cand.name,
         "n_exact": len(exact_ids(span, lf, cands)),
+        "doc_abbrev": math.log1p(defined),
+        "name_abbrev": short and abbreviates(span.text, cand.name or kb.name_of(cand.concept_id) or ""),
     }
     return numpy.asarray([row[f] for f in FEATURES], dtype=numpy.float32)
 
 
 @pytest.mark.parametrize("leave_out", [False, True])
-def test_features_match_a_row_by_row_reference(generator, fitted, docs, leave_out):
+def test_features_match_a_row_by_row_reference(generator, fitted, docs, nlp, leave_out):
     """The column-wise feature builder against each feature computed from its definition."""
     from spacy_medlink.kb.span_lookup import generator_candidates
 
     ranker, _ = fitted
-    split = docs[0] if leave_out else docs[1]
+    split = docs[0] if leave_out else [*docs[1], _doc(nlp, *SHORT_FORM)]
     _, per_doc = split_stats(split, generator.kb.resolve)
     spans = [e for d in split for e in d.ents]
     owners = [per_doc[d] for d, doc in enumerate(split) for _ in doc.ents] if leave_out else None
@@ -201,6 +210,8 @@ def test_features_match_a_row_by_row_reference(generator, fitted, docs, leave_ou
             numpy.testing.assert_allclose(X[row], want, rtol=1e-6, err_msg=f"{span.text} / {cands[rank][0]}")
             row += 1
     assert row == len(X) and X[:, FEATURES.index("has_long")].sum() > 0
+    if not leave_out:  # the short form's features are exercised
+        assert X[:, FEATURES.index("doc_abbrev")].sum() > 0 and X[:, FEATURES.index("name_abbrev")].sum() > 0
 
 
 def test_ranker_learns_the_training_prior(generator, fitted, docs):
@@ -263,10 +274,53 @@ def test_cross_fit_needs_the_base_kb(generator, docs):
 def test_unknown_learner_and_stale_features():
     with pytest.raises(ValueError, match="learner"):
         CandidateRanker(learner="forest")
+    with pytest.raises(ValueError, match="Unknown ranker features"):
+        CandidateRanker(features=["score", "bogus"])
     data = CandidateRanker().to_dict()
-    data["cfg"]["features"] = ["score"]
-    with pytest.raises(ValueError, match="other features"):
+    data["cfg"]["features"] = ["score", "bogus"]
+    with pytest.raises(ValueError, match="does not compute"):
         CandidateRanker.from_dict(data)
+
+
+@pytest.mark.parametrize("short,long,expected", [
+    ("DEN", "diethylnitrosamine", True), ("PB", "phenobarbital", True), ("mCPP", "m-chlorophenylpiperazine", True),
+    ("ND-NMBA", "nondepolarizing neuromuscular blocking agents", True), ("T", "testosterone", True),
+    ("ISPH", "isoproterenol", False),  # no "h"
+    ("CCNU", "1-(2-chloroethyl)-3-cyclohexyl-1-nitrosourea", False),  # the long form does not start with "c"
+    ("PEN", "nitrosamine", False), ("PG", "PG", False), ("Pb", "lead", False),
+])
+def test_abbreviates(short, long, expected):
+    assert abbreviates(short, long) is expected
+
+
+def test_short_form_takes_the_concepts_of_the_names_it_abbreviates(generator, nlp):
+    """"CIS" gets the concept of the cisplatin it abbreviates, though it is the third
+    chemical of its doc and only one document candidate is allowed; a ranker
+    saved without the abbreviation features keeps its old candidates."""
+    from spacy_medlink.kb.span_lookup import generator_candidates
+
+    spans = list(_doc(nlp, *SHORT_FORM).ents)
+    long_forms = [None] * len(spans)
+    cands = generator_candidates(generator, spans, long_forms, k=5)
+    cands[3] = [c for c in cands[3] if c.concept_id != "D002945"]  # as if the KB did not know "CIS"
+    for features, found in ((None, True), ([f for f in FEATURES if not f.endswith("_abbrev")], False)):
+        ranker = CandidateRanker(doc_candidates=1, features=features)
+        expanded = ranker.expand(spans, long_forms, cands)
+        assert (("D002945", DOCUMENT) in [(c.concept_id, o) for c, o in expanded[3]]) is found
+    X = CandidateRanker().features(spans, long_forms, CandidateRanker(doc_candidates=1).expand(spans, long_forms, cands),
+                                   generator)
+    assert X[:, FEATURES.index("doc_abbrev")].max() > 0
+
+
+def test_ranker_trained_on_fewer_features_loads_and_predicts(generator, docs):
+    """A ranker saved before a feature was added (its cfg lists fewer) loads and scores with its own columns."""
+    old = [f for f in FEATURES if not f.endswith("_abbrev")]
+    ranker, _ = fit_ranker(generator, docs[0], docs[1], folds=1, learner="logistic", features=old)
+    again = CandidateRanker.from_bytes(ranker.to_bytes())
+    assert again.cfg["features"] == old
+    rows = mention_rows(again, generator, docs[1])
+    numpy.testing.assert_allclose(again.predict(rows.X), ranker.predict(rows.X))
+    assert rows.X.shape[1] == len(FEATURES) and len(again._linear["coef"]) == len(old)
 
 
 # -- dictionary ------------------------------------------------------------------------
