@@ -41,6 +41,7 @@ import srsly
 from .abbreviations import abbreviates, is_short_form
 from .candidates import Candidate, normalize_name
 from .mention_stats import MentionStats
+from .variants import spelling_variants
 
 if TYPE_CHECKING:
     from spacy.tokens import Span
@@ -53,7 +54,7 @@ FEATURES = (
     "score", "rank_recip", "gap_top1", "exact", "exact_long", "exact_case", "token_jaccard", "head_match",
     "prior", "key_count", "prior_long", "concept_count", "has_long", "from_train", "from_doc", "doc_top1", "doc_exact",
     "mention_chars", "mention_tokens", "short_upper", "has_digit", "preferred", "n_exact",
-    "doc_abbrev", "name_abbrev",
+    "doc_abbrev", "name_abbrev", "exact_variant",
 )
 _INDEX = {name: i for i, name in enumerate(FEATURES)}
 
@@ -101,6 +102,12 @@ class CandidateRanker:
         self.stats = MentionStats()
         self._booster = None
         self._linear: Optional[Dict[str, numpy.ndarray]] = None
+
+    @property
+    def wants_variants(self) -> bool:
+        """Whether the generator is also queried with the mentions' spelling variants (`kb.variants`):
+        for a ranker trained with them (`exact_variant`), so older rankers keep their candidates."""
+        return "exact_variant" in self.cfg["features"]
 
     # -- features -------------------------------------------------------------------
     def expand(self, spans: Sequence["Span"], long_forms: Sequence[Optional[str]],
@@ -214,7 +221,7 @@ class CandidateRanker:
         stats = self.stats
         pair_cols = ("score", "rank_recip", "gap_top1", "exact", "exact_long", "exact_case", "token_jaccard",
                      "head_match", "prior", "key_count", "prior_long", "concept_count", "from_train", "from_doc",
-                     "doc_top1", "doc_exact", "preferred", "doc_abbrev", "name_abbrev")
+                     "doc_top1", "doc_exact", "preferred", "doc_abbrev", "name_abbrev", "exact_variant")
         rows: List[Tuple[float, ...]] = []
         append = rows.append
         for i, (span, text, lf, key, lkey, cands) in enumerate(zip(spans, texts, long_forms, keys, lkeys, expanded)):
@@ -230,6 +237,7 @@ class CandidateRanker:
             dt, de = doc_top1[id(span.doc)], doc_exact[id(span.doc)]
             top_id = cands[0][0].concept_id if cands and cands[0][1] == GENERATED else None
             mine_defined = defined.get(i)
+            variant_keys = {_norm(v) for v in spelling_variants(text)}
             for rank, (cand, origin) in enumerate(cands):
                 cid, name = cand.concept_id, cand.name
                 name_key, ntoks, name_head = name_info(name)
@@ -264,6 +272,7 @@ class CandidateRanker:
                     is_preferred,
                     math.log1p(mine_defined[cid]) if mine_defined else 0.0,
                     name_abbrev,
+                    bool(name_key) and name_key in variant_keys,
                 ))
         X[:, [_INDEX[c] for c in pair_cols]] = numpy.asarray(rows, dtype=numpy.float32)
         return X

@@ -64,7 +64,8 @@ def mention_rows(
             else:
                 left_out["composite" if atoms else "no concept"] += 1
     long_forms = span_long_forms(spans) if use_abbreviations else [None] * len(spans)
-    cands = generator_candidates(generator, spans, long_forms, k=ranker.cfg["k"], type_map=type_map)
+    cands = generator_candidates(generator, spans, long_forms, k=ranker.cfg["k"], type_map=type_map,
+                                 variants=ranker.wants_variants)
     cands = [[Candidate(resolve(c.concept_id), c.score, c.name) for c in cs] for cs in cands]
     expanded = ranker.expand(spans, long_forms, cands, own=owners if own is not None else None)
     X = ranker.features(spans, long_forms, expanded, generator, own=owners if own is not None else None)

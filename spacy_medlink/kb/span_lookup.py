@@ -6,6 +6,7 @@ from spacy.tokens import Span
 
 from .abbreviations import abbreviation_map
 from .candidates import Candidate, CandidateGenerator
+from .variants import spelling_variants
 
 
 def span_candidates(
@@ -33,7 +34,8 @@ def span_candidates(
     long_forms = span_long_forms(spans) if use_abbreviations else [None] * len(spans)
     ranker = generator.ranker if rank else None
     n = max(k, ranker.cfg["k"]) if ranker is not None else k
-    found = generator_candidates(generator, spans, long_forms, k=n, type_map=type_map)
+    variants = ranker is not None and ranker.wants_variants
+    found = generator_candidates(generator, spans, long_forms, k=n, type_map=type_map, variants=variants)
     if ranker is None or not spans:
         return found
     ranked = ranker.rerank(spans, long_forms, found, generator, k)
@@ -53,8 +55,8 @@ def _add_composites(generator: CandidateGenerator, spans: Sequence[Span], ranked
     if not flat:
         return
     none: List[Optional[str]] = [None] * len(flat)
-    found = ranker.rerank(flat, none, generator_candidates(generator, flat, none, k=ranker.cfg["k"], type_map=type_map),
-                          generator, 1)
+    found = ranker.rerank(flat, none, generator_candidates(generator, flat, none, k=ranker.cfg["k"], type_map=type_map,
+                                                           variants=ranker.wants_variants), generator, 1)
     pos = 0
     for i, ps in enumerate(parts):
         if not ps:
@@ -85,14 +87,18 @@ def generator_candidates(
     *,
     k: int,
     type_map: Optional[Dict[str, str]] = None,
+    variants: bool = False,
 ) -> List[List[Candidate]]:
-    """The generator's own candidates: long form and text queried, best score per concept."""
+    """The generator's own candidates: long form and text queried (and, with
+    `variants`, the text's spelling variants, `kb.variants`), best score per concept."""
     type_map = type_map or {}
     queries: List[str] = []
     types: List[Optional[str]] = []
     counts: List[int] = []
     for span, long_form in zip(spans, long_forms):
         texts = [long_form, span.text] if long_form else [span.text]
+        if variants:
+            texts.extend(spelling_variants(span.text))
         counts.append(len(texts))
         queries.extend(texts)
         types.extend([type_map.get(span.label_, span.label_)] * len(texts))

@@ -17,6 +17,7 @@ from spacy_medlink.kb.dictionary import ExactDictionary
 from spacy_medlink.kb.abbreviations import abbreviates, is_short_form
 from spacy_medlink.kb.mention_stats import MentionStats, split_stats
 from spacy_medlink.kb.ranker import DOCUMENT, FEATURES, GENERATED, TRAINING, CandidateRanker
+from spacy_medlink.kb.variants import spelling_variants
 from spacy_medlink.kb.ranker_fit import fit_ranker, mention_rows
 from spacy_medlink.kb.candidates import Candidate
 from spacy_medlink.kb.span_lookup import span_candidates, span_long_forms
@@ -181,6 +182,7 @@ def _reference_row(ranker, kb, span, lf, cands, rank, own, doc_spans):
         "n_exact": len(exact_ids(span, lf, cands)),
         "doc_abbrev": math.log1p(defined),
         "name_abbrev": short and abbreviates(span.text, cand.name or kb.name_of(cand.concept_id) or ""),
+        "exact_variant": bool(name_key) and name_key in {norm(v) for v in spelling_variants(span.text)},
     }
     return numpy.asarray([row[f] for f in FEATURES], dtype=numpy.float32)
 
@@ -312,9 +314,37 @@ def test_short_form_takes_the_concepts_of_the_names_it_abbreviates(generator, nl
     assert X[:, FEATURES.index("doc_abbrev")].max() > 0
 
 
+@pytest.mark.parametrize("text,variants", [
+    ("oedema", ["edema"]), ("Anaemia", ["anemia"]), ("pregnenolone sulphate", ["pregnenolone sulfate", "pregnenolone sulphic acid"]),
+    ("metrizoate", ["metrizoic acid"]), ("kainic acid", ["kainate"]), ("liver tumours", ["liver tumors", "liver neoplasms"]),
+    ("cisplatin", []),
+])
+def test_spelling_variants(text, variants):
+    assert spelling_variants(text) == variants
+
+
+def test_variants_are_queried_for_a_ranker_trained_with_them(nlp):
+    """"oedema" finds Edema as an exact name through its variant, only for a ranker that asks for variants."""
+    from spacy_medlink.kb.span_lookup import generator_candidates
+
+    kb = ConceptKB()
+    kb.add(Concept("D004487", "Edema", (), ("Disease",)))
+    kb.add(Concept("D000001", "Oedemeridae bite", (), ("Disease",)))
+    gen = CandidateGenerator(kb)
+    span = _doc(nlp, "Severe oedema.", [("oedema", "Disease", "D004487")]).ents[0]
+    assert CandidateRanker().wants_variants and not CandidateRanker(features=FEATURES[:-1]).wants_variants
+    with_variants = generator_candidates(gen, [span], [None], k=2, variants=True)[0]
+    assert with_variants[0].concept_id == "D004487" and with_variants[0].name == "Edema"
+    without = generator_candidates(gen, [span], [None], k=2)[0]
+    assert all(c.score < with_variants[0].score for c in without if c.concept_id == "D004487")
+    ranker = CandidateRanker()
+    X = ranker.features([span], [None], ranker.expand([span], [None], [with_variants]), gen)
+    assert X[0, FEATURES.index("exact_variant")] == 1.0 and X[0, FEATURES.index("exact")] == 0.0
+
+
 def test_ranker_trained_on_fewer_features_loads_and_predicts(generator, docs):
     """A ranker saved before a feature was added (its cfg lists fewer) loads and scores with its own columns."""
-    old = [f for f in FEATURES if not f.endswith("_abbrev")]
+    old = [f for f in FEATURES if not f.endswith("_abbrev") and f != "exact_variant"]
     ranker, _ = fit_ranker(generator, docs[0], docs[1], folds=1, learner="logistic", features=old)
     again = CandidateRanker.from_bytes(ranker.to_bytes())
     assert again.cfg["features"] == old
