@@ -90,25 +90,23 @@ def kb_ranker_cli(
     from spacy.tokens import DocBin
 
     from ..kb.candidates import RANKER_DIR, CandidateGenerator
+    from ..kb.concept_kb import ConceptKB
+    from ..kb.ranker import FEATURES
     from ..kb.ranker_fit import fit_ranker
 
     if (base_kb is None) == (fit is None):
         raise typer.BadParameter("give exactly one of --base-kb (cross-fit on --train) and --fit")
-    from ..kb.concept_kb import ConceptKB
-
+    left_out = [f.strip() for f in without.split(",") if f.strip()]
+    unknown = [f for f in left_out if f not in FEATURES]
+    if unknown:
+        raise typer.BadParameter(f"--without: unknown features {unknown} (known: {', '.join(FEATURES)})")
+    features = [f for f in FEATURES if f not in left_out]
     generator = CandidateGenerator.from_disk(kb_dir, ranker=False)
     base = ConceptKB().from_disk(base_kb) if base_kb is not None else None
     vocab = spacy.blank("en").vocab
     train_docs = list(DocBin().from_disk(train).get_docs(vocab))
     fit_docs = list(DocBin().from_disk(fit).get_docs(vocab)) if fit is not None else None
     start = time.perf_counter()
-    from ..kb.ranker import FEATURES
-
-    left_out = [f.strip() for f in without.split(",") if f.strip()]
-    unknown = [f for f in left_out if f not in FEATURES]
-    if unknown:
-        raise typer.BadParameter(f"--without: unknown features {unknown} (known: {', '.join(FEATURES)})")
-    features = [f for f in FEATURES if f not in left_out]
     ranker, report = fit_ranker(generator, train_docs, fit_docs, base_kb=base, folds=folds, k=k, doc_candidates=doc_candidates,
                                 train_candidates=train_candidates, learner=learner, seed=seed, features=features)
     report = {"kb": str(kb_dir), "train": str(train), "fit": str(fit or train), "base_kb": str(base_kb) if base_kb else None, "learner": learner, "k": k,

@@ -24,6 +24,7 @@ diethylnitrosamine earlier, no parentheses) is not found by the detector;
 applies to a short form and the other mentions of its document.
 """
 import warnings
+from functools import lru_cache
 from typing import Dict
 
 from spacy.tokens import Doc
@@ -76,13 +77,15 @@ def is_short_form(text: str) -> bool:
     return 0 < len(text) <= 10 and not any(ch.isspace() for ch in text) and any(ch.isupper() for ch in text)
 
 
+@lru_cache(maxsize=200_000)
 def abbreviates(short: str, long: str) -> bool:
     """Whether `short` abbreviates the whole of `long`: Schwartz & Hearst's test
     (the short form's letters and digits in order in the long form, matched from
     the right), anchored so that its first character is the long form's first.
     scispacy's `find_abbreviation` runs the same test on the spans of one
     doc and finds where the long form starts; here both are strings (KB names
-    too) and the long form must start where the name does."""
+    too) and the long form must start where the name does. Remembered: the
+    ranker asks for the same pairs when it expands and when it scores."""
     chars = [ch.lower() for ch in short if ch.isalnum()]
     low = long.lower()
     if not chars or len(low) <= len(short):

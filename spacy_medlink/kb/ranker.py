@@ -205,7 +205,8 @@ class CandidateRanker:
         for j, name in enumerate(("has_long", "mention_chars", "mention_tokens", "short_upper", "has_digit", "n_exact")):
             X[:, _INDEX[name]] = numpy.repeat(per_span[:, j], sizes)
         # a short form: the top-1 concepts of the same-label mentions of its doc that it abbreviates
-        short = [is_short_form(t) for t in texts]
+        # (only for a ranker that uses these columns: the others leave them 0)
+        short = [self._abbrev and is_short_form(t) for t in texts]
         defined: Dict[int, Counter] = {}
         if any(short):
             by_doc: Dict[int, List[int]] = defaultdict(list)
@@ -237,7 +238,7 @@ class CandidateRanker:
             dt, de = doc_top1[id(span.doc)], doc_exact[id(span.doc)]
             top_id = cands[0][0].concept_id if cands and cands[0][1] == GENERATED else None
             mine_defined = defined.get(i)
-            variant_keys = {_norm(v) for v in spelling_variants(text)}
+            variant_keys = {_norm(v) for v in spelling_variants(text)} if self.wants_variants else ()
             for rank, (cand, origin) in enumerate(cands):
                 cid, name = cand.concept_id, cand.name
                 name_key, ntoks, name_head = name_info(name)
@@ -251,7 +252,7 @@ class CandidateRanker:
                     if cid not in preferred:
                         preferred[cid] = kb.name_of(cid) or ""
                 is_preferred = bool(name) and preferred[cid] == name
-                name_abbrev = short[i] and (abbreviates(text, name) if name else abbreviates(text, preferred[cid]))
+                name_abbrev = short[i] and abbreviates(text, name or preferred[cid])
                 append((
                     cand.score,
                     1.0 / (1 + rank) if origin == GENERATED else 0.0,

@@ -9,6 +9,7 @@ rewrites the whole lowercased mention once; a mention no rule applies to has
 no variants, so most mentions cost nothing more.
 """
 import re
+from functools import lru_cache
 from typing import List, Tuple
 
 RULES: Tuple[Tuple[str, str], ...] = (
@@ -27,10 +28,16 @@ _COMPILED = tuple((re.compile(pattern), repl) for pattern, repl in RULES)
 
 def spelling_variants(text: str) -> List[str]:
     """The distinct rewrites of `text` (lowercased) by each rule, in rule order; [] if none applies."""
+    return list(_variants(text))
+
+
+@lru_cache(maxsize=200_000)
+def _variants(text: str) -> Tuple[str, ...]:
+    """Remembered: the lookup queries a mention's variants and the ranker scores against them."""
     low = text.lower()
     out: List[str] = []
     for pattern, repl in _COMPILED:
         variant = pattern.sub(repl, low)
         if variant != low and variant not in out:
             out.append(variant)
-    return out
+    return tuple(out)
