@@ -54,8 +54,10 @@ FEATURES = (
     "score", "rank_recip", "gap_top1", "exact", "exact_long", "exact_case", "token_jaccard", "head_match",
     "prior", "key_count", "prior_long", "concept_count", "has_long", "from_train", "from_doc", "doc_top1", "doc_exact",
     "mention_chars", "mention_tokens", "short_upper", "has_digit", "preferred", "n_exact",
-    "doc_abbrev", "name_abbrev", "exact_variant",
+    "doc_abbrev", "name_abbrev", "exact_variant", "exact_cancer",
 )
+# the variant rule set (`kb.variants`) each feature scores against; the generator is queried with those a ranker uses
+VARIANT_FEATURES = {"exact_variant": "spelling", "exact_cancer": "cancer"}
 _INDEX = {name: i for i, name in enumerate(FEATURES)}
 
 
@@ -104,10 +106,10 @@ class CandidateRanker:
         self._linear: Optional[Dict[str, numpy.ndarray]] = None
 
     @property
-    def wants_variants(self) -> bool:
-        """Whether the generator is also queried with the mentions' spelling variants (`kb.variants`):
-        for a ranker trained with them (`exact_variant`), so older rankers keep their candidates."""
-        return "exact_variant" in self.cfg["features"]
+    def wants_variants(self) -> Tuple[str, ...]:
+        """The variant rule sets (`kb.variants`) the generator is also queried with: those of the
+        ranker's variant features (`exact_variant`, `exact_cancer`), so older rankers keep their candidates."""
+        return tuple(rules for feature, rules in VARIANT_FEATURES.items() if feature in self.cfg["features"])
 
     # -- features -------------------------------------------------------------------
     def expand(self, spans: Sequence["Span"], long_forms: Sequence[Optional[str]],
@@ -220,9 +222,11 @@ class CandidateRanker:
         # per row
         no_head = object()  # a long form without tokens matches no head
         stats = self.stats
+        wanted = self.wants_variants
         pair_cols = ("score", "rank_recip", "gap_top1", "exact", "exact_long", "exact_case", "token_jaccard",
                      "head_match", "prior", "key_count", "prior_long", "concept_count", "from_train", "from_doc",
-                     "doc_top1", "doc_exact", "preferred", "doc_abbrev", "name_abbrev", "exact_variant")
+                     "doc_top1", "doc_exact", "preferred", "doc_abbrev", "name_abbrev", "exact_variant",
+                     "exact_cancer")
         rows: List[Tuple[float, ...]] = []
         append = rows.append
         for i, (span, text, lf, key, lkey, cands) in enumerate(zip(spans, texts, long_forms, keys, lkeys, expanded)):
@@ -238,7 +242,8 @@ class CandidateRanker:
             dt, de = doc_top1[id(span.doc)], doc_exact[id(span.doc)]
             top_id = cands[0][0].concept_id if cands and cands[0][1] == GENERATED else None
             mine_defined = defined.get(i)
-            variant_keys = {_norm(v) for v in spelling_variants(text)} if self.wants_variants else ()
+            variant_keys = {_norm(v) for v in spelling_variants(text)} if "spelling" in wanted else ()
+            cancer_keys = {_norm(v) for v in spelling_variants(text, "cancer")} if "cancer" in wanted else ()
             for rank, (cand, origin) in enumerate(cands):
                 cid, name = cand.concept_id, cand.name
                 name_key, ntoks, name_head = name_info(name)
@@ -274,6 +279,7 @@ class CandidateRanker:
                     math.log1p(mine_defined[cid]) if mine_defined else 0.0,
                     name_abbrev,
                     bool(name_key) and name_key in variant_keys,
+                    bool(name_key) and name_key in cancer_keys,
                 ))
         X[:, [_INDEX[c] for c in pair_cols]] = numpy.asarray(rows, dtype=numpy.float32)
         return X

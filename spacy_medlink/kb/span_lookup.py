@@ -6,7 +6,7 @@ from spacy.tokens import Span
 
 from .abbreviations import abbreviation_map
 from .candidates import Candidate, CandidateGenerator
-from .variants import spelling_variants
+from .variants import query_variants
 
 
 def span_candidates(
@@ -34,7 +34,7 @@ def span_candidates(
     long_forms = span_long_forms(spans) if use_abbreviations else [None] * len(spans)
     ranker = generator.ranker if rank else None
     n = max(k, ranker.cfg["k"]) if ranker is not None else k
-    variants = ranker is not None and ranker.wants_variants
+    variants = ranker.wants_variants if ranker is not None else ()
     found = generator_candidates(generator, spans, long_forms, k=n, type_map=type_map, variants=variants)
     if ranker is None or not spans:
         return found
@@ -87,10 +87,10 @@ def generator_candidates(
     *,
     k: int,
     type_map: Optional[Dict[str, str]] = None,
-    variants: bool = False,
+    variants: Sequence[str] = (),
 ) -> List[List[Candidate]]:
-    """The generator's own candidates: long form and text queried (and, with
-    `variants`, the text's spelling variants, `kb.variants`), best score per concept."""
+    """The generator's own candidates: long form and text queried (and the
+    text's variants under the rule sets `variants` names, `kb.variants`), best score per concept."""
     type_map = type_map or {}
     queries: List[str] = []
     types: List[Optional[str]] = []
@@ -98,7 +98,7 @@ def generator_candidates(
     for span, long_form in zip(spans, long_forms):
         texts = [long_form, span.text] if long_form else [span.text]
         if variants:
-            texts.extend(spelling_variants(span.text))
+            texts.extend(query_variants(span.text, variants))
         counts.append(len(texts))
         queries.extend(texts)
         types.extend([type_map.get(span.label_, span.label_)] * len(texts))

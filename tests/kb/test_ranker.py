@@ -17,7 +17,7 @@ from spacy_medlink.kb.dictionary import ExactDictionary
 from spacy_medlink.kb.abbreviations import abbreviates, is_short_form
 from spacy_medlink.kb.mention_stats import MentionStats, split_stats
 from spacy_medlink.kb.ranker import DOCUMENT, FEATURES, GENERATED, TRAINING, CandidateRanker
-from spacy_medlink.kb.variants import spelling_variants
+from spacy_medlink.kb.variants import query_variants, spelling_variants
 from spacy_medlink.kb.ranker_fit import fit_ranker, mention_rows
 from spacy_medlink.kb.candidates import Candidate
 from spacy_medlink.kb.span_lookup import span_candidates, span_long_forms
@@ -183,6 +183,7 @@ def _reference_row(ranker, kb, span, lf, cands, rank, own, doc_spans):
         "doc_abbrev": math.log1p(defined),
         "name_abbrev": short and abbreviates(span.text, cand.name or kb.name_of(cand.concept_id) or ""),
         "exact_variant": bool(name_key) and name_key in {norm(v) for v in spelling_variants(span.text)},
+        "exact_cancer": bool(name_key) and name_key in {norm(v) for v in spelling_variants(span.text, "cancer")},
     }
     return numpy.asarray([row[f] for f in FEATURES], dtype=numpy.float32)
 
@@ -323,6 +324,35 @@ def test_spelling_variants(text, variants):
     assert spelling_variants(text) == variants
 
 
+@pytest.mark.parametrize("text,variants", [
+    ("prostate carcinoma", ["prostate cancer"]), ("Prostatic adenocarcinomas", ["prostatic cancers"]),
+    ("carcinomatosis", []), ("liver tumours", []),
+])
+def test_cancer_variants(text, variants):
+    assert spelling_variants(text, "cancer") == variants
+    assert query_variants(text, ("spelling", "cancer")) == spelling_variants(text) + variants
+
+
+def test_cancer_variant_finds_the_organs_neoplasms(nlp):
+    """"prostate carcinoma" is an exact name of Prostatic Neoplasms through "prostate cancer", for a ranker with exact_cancer only."""
+    from spacy_medlink.kb.span_lookup import generator_candidates
+
+    kb = ConceptKB()
+    kb.add(Concept("D011471", "Prostatic Neoplasms", ("Prostate Cancer",), ("Disease",)))
+    kb.add(Concept("D002277", "Carcinoma", (), ("Disease",)))
+    gen = CandidateGenerator(kb)
+    span = _doc(nlp, "A prostate carcinoma.", [("prostate carcinoma", "Disease", "D011471")]).ents[0]
+    old = CandidateRanker(features=[f for f in FEATURES if f != "exact_cancer"])
+    assert CandidateRanker().wants_variants == ("spelling", "cancer") and old.wants_variants == ("spelling",)
+    cands = generator_candidates(gen, [span], [None], k=2, variants=CandidateRanker().wants_variants)[0]
+    assert cands[0].concept_id == "D011471" and cands[0].name == "Prostate Cancer"
+    ranker = CandidateRanker()
+    X = ranker.features([span], [None], ranker.expand([span], [None], [cands]), gen)
+    assert X[0, FEATURES.index("exact_cancer")] == 1.0 and X[0, FEATURES.index("exact_variant")] == 0.0
+    X_old = old.features([span], [None], old.expand([span], [None], [cands]), gen)
+    assert X_old[0, FEATURES.index("exact_cancer")] == 0.0
+
+
 def test_variants_are_queried_for_a_ranker_trained_with_them(nlp):
     """"oedema" finds Edema as an exact name through its variant, only for a ranker that asks for variants."""
     from spacy_medlink.kb.span_lookup import generator_candidates
@@ -332,8 +362,9 @@ def test_variants_are_queried_for_a_ranker_trained_with_them(nlp):
     kb.add(Concept("D000001", "Oedemeridae bite", (), ("Disease",)))
     gen = CandidateGenerator(kb)
     span = _doc(nlp, "Severe oedema.", [("oedema", "Disease", "D004487")]).ents[0]
-    assert CandidateRanker().wants_variants and not CandidateRanker(features=FEATURES[:-1]).wants_variants
-    with_variants = generator_candidates(gen, [span], [None], k=2, variants=True)[0]
+    no_variants = [f for f in FEATURES if not f.startswith("exact_") or f == "exact_long" or f == "exact_case"]
+    assert CandidateRanker().wants_variants and not CandidateRanker(features=no_variants).wants_variants
+    with_variants = generator_candidates(gen, [span], [None], k=2, variants=("spelling",))[0]
     assert with_variants[0].concept_id == "D004487" and with_variants[0].name == "Edema"
     without = generator_candidates(gen, [span], [None], k=2)[0]
     assert all(c.score < with_variants[0].score for c in without if c.concept_id == "D004487")
