@@ -24,9 +24,12 @@ matrix, and each link's name as its position among the concept's KB names
 rather than a second copy of the string. Loading recomputes the weights and
 the retrieval matrix with the same code that built them, so a loaded index
 scores exactly as the built one (tests compare the arrays bit for bit).
-Format-1 indexes still load, and are written as format 2 when saved again.
+The distinct names (the index rows) are a `StringTable` (kb/strings.py): UTF-8
+bytes, offsets and a hash lookup in numpy arrays, saved as .npy and
+memory-mapped like the rest (format 3), so that no process holds 600,000 name
+strings and a dict over them; the concept IDs are the KB's own table.
+Format-1 and format-2 indexes still load, and are written as format 3 when saved again.
 """
-import os
 import re
 import unicodedata
 from collections import OrderedDict
@@ -39,15 +42,18 @@ import srsly
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, TfidfVectorizer
 
 from .concept_kb import ConceptKB
+from .strings import StringTable, save_array, table_arrays, table_from, table_names
 
 if TYPE_CHECKING:
     from .ranker import CandidateRanker
 
 INDEX_DIR = "candidates"
 RANKER_DIR = "ranker"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _ARRAYS = ("idf", "n_counts", "n_indices", "n_indptr", "retrieval_ngrams", "link_indptr", "link_concepts",
-           "link_preferred", "link_name_pos", "concept_types")
+           "link_preferred", "link_name_pos", "concept_types", *table_names("keys"))
+# Format 2 kept the names and concept IDs as msgpack strings.
+_ARRAYS_V2 = _ARRAYS[:10]
 # Format 1 stored the TF-IDF weights, the retrieval matrix and the link names as strings.
 _ARRAYS_V1 = ("idf", "n_data", "n_indices", "n_indptr", "rt_data", "rt_indices", "rt_indptr", "retrieval_ngrams",
               "link_indptr", "link_concepts", "link_preferred", "concept_types")
@@ -95,7 +101,7 @@ class _KBLinkNames(Sequence):
     saves a name's position among its concept's names instead of a second copy of
     some 600,000 strings."""
 
-    def __init__(self, kb: ConceptKB, concept_ids: List[str], link_concepts: numpy.ndarray,
+    def __init__(self, kb: ConceptKB, concept_ids: Sequence[str], link_concepts: numpy.ndarray,
                  positions: numpy.ndarray) -> None:
         self._kb = kb
         self._ids = concept_ids
@@ -165,7 +171,6 @@ class CandidateGenerator:
         self.dedupe = dedupe
         self._cache: "OrderedDict[Tuple[str, Optional[str], int], List[Candidate]]" = OrderedDict()
         self._type_nt: Dict[str, Tuple[scipy.sparse.csr_matrix, numpy.ndarray]] = {}
-        self._as_lists: Optional[Tuple[List[int], List[int], List[int]]] = None
         # A trained `kb.ranker.CandidateRanker` that `span_candidates` applies; saved in `ranker/`.
         self.ranker: Optional["CandidateRanker"] = None
         # saved by format 2; None for an index loaded from format 1 until it is saved
@@ -191,7 +196,7 @@ class CandidateGenerator:
 
     def _build(self) -> None:
         mode = self.cfg["normalize"]
-        self.concept_ids: List[str] = self.kb.concept_ids
+        self.concept_ids: Sequence[str] = self.kb.concept_ids
         concept_index = {cid: i for i, cid in enumerate(self.concept_ids)}
         self.types: List[str] = sorted({t for c in self.kb for t in c.types})
         bits = {t: 1 << i for i, t in enumerate(self.types)}
@@ -211,9 +216,9 @@ class CandidateGenerator:
                 links = key_links.setdefault(key, {})
                 if ci not in links or (j == 0 and not links[ci][0]):
                     links[ci] = (j == 0, j)
-        self.keys: List[str] = list(key_links)
-        self.key_index: Dict[str, int] = {k: i for i, k in enumerate(self.keys)}
-        lengths = numpy.fromiter((len(v) for v in key_links.values()), dtype=numpy.int64, count=len(self.keys))
+        keys = list(key_links)
+        self.keys = StringTable.from_strings(keys)
+        lengths = numpy.fromiter((len(v) for v in key_links.values()), dtype=numpy.int64, count=len(keys))
         self.link_indptr = _smallest_int(numpy.concatenate([[0], numpy.cumsum(lengths)]).astype(numpy.int64))
         n_links = int(self.link_indptr[-1])
         self.link_concepts = numpy.empty(n_links, dtype=numpy.int32)
@@ -232,7 +237,7 @@ class CandidateGenerator:
                                                       self.link_name_pos)
         # TfidfVectorizer.fit_transform, in its two steps, so that the counts can be saved
         counter = CountVectorizer(**self._count_settings())
-        counts = counter.fit_transform(self.keys).tocsr()
+        counts = counter.fit_transform(keys).tocsr()
         self.vectorizer = self._vectorizer()
         self.vectorizer.vocabulary_ = counter.vocabulary_
         # float64, as saved, so that built and loaded score alike
@@ -339,34 +344,34 @@ class CandidateGenerator:
         for i, key in enumerate(keys):
             lo, hi = product.indptr[i], product.indptr[i + 1]
             order = numpy.argsort(-scores[lo:hi], kind="stable")[:keep]
-            exact = self.key_index.get(key)
+            exact = self.keys.index(key)
             out.append(self._collect(exact, hits[lo:hi][order], scores[lo:hi][order], k, bit))
         return out
 
-    def _collect(self, exact: Optional[int], hits: numpy.ndarray, scores: numpy.ndarray, k: int,
+    def _collect(self, exact: int, hits: numpy.ndarray, scores: numpy.ndarray, k: int,
                  bit: int) -> List[Candidate]:
-        # Plain lists: this loop runs per mention, where numpy scalars are slow.
-        indptr, concepts, ctypes = self._lists()
-        seen = set()
-        cands: List[Candidate] = []
-        # `hits` come sorted by score (sp_matmul_topn sort=True); exact hit first
-        ranked = [(exact, 1.0)] if exact is not None else []
-        ranked.extend((row, min(score, 1.0)) for row, score in zip(hits.tolist(), scores.tolist()) if row != exact)
-        for row, score in ranked:
-            for pos in range(indptr[row], indptr[row + 1]):
-                ci = concepts[pos]
-                if ci in seen or (bit and not ctypes[ci] & bit):
-                    continue
-                seen.add(ci)
-                cands.append(Candidate(self.concept_ids[ci], score, self.link_names[pos]))
-                if len(cands) >= k:
-                    return cands
-        return cands
-
-    def _lists(self) -> Tuple[List[int], List[int], List[int]]:
-        if self._as_lists is None:
-            self._as_lists = (self.link_indptr.tolist(), self.link_concepts.tolist(), self.concept_types.tolist())
-        return self._as_lists
+        """The first k concepts of the ranked names (`hits`, sorted by score; the exact
+        hit, row `exact` or -1, first at 1.0), each concept once, of type `bit` if set."""
+        scores = numpy.minimum(scores, 1.0)
+        if exact >= 0:
+            keep = hits != exact
+            hits = numpy.concatenate([[exact], hits[keep]])
+            scores = numpy.concatenate([[1.0], scores[keep]])
+        if not len(hits):
+            return []
+        indptr = self.link_indptr
+        starts = indptr[hits].astype(numpy.int64)
+        counts = indptr[hits + 1] - starts
+        # every link of the ranked names, in rank order
+        positions = numpy.repeat(starts - numpy.cumsum(counts) + counts, counts) + numpy.arange(int(counts.sum()))
+        concepts = self.link_concepts[positions]
+        link_scores = numpy.repeat(scores, counts)
+        if bit:
+            typed = (self.concept_types[concepts] & bit) != 0
+            positions, concepts, link_scores = positions[typed], concepts[typed], link_scores[typed]
+        first = numpy.sort(numpy.unique(concepts, return_index=True)[1])[:k]
+        return [Candidate(self.concept_ids[ci], score, self.link_names[pos])
+                for ci, score, pos in zip(concepts[first].tolist(), link_scores[first].tolist(), positions[first].tolist())]
 
     def clear_cache(self) -> None:
         self._cache.clear()
@@ -384,11 +389,7 @@ class CandidateGenerator:
             if stale not in _ARRAYS and (index / f"{stale}.npy").exists():
                 (index / f"{stale}.npy").unlink()  # a format-1 index rewritten in place
         for name, array in self._arrays().items():
-            # write then rename: `array` may be memory-mapped from the file it replaces
-            tmp = index / f"{name}.npy.tmp"
-            with tmp.open("wb") as file_:
-                numpy.save(file_, array, allow_pickle=False)
-            os.replace(tmp, index / f"{name}.npy")
+            save_array(index / f"{name}.npy", array)
         if self.ranker is not None:
             self.ranker.to_disk(path / RANKER_DIR)
         elif (path / RANKER_DIR / "ranker.msgpack").exists():
@@ -413,7 +414,7 @@ class CandidateGenerator:
         kb = ConceptKB().from_disk(path)
         cfg = srsly.read_json(index / "cfg.json")
         strings = srsly.msgpack_loads((index / "strings.msgpack").read_bytes())
-        names = _ARRAYS_V1 if cfg.get("format") == 1 else _ARRAYS
+        names = {1: _ARRAYS_V1, 2: _ARRAYS_V2}.get(cfg.get("format"), _ARRAYS)
         arrays = {name: numpy.load(index / f"{name}.npy", allow_pickle=False, mmap_mode="c" if mmap else None)
                   for name in names if (index / f"{name}.npy").exists()}
         self = cls._restore(kb, cfg, strings, arrays, **kwargs)
@@ -456,7 +457,7 @@ class CandidateGenerator:
         return ngrams
 
     def _strings(self) -> Dict[str, List[str]]:
-        return {"concept_ids": self.concept_ids, "keys": self.keys, "ngrams": self._ngram_list()}
+        return {"ngrams": self._ngram_list()}
 
     def _arrays(self) -> Dict[str, numpy.ndarray]:
         if self.names_counts is None or self.link_name_pos is None:
@@ -472,6 +473,7 @@ class CandidateGenerator:
             "link_preferred": self.link_preferred,
             "link_name_pos": self.link_name_pos,
             "concept_types": self.concept_types,
+            **table_arrays("keys", self.keys),
         }
 
     def _upgrade(self) -> None:
@@ -512,13 +514,17 @@ class CandidateGenerator:
     @classmethod
     def _restore(cls, kb: ConceptKB, cfg: dict, strings: dict, arrays: Dict[str, numpy.ndarray],
                  **kwargs) -> "CandidateGenerator":
-        if cfg.get("format") not in (1, FORMAT_VERSION):
+        if cfg.get("format") not in (1, 2, FORMAT_VERSION):
             raise ValueError(f"Unsupported candidate index format {cfg.get('format')!r}")
         self = cls(kb, **cls._settings(cfg), _build=False, **kwargs)
         self.types = list(cfg["types"])
-        self.concept_ids = strings["concept_ids"]
-        self.keys = strings["keys"]
-        self.key_index = {key: i for i, key in enumerate(self.keys)}
+        if "keys" in strings:  # formats 1 and 2: strings in msgpack
+            self.keys = StringTable.from_strings(strings["keys"])
+            ids = strings["concept_ids"]
+            self.concept_ids = kb.concept_ids if kb.concept_ids == ids else StringTable.from_strings(ids, index=False)
+        else:
+            self.keys = table_from("keys", arrays)
+            self.concept_ids = kb.concept_ids
         for name in ("link_indptr", "link_concepts", "link_preferred", "concept_types"):
             setattr(self, name, arrays[name])
         if "link_names" in strings:  # format 1

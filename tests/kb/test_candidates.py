@@ -3,7 +3,7 @@ import pytest
 import srsly
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from spacy_medlink.kb.candidates import Candidate, CandidateGenerator, normalize_name
+from spacy_medlink.kb.candidates import FORMAT_VERSION, Candidate, CandidateGenerator, normalize_name
 from spacy_medlink.kb.concept_kb import Concept, ConceptKB
 
 
@@ -138,7 +138,7 @@ def _write_format1(gen: CandidateGenerator, path) -> None:
     index = path / "candidates"
     index.mkdir(parents=True)
     srsly.write_json(index / "cfg.json", {"format": 1, **gen.cfg, "types": gen.types})
-    strings = {"concept_ids": gen.concept_ids, "keys": gen.keys, "link_names": list(gen.link_names),
+    strings = {"concept_ids": list(gen.concept_ids), "keys": list(gen.keys), "link_names": list(gen.link_names),
                "ngrams": gen._ngram_list()}
     (index / "strings.msgpack").write_bytes(srsly.msgpack_dumps(strings))
     arrays = {"idf": gen.vectorizer.idf_, "n_data": gen.names_matrix.data, "n_indices": gen.names_matrix.indices,
@@ -158,11 +158,27 @@ def test_format1_loads_and_upgrades(gen, tmp_path):
     old = CandidateGenerator.from_disk(tmp_path / "v1")
     assert old.names_counts is None and old(queries, k=4, types=types) == expected
     _assert_same_index(gen, old)
-    old.to_disk(tmp_path / "v1")  # rewritten in place as format 2
-    assert srsly.read_json(tmp_path / "v1" / "candidates" / "cfg.json")["format"] == 2
+    old.to_disk(tmp_path / "v1")  # rewritten in place as the current format
+    assert srsly.read_json(tmp_path / "v1" / "candidates" / "cfg.json")["format"] == FORMAT_VERSION
     assert not (tmp_path / "v1" / "candidates" / "n_data.npy").exists()
     upgraded = CandidateGenerator.from_disk(tmp_path / "v1")
     _assert_same_index(gen, upgraded)
     assert numpy.array_equal(upgraded.names_counts, gen.names_counts)
     assert numpy.array_equal(upgraded.link_name_pos, gen.link_name_pos)
     assert upgraded(queries, k=4, types=types) == expected
+
+
+def test_format2_loads(gen, tmp_path):
+    """Format 2 (sessions 15-24) kept the names and concept IDs as msgpack strings."""
+    queries = ["breast cancers", "FMF", "calcium glucon", "crohns disease", "Ca"]
+    types = ["Disease", None, "Chemical", "Disease", "Chemical"]
+    gen.to_disk(tmp_path / "v2")
+    index = tmp_path / "v2" / "candidates"
+    for file in index.glob("keys_*.npy"):
+        file.unlink()
+    srsly.write_json(index / "cfg.json", {**srsly.read_json(index / "cfg.json"), "format": 2})
+    strings = {"concept_ids": list(gen.concept_ids), "keys": list(gen.keys), "ngrams": gen._ngram_list()}
+    (index / "strings.msgpack").write_bytes(srsly.msgpack_dumps(strings))
+    old = CandidateGenerator.from_disk(tmp_path / "v2")
+    assert old(queries, k=4, types=types) == gen(queries, k=4, types=types)
+    _assert_same_index(gen, old)
