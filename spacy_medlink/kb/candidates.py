@@ -114,7 +114,10 @@ class _KBLinkNames(Sequence):
     def __getitem__(self, pos):  # type: ignore[override]
         if isinstance(pos, slice):
             return [self[i] for i in range(*pos.indices(len(self)))]
-        return self._kb.name_at(self._ids[int(self._concepts[pos])], int(self._positions[pos]))
+        ci, position = int(self._concepts[pos]), int(self._positions[pos])
+        if self._ids is self._kb.concept_ids:  # a loaded KB: its own table, rows in the same order
+            return self._kb.name_at_row(ci, position)
+        return self._kb.name_at(self._ids[ci], position)
 
 
 class CandidateGenerator:
@@ -171,6 +174,7 @@ class CandidateGenerator:
         self.dedupe = dedupe
         self._cache: "OrderedDict[Tuple[str, Optional[str], int], List[Candidate]]" = OrderedDict()
         self._type_nt: Dict[str, Tuple[scipy.sparse.csr_matrix, numpy.ndarray]] = {}
+        self._as_views: Optional[Tuple[memoryview, memoryview, memoryview]] = None
         # A trained `kb.ranker.CandidateRanker` that `span_candidates` applies; saved in `ranker/`.
         self.ranker: Optional["CandidateRanker"] = None
         # saved by format 2; None for an index loaded from format 1 until it is saved
@@ -352,26 +356,29 @@ class CandidateGenerator:
                  bit: int) -> List[Candidate]:
         """The first k concepts of the ranked names (`hits`, sorted by score; the exact
         hit, row `exact` or -1, first at 1.0), each concept once, of type `bit` if set."""
-        scores = numpy.minimum(scores, 1.0)
-        if exact >= 0:
-            keep = hits != exact
-            hits = numpy.concatenate([[exact], hits[keep]])
-            scores = numpy.concatenate([[1.0], scores[keep]])
-        if not len(hits):
-            return []
-        indptr = self.link_indptr
-        starts = indptr[hits].astype(numpy.int64)
-        counts = indptr[hits + 1] - starts
-        # every link of the ranked names, in rank order
-        positions = numpy.repeat(starts - numpy.cumsum(counts) + counts, counts) + numpy.arange(int(counts.sum()))
-        concepts = self.link_concepts[positions]
-        link_scores = numpy.repeat(scores, counts)
-        if bit:
-            typed = (self.concept_types[concepts] & bit) != 0
-            positions, concepts, link_scores = positions[typed], concepts[typed], link_scores[typed]
-        first = numpy.sort(numpy.unique(concepts, return_index=True)[1])[:k]
-        return [Candidate(self.concept_ids[ci], score, self.link_names[pos])
-                for ci, score, pos in zip(concepts[first].tolist(), link_scores[first].tolist(), positions[first].tolist())]
+        # This loop runs per mention, where numpy scalars are slow: the arrays are read
+        # through memoryviews (no copy, unlike lists of every link's ints in each process).
+        indptr, concepts, ctypes = self._views()
+        seen = set()
+        cands: List[Candidate] = []
+        ranked = [(exact, 1.0)] if exact >= 0 else []
+        ranked.extend((row, min(score, 1.0)) for row, score in zip(hits.tolist(), scores.tolist()) if row != exact)
+        for row, score in ranked:
+            for pos in range(indptr[row], indptr[row + 1]):
+                ci = concepts[pos]
+                if ci in seen or (bit and not ctypes[ci] & bit):
+                    continue
+                seen.add(ci)
+                cands.append(Candidate(self.concept_ids[ci], score, self.link_names[pos]))
+                if len(cands) >= k:
+                    return cands
+        return cands
+
+    def _views(self) -> Tuple[memoryview, memoryview, memoryview]:
+        if self._as_views is None:
+            self._as_views = tuple(memoryview(numpy.ascontiguousarray(a))  # type: ignore[assignment]
+                                   for a in (self.link_indptr, self.link_concepts, self.concept_types))
+        return self._as_views  # type: ignore[return-value]
 
     def clear_cache(self) -> None:
         self._cache.clear()
@@ -415,7 +422,9 @@ class CandidateGenerator:
         cfg = srsly.read_json(index / "cfg.json")
         strings = srsly.msgpack_loads((index / "strings.msgpack").read_bytes())
         names = {1: _ARRAYS_V1, 2: _ARRAYS_V2}.get(cfg.get("format"), _ARRAYS)
-        arrays = {name: numpy.load(index / f"{name}.npy", allow_pickle=False, mmap_mode="c" if mmap else None)
+        # numpy.asarray: plain arrays over the same mapping (numpy.memmap objects are slow to index)
+        arrays = {name: numpy.asarray(numpy.load(index / f"{name}.npy", allow_pickle=False,
+                                                 mmap_mode="c" if mmap else None))
                   for name in names if (index / f"{name}.npy").exists()}
         self = cls._restore(kb, cfg, strings, arrays, **kwargs)
         if ranker and (path / RANKER_DIR / "ranker.msgpack").exists():

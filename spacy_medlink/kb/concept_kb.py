@@ -242,6 +242,14 @@ class ConceptKB:
             raise KeyError(concept_id)
         return name
 
+    def name_at_row(self, row: int, position: int) -> str:
+        """`name_at` by the concept's position in `concept_ids` (no ID lookup; the index calls this per candidate)."""
+        if self._frozen is None:
+            return self.name_at(self.concept_ids[row], position)
+        if position == 0:
+            return self._frozen["names"][row]
+        return self._frozen["synonyms"][row].split(_SEP)[position - 1]
+
     def types_of(self, concept_id: str) -> Tuple[str, ...]:
         types = self._column(self.resolve(concept_id), 2)
         if types is None:
@@ -334,7 +342,8 @@ class ConceptKB:
             for name in (n for key in _TABLES for n in table_names(key)):
                 file = folder / f"{name}.npy"
                 if file.exists():
-                    arrays[name] = numpy.load(file, allow_pickle=False, mmap_mode="r" if mmap else None)
+                    # a plain array over the mapping (numpy.memmap objects are slow to index)
+                    arrays[name] = numpy.asarray(numpy.load(file, allow_pickle=False, mmap_mode="r" if mmap else None))
             return self._load_arrays(arrays)
         file = path / KB_FILE if path.is_dir() else path
         if not file.exists():

@@ -46,7 +46,7 @@ def test_loaded_kb_is_tables_and_answers_alike(tmp_path):
     kb.to_disk(tmp_path / "kb")
     assert (tmp_path / "kb" / "concepts" / "ids_data.npy").exists()
     loaded = ConceptKB().from_disk(tmp_path / "kb")
-    assert loaded._frozen is not None and isinstance(loaded._frozen["ids"].data, numpy.memmap)
+    assert loaded._frozen is not None and isinstance(loaded._frozen["ids"].data.base, numpy.memmap)
     assert list(loaded) == list(kb) and len(loaded) == 3 and list(loaded.concept_ids) == ["D001943", "C2", "D3"]
     assert loaded.resolve("OMIM:114480") == "D001943" and loaded.resolve("CHEBI:1") == "C2"
     assert loaded.resolve("D404") == "D404" and "D404" not in loaded and "CHEBI:1" in loaded

@@ -41,9 +41,10 @@ def test_saved_and_memory_mapped(tmp_path):
         save_array(tmp_path / f"{name}.npy", array)
     arrays = {p.stem: numpy.load(p, mmap_mode="r", allow_pickle=False) for p in tmp_path.glob("*.npy")}
     loaded = table_from("t", arrays)
+    assert loaded.hashes is None  # the lookup is not saved: built when first asked
     assert isinstance(loaded.data, numpy.memmap) and loaded == table and loaded.index("腫瘍") == 5
     empty = StringTable.from_strings([])
     assert len(empty) == 0 and list(empty) == [] and empty.index("a") == -1
-    # unindexed tables save no lookup, and build it when asked
+    assert set(table_arrays("t", table)) == {"t_data", "t_ends"}
     plain = StringTable.from_strings(WORDS, index=False)
-    assert set(table_arrays("p", plain)) == {"p_data", "p_ends"} and plain.index("x") == 6
+    assert plain.hashes is None and plain.index("x") == 6 and plain.hashes is not None
