@@ -1,6 +1,7 @@
-"""`ensemble`: k trained nested-recognizer pipelines -> one pipeline whose
-component averages their scores (`medlink.NestedEnsemble.v1`), the last step
-of k-fold cross-validation stacking."""
+"""`ensemble`: k trained pipelines -> one pipeline whose component averages
+their members' scores before decoding: nested recognizers
+(`medlink.NestedEnsemble.v1`, the last step of k-fold cross-validation
+stacking) or joint taggers (`medlink.JointEnsemble.v1`, k seeds or folds)."""
 from pathlib import Path
 from typing import List, Optional
 
@@ -13,36 +14,90 @@ from ._app import app
 def assemble_ensemble(models: List[Path], component: Optional[str] = None):
     """The ensemble pipeline (not saved): members' config, labels and weights."""
     import spacy
-    from spacy.util import load_model_from_config
 
+    from ..pipeline.joint_tagger import JointTagger
     from ..pipeline.nested_recognizer import NestedRecognizer
 
     if len(models) < 2:
         raise ValueError("an ensemble needs at least 2 trained pipelines")
     members = [spacy.load(path) for path in models]
-    names = [name for name, pipe in members[0].pipeline if isinstance(pipe, NestedRecognizer)]
+    kinds = (NestedRecognizer, JointTagger)
+    names = [name for name, pipe in members[0].pipeline if isinstance(pipe, kinds)]
     name = component or (names[0] if len(names) == 1 else None)
     if name is None:
-        raise ValueError(f"{models[0]}: name the nested recognizer with --component (found {names})")
+        raise ValueError(f"{models[0]}: name the nested recognizer or joint tagger with --component (found {names})")
+    if isinstance(members[0].get_pipe(name), JointTagger):
+        nlp = _joint_ensemble(members, models, name)
+    else:
+        nlp = _nested_ensemble(members, models, name)
+    nlp.meta["medlink_ensemble_members"] = [str(p) for p in models]
+    return nlp
+
+
+def _nested_ensemble(members: list, models: List[Path], name: str):
     pipes = [m.get_pipe(name) for m in members]
     for path, pipe in zip(models[1:], pipes[1:]):
         if pipe.labels != pipes[0].labels or pipe.cfg["tag_scheme"] != pipes[0].cfg["tag_scheme"]:
             raise ValueError(f"{path}: labels or tag scheme differ from {models[0]}'s")
     config = members[0].config.copy()
-    member_model = config["components"][name]["model"]
     config["components"][name]["model"] = {
-        "@architectures": "medlink.NestedEnsemble.v1", "n_members": len(members), "member": member_model,
+        "@architectures": "medlink.NestedEnsemble.v1", "n_members": len(members),
+        "member": config["components"][name]["model"],
     }
-    nlp = load_model_from_config(config, auto_fill=True, validate=True)
-    nlp.tokenizer.from_bytes(members[0].tokenizer.to_bytes())
-    for label in pipes[0].labels:
-        nlp.vocab.strings.add(label)
+    nlp = _load_members(config, members, name, pipes)
     ensemble = nlp.get_pipe(name)
     ensemble._load_cfg(ensemble._trained_cfg(dict(pipes[0].cfg)))
+    _copy_weights(ensemble, pipes)
+    return nlp
+
+
+def _joint_ensemble(members: list, models: List[Path], name: str):
+    """Each member's joint tagger takes its own copy of the tok2vec it listens to
+    (spaCy's `replace_listeners`), so that members differ in their encoders too; the
+    tok2vec component leaves the ensemble's pipeline when nothing else listens to it.
+    The KB and the linking settings are the first member's."""
+    pipes = []
+    for member, path in zip(members, models):
+        for upstream, pipe in list(member.pipeline):
+            if name in getattr(pipe, "listening_components", []):
+                member.replace_listeners(upstream, name, ["model.tok2vec"])
+        pipes.append(member.get_pipe(name))
+    first = pipes[0]
+    for path, pipe in zip(models[1:], pipes[1:]):
+        if (pipe.labels, pipe.concepts, pipe.cfg["tag_scheme"]) != (first.labels, first.concepts, first.cfg["tag_scheme"]):
+            raise ValueError(f"{path}: labels, concepts or tag scheme differ from {models[0]}'s")
+    config = members[0].config.copy()
+    config["components"][name]["model"] = {
+        "@architectures": "medlink.JointEnsemble.v1", "n_members": len(members),
+        "member": config["components"][name]["model"],
+    }
+    for upstream, pipe in members[0].pipeline:
+        if hasattr(pipe, "listening_components") and not pipe.listening_components:
+            config["nlp"]["pipeline"] = [n for n in config["nlp"]["pipeline"] if n != upstream]
+            del config["components"][upstream]
+    nlp = _load_members(config, members, name, pipes)
+    ensemble = nlp.get_pipe(name)
+    ensemble._load_cfg(ensemble._trained_cfg(dict(first.cfg)))
+    ensemble.generator = first.generator
+    _copy_weights(ensemble, pipes)
+    return nlp
+
+
+def _load_members(config, members: list, name: str, pipes: list):
+    """The pipeline of `config` with the first member's tokenizer and vocab (strings, vectors)."""
+    from spacy.util import load_model_from_config
+
+    nlp = load_model_from_config(config, auto_fill=True, validate=True)
+    nlp.tokenizer.from_bytes(members[0].tokenizer.to_bytes())
+    nlp.vocab.from_bytes(members[0].vocab.to_bytes())
+    for label in pipes[0].labels:
+        nlp.vocab.strings.add(label)
+    return nlp
+
+
+def _copy_weights(ensemble, pipes: list) -> None:
     for layer, pipe in zip(ensemble.model.layers, pipes):
         layer.from_bytes(pipe.model.to_bytes())
-    nlp.meta["medlink_ensemble_members"] = [str(p) for p in models]
-    return nlp
 
 
 @app.command("ensemble")
@@ -50,10 +105,10 @@ def ensemble_cli(
     # fmt: off
     output: Path = typer.Argument(..., help="Output pipeline folder"),
     models: List[Path] = typer.Argument(..., help="Trained pipelines (same config and labels, e.g. one per fold)"),
-    component: Optional[str] = typer.Option(None, "--component", "-c", help="The nested recognizer's name, if there are several"),
+    component: Optional[str] = typer.Option(None, "--component", "-c", help="The nested recognizer's or joint tagger's name, if there are several"),
     # fmt: on
 ) -> None:
-    """Average the scores of k trained nested recognizers in one pipeline (k-fold stacking)."""
+    """Average the scores of k trained nested recognizers or joint taggers in one pipeline (seeds, k-fold stacking)."""
     try:
         nlp = assemble_ensemble(models, component)
     except (ValueError, OSError) as err:

@@ -141,6 +141,10 @@ class CandidateGenerator:
     dedupe: search each distinct (mention, type) once per call.
     """
 
+    # distinct mentions searched per sparse product: its temporaries (the retrieved
+    # names' rows, about pool x 20 entries per mention) grow with it
+    search_batch = 1024
+
     def __init__(
         self,
         kb: ConceptKB,
@@ -295,8 +299,8 @@ class CandidateGenerator:
             todo.setdefault(t, {}).setdefault(key if self.dedupe else f"{i}\t{key}", []).append(i)
         for t, by_key in todo.items():
             distinct = list(by_key)
-            for start in range(0, len(distinct), 4096):
-                batch = distinct[start : start + 4096]
+            for start in range(0, len(distinct), self.search_batch):
+                batch = distinct[start : start + self.search_batch]
                 for key, cands in zip(batch, self._search([keys[by_key[b][0]] for b in batch], k, t)):
                     for i in by_key[key]:
                         results[i] = cands

@@ -10,7 +10,9 @@ The matcher file is read at initialize and then kept in the model (its
 hashes serialize with the weights), so a packaged pipeline needs no KB on
 disk.
 """
-from typing import Callable, List, Optional, Tuple
+import hashlib
+import weakref
+from typing import Callable, Dict, List, Optional, Tuple
 
 from spacy.tokens import Doc
 from spacy.util import registry
@@ -41,20 +43,29 @@ def build_dictionary_embed(
     return chain(concatenate(embed, features), with_array(Maxout(width, nP=3, normalize=True)))
 
 
+# decoded matchers by the digest of their bytes: copies of one model (an ensemble's
+# members, each loaded with its own bytes) share one matcher while any of them holds it
+_MATCHERS: "weakref.WeakValueDictionary[str, NameMatcher]" = weakref.WeakValueDictionary()
+
+
 def dictionary_tags(types: List[str], matcher_path: Optional[str]) -> Model[List[Doc], List[Ints2d]]:
     """Per doc, an (n_tokens, len(types)) array of tags. The matcher lives in
     attrs as bytes (they serialize with the model); the decoded matcher is
-    cached beside them, keyed by the bytes object it came from."""
-    cache: dict = {}
+    cached beside them, keyed by the bytes object it came from (copies of the
+    model share this function, so each bytes object has its entry)."""
+    cache: Dict[int, Tuple[bytes, NameMatcher]] = {}
 
     def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Ints2d], Callable]:
         data = model.attrs["matcher_bytes"]
         if not data:
             raise ValueError("dictionary_tags has no name matcher: initialize the model with a matcher_path")
-        if cache.get("source") is not data:
-            cache["source"], cache["matcher"] = data, NameMatcher.from_bytes(data)
+        entry = cache.get(id(data))
+        if entry is None or entry[0] is not data:
+            if len(cache) >= 8:  # bytes replaced (a new initialize) leave stale entries
+                cache.pop(next(iter(cache)))
+            entry = cache[id(data)] = (data, _decoded(data))
         types = model.attrs["types"]
-        out = [model.ops.asarray2i(cache["matcher"].tags(doc, types)) for doc in docs]
+        out = [model.ops.asarray2i(entry[1].tags(doc, types)) for doc in docs]
         return out, lambda d_out: []
 
     return Model(
@@ -63,6 +74,14 @@ def dictionary_tags(types: List[str], matcher_path: Optional[str]) -> Model[List
         init=_tags_init,
         attrs={"types": list(types), "matcher_path": matcher_path, "matcher_bytes": b""},
     )
+
+
+def _decoded(data: bytes) -> NameMatcher:
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    matcher = _MATCHERS.get(digest)
+    if matcher is None:
+        matcher = _MATCHERS[digest] = NameMatcher.from_bytes(data)
+    return matcher
 
 
 def _tags_init(model: Model, X=None, Y=None) -> None:

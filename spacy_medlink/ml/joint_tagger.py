@@ -62,6 +62,8 @@ from .torch_wrapper import backward_args, loss_on_leaves, wrap_torch_module
 
 FEEDBACK = ("none", "mer", "men", "both")
 FEEDBACK_INIT = ("uniform", "first_pass")
+# the name of `medlink.JointEnsemble.v1` models (ml/joint_ensemble.py): k joint taggers in one
+JOINT_ENSEMBLE = "medlink_joint_ensemble"
 
 
 class JointScores(NamedTuple):
@@ -156,13 +158,19 @@ def set_joint_labels(model: Model, mer_tags: Sequence[str], tag_scheme: str, n_c
     tag_scheme: "BIO" or "BILUO", for the CRF constraints.
     n_concepts: concept tags, nil excluded (the MEN head has n_concepts + 1 outputs).
     """
-    heads = model.get_ref("heads")
     transition_constraints(mer_tags, tag_scheme)  # validates the tags
-    heads.attrs["mer_tags"] = list(mer_tags)
-    heads.attrs["tag_scheme"] = tag_scheme
-    heads.attrs["n_concepts"] = int(n_concepts)
-    if heads.has_dim("nI"):
-        _build(heads)
+    for member in joint_members(model):
+        heads = member.get_ref("heads")
+        heads.attrs["mer_tags"] = list(mer_tags)
+        heads.attrs["tag_scheme"] = tag_scheme
+        heads.attrs["n_concepts"] = int(n_concepts)
+        if heads.has_dim("nI"):
+            _build(heads)
+
+
+def joint_members(model: Model) -> List[Model]:
+    """The joint taggers in `model`: an ensemble's members, or [model]."""
+    return list(model.layers) if model.name == JOINT_ENSEMBLE else [model]
 
 
 def mer_constraints(model: Model) -> Constraints:
@@ -263,47 +271,15 @@ class JointTaggerModule(torch.nn.Module):
         # The heads run on the real tokens only, not on the batch's padding: in
         # a batch of abstracts padded to the longest, most positions can be
         # padding, and the MEN head (thousands of concepts) dominates the cost.
-        B, T = padded.shape[:2]
-        mask = torch.arange(T, device=padded.device)[None, :] < lengths.to(padded.device)[:, None]
+        mask, unpad = token_mask(padded, lengths)
         v = padded[mask]  # (n_tokens, H)
-
-        def unpad(flat: Optional[torch.Tensor], fill: float = 0) -> Optional[torch.Tensor]:
-            if flat is None:
-                return None
-            out = flat.new_full((B, T) + flat.shape[1:], fill)
-            out[mask] = flat
-            return out
-
+        if not self.training:
+            return infer_joint([self], [v], mask, unpad)
         start = transitions = end = None
         if self.crf is not None:
             start, transitions, end = self.crf()
-        if not self.training:
-            return self._infer(v, mask, unpad, start, transitions, end)
         mer, men, mer_aux, men_aux = self._heads(v)
         return unpad(mer), unpad(men), unpad(mer_aux), unpad(men_aux), start, transitions, end, None, None, None
-
-    def _infer(self, v, mask, unpad, start, transitions, end) -> Tuple[Optional[torch.Tensor], ...]:
-        """Decode MER first, then the final MEN head on the tokens of predicted
-        spans only (about one token in seven in abstracts): the same
-        predictions as scoring every token, at a fraction of the cost of the
-        largest layer. First guesses are computed only where MER needs them."""
-        mer, men_direct, mer_aux, _ = self._mer_head(v)
-        mer_padded = unpad(mer)
-        if self.crf is None:
-            emissions = torch.log_softmax(mer_padded, dim=-1)
-            n = emissions.shape[-1]
-            start, transitions, end = emissions.new_zeros(n), emissions.new_zeros(n, n), emissions.new_zeros(n)
-        else:
-            emissions = mer_padded
-        paths = viterbi(emissions, mask, start, transitions, end, constraints=self.constraints)
-        flat = torch.as_tensor([t for path in paths for t in path], dtype=torch.long, device=v.device)
-        inside = flat != self.outside
-        rows_of = lambda t: None if t is None else t[inside]  # noqa: E731
-        men_in = self._men_head(v[inside], rows_of(mer), rows_of(men_direct), rows_of(mer_aux))
-        rows = torch.full_like(flat, -1)
-        rows[inside] = torch.arange(int(inside.sum()), device=v.device)
-        return (mer_padded, None, None, None, start, transitions, end,
-                unpad(flat, -1), torch.softmax(men_in, dim=-1), unpad(rows, -1))
 
     def _first_guess(self, v: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """y⁰ of the "both" cycle: (mer_aux, men_aux) logits."""
@@ -338,6 +314,61 @@ class JointTaggerModule(torch.nn.Module):
         if self.feedback == "men":
             return men_direct
         return self.men_out(self._feed(v, mer_aux, self.V))
+
+
+def token_mask(padded: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, Callable]:
+    """(B, T) mask of the real tokens of a padded batch, and the function that
+    puts (n_tokens, ...) rows back in (B, T, ...) shape (`fill` elsewhere)."""
+    B, T = padded.shape[:2]
+    mask = torch.arange(T, device=padded.device)[None, :] < lengths.to(padded.device)[:, None]
+
+    def unpad(flat: Optional[torch.Tensor], fill: float = 0) -> Optional[torch.Tensor]:
+        if flat is None:
+            return None
+        out = flat.new_full((B, T) + flat.shape[1:], fill)
+        out[mask] = flat
+        return out
+
+    return mask, unpad
+
+
+def infer_joint(modules: Sequence[JointTaggerModule], vs: Sequence[torch.Tensor], mask: torch.Tensor,
+                unpad: Callable) -> Tuple[Optional[torch.Tensor], ...]:
+    """Inference of one joint tagger, or of an ensemble's members (their encoded
+    tokens `vs`, same docs): MER is decoded first, from the members' mean
+    emissions and mean CRF scores (without a CRF, from the mean tag
+    probabilities), then each member's final MEN head runs on the tokens of the
+    predicted spans only (about one token in seven in abstracts; the largest
+    layer) and their probabilities are averaged. The same predictions as scoring
+    every token; first guesses are computed only where MER needs them."""
+    first = modules[0]
+    mer_heads = [m._mer_head(v) for m, v in zip(modules, vs)]
+    mers = [unpad(h[0]) for h in mer_heads]
+    if first.crf is None:
+        if len(modules) == 1:
+            emissions = torch.log_softmax(mers[0], dim=-1)
+        else:
+            emissions = torch.log(_mean([torch.softmax(m, dim=-1) for m in mers]))
+        n = emissions.shape[-1]
+        start, transitions, end = emissions.new_zeros(n), emissions.new_zeros(n, n), emissions.new_zeros(n)
+    else:
+        crfs = [m.crf() for m in modules]
+        start, transitions, end = (_mean([c[i] for c in crfs]) for i in range(3))
+        emissions = _mean(mers)
+    paths = viterbi(emissions, mask, start, transitions, end, constraints=first.constraints)
+    flat = torch.as_tensor([t for path in paths for t in path], dtype=torch.long, device=vs[0].device)
+    inside = flat != first.outside
+    rows_of = lambda t: None if t is None else t[inside]  # noqa: E731
+    men_probs = _mean([torch.softmax(m._men_head(v[inside], rows_of(h[0]), rows_of(h[1]), rows_of(h[2])), dim=-1)
+                       for m, v, h in zip(modules, vs, mer_heads)])
+    rows = torch.full_like(flat, -1)
+    rows[inside] = torch.arange(int(inside.sum()), device=vs[0].device)
+    return (_mean(mers), None, None, None, start, transitions, end, unpad(flat, -1), men_probs, unpad(rows, -1))
+
+
+def _mean(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The elementwise mean; one tensor is returned as it is (bit for bit)."""
+    return tensors[0] if len(tensors) == 1 else torch.stack(list(tensors)).mean(dim=0)
 
 
 # -- thinc <-> torch ------------------------------------------------------------

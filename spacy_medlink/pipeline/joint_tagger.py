@@ -38,6 +38,7 @@ from ..ml.joint_tagger import (
     JointScores,
     decode_mer,
     joint_loss_and_gradient,
+    joint_members,
     mer_constraints,
     set_joint_labels,
 )
@@ -186,9 +187,10 @@ class JointTagger(ConceptPipe):
 
     # -- labels -------------------------------------------------------------------
     def _set_model_labels(self) -> None:
-        heads = self.model.get_ref("heads")
-        if self.cfg.get("nI") and not heads.has_dim("nI"):
-            heads.set_dim("nI", self.cfg["nI"])
+        for member in joint_members(self.model):  # an ensemble's members, or the model
+            heads = member.get_ref("heads")
+            if self.cfg.get("nI") and not heads.has_dim("nI"):
+                heads.set_dim("nI", self.cfg["nI"])
         set_joint_labels(self.model, self.entity_tags, self.cfg["tag_scheme"], len(self.concepts))
         self._cache = {}
 

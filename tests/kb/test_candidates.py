@@ -79,6 +79,17 @@ def test_cache_gives_same_results(kb):
     assert no_dedupe(queries) == plain(queries)
 
 
+def test_search_batches_give_same_results(kb):
+    """Distinct mentions are searched `search_batch` at a time (memory); the batching changes nothing."""
+    queries = ["breast cancer", "FMF", "calcium", "crohn", "breast milk", "mediterranean fever", "ca"]
+    types = ["Disease", "Disease", None, "Disease", "Chemical", None, "Chemical"]
+    plain = CandidateGenerator(kb)
+    small = CandidateGenerator(kb)
+    small.search_batch = 2
+    assert small(queries, types=types) == plain(queries, types=types)
+    assert small(queries) == plain(queries)
+
+
 def test_round_trips(kb, gen, tmp_path):
     queries = ["breast cancers", "FMF", "calcium glucon", "crohns disease"]
     types = ["Disease", None, "Chemical", "Disease"]

@@ -93,3 +93,23 @@ def test_unknown_type_and_missing_matcher(matcher_path):
     nlp.add_pipe("ner")
     with pytest.raises(ValueError, match="matcher_path"):
         nlp.initialize(lambda: _examples(nlp))
+
+
+def test_copies_share_one_decoded_matcher(matcher_path, monkeypatch):
+    """Copies of a model (an ensemble's members, each loaded with its own bytes) decode
+    the matcher once between them, and each copy's calls reuse it."""
+    nlp = _nlp(matcher_path)
+    nlp.initialize(lambda: _examples(nlp))
+    model = nlp.get_pipe("tok2vec").model
+    copy = model.copy()
+    copy.from_bytes(model.to_bytes())
+    tags = [node for m in (model, copy) for node in m.walk() if node.name == "dictionary_tags"]
+    assert len(tags) == 2 and tags[0].attrs["matcher_bytes"] is not tags[1].attrs["matcher_bytes"]
+    decoded = []
+    real = NameMatcher.from_bytes
+    monkeypatch.setattr(NameMatcher, "from_bytes", classmethod(lambda cls, b: decoded.append(1) or real(b)))
+    doc = nlp.make_doc(TRAIN[0][0])
+    for _ in range(3):
+        a, b = model.predict([doc]), copy.predict([doc])
+    assert [x.tolist() for x in a] == [x.tolist() for x in b]
+    assert len(decoded) <= 1  # at most once (none if an earlier call of this process decoded it)

@@ -46,10 +46,10 @@ def _examples(nlp, data=TRAIN_DATA):
     return make_examples(nlp, data)
 
 
-def _train(nlp, examples, n_iter=25, kb_path=None):
+def _train(nlp, examples, n_iter=25, kb_path=None, seed=0):
     if kb_path is not None:
         nlp.config["initialize"]["components"]["medlink_joint_tagger"] = {"kb_path": str(kb_path)}
-    fix_random_seed(0)  # seeds torch too: the heads start alike on every run
+    fix_random_seed(seed)  # seeds torch too: the heads start alike on every run
     nlp.initialize(lambda: examples)
     optimizer = Adam(0.01)
     for _ in range(n_iter):
@@ -200,6 +200,55 @@ def test_linking_settings_are_chosen_at_load(trained, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no override: nothing to say
         assert spacy.load(tmp_path / "nlp").get_pipe(name).cfg == saved
+
+
+def _listening_pipeline(kb_dir, seed, data=TRAIN_DATA):
+    """A trained tok2vec component + a joint tagger listening to it (the CPU configs' layout)."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("tok2vec", config={"model": TINY_TOK2VEC})
+    model = _model_config()
+    model["tok2vec"] = {"@architectures": "spacy.Tok2VecListener.v1", "width": 32, "upstream": "tok2vec"}
+    nlp.add_pipe("medlink_joint_tagger", config={"model": model, "use_abbreviations": False})
+    return _train(nlp, make_examples(nlp, data), n_iter=30, kb_path=kb_dir, seed=seed)
+
+
+def test_ensemble_of_seeds(kb_dir, tmp_path):
+    """`ensemble` over joint taggers: each member takes its own tok2vec copy, the shared
+    tok2vec component leaves the pipeline; one model twice predicts exactly as it does
+    alone (the mean of equal scores); two seeds learn the tiny set and round-trip."""
+    from spacy_medlink.cli.ensemble import assemble_ensemble
+    from spacy_medlink.ml.joint_tagger import joint_members
+
+    name = "medlink_joint_tagger"
+    texts = [text for text, _ in TRAIN_DATA] + ["Gastric ulcer after aspirin and ibuprofen.", ""]
+    paths = []
+    for seed in (0, 1):
+        _listening_pipeline(kb_dir, seed).to_disk(tmp_path / f"seed{seed}")
+        paths.append(tmp_path / f"seed{seed}")
+    alone = spacy.load(paths[0])
+
+    twice = assemble_ensemble([paths[0], paths[0]])
+    assert twice.pipe_names == [name] and len(joint_members(twice.get_pipe(name).model)) == 2
+    assert ent_outputs(twice, texts) == ent_outputs(alone, texts)
+
+    ensemble = assemble_ensemble(paths)
+    pipe = ensemble.get_pipe(name)
+    assert pipe.generator is not None and pipe.concepts == alone.get_pipe(name).concepts
+    outputs = ent_outputs(ensemble, texts)
+    assert [[(s, e, label, kb_id) for s, e, label, kb_id, *_ in doc] for doc in outputs[: len(TRAIN_DATA)]] == [
+        sorted(ents) for _, ents in TRAIN_DATA
+    ]
+    assert outputs != ent_outputs(alone, texts)  # the second member's scores count
+    ensemble.to_disk(tmp_path / "ensemble")
+    loaded = spacy.load(tmp_path / "ensemble")
+    assert ent_outputs(loaded, texts) == outputs
+    with pytest.raises(ValueError, match="no backward pass|not initialized or trained"):
+        loaded.update(_examples(loaded), sgd=Adam(0.01))
+
+    other = tmp_path / "other"
+    _listening_pipeline(kb_dir, 0, data=TRAIN_DATA[:1]).to_disk(other)  # no ibuprofen: other concepts
+    with pytest.raises(ValueError, match="differ"):
+        assemble_ensemble([paths[0], other])
 
 
 def test_kb_fallback_for_unseen_concept(trained):

@@ -1,0 +1,75 @@
+"""medlink.JointEnsemble.v1: k joint taggers in one component, their MER
+emissions and CRF scores averaged before one decoding, their MEN
+probabilities averaged on the decoded spans (issue 19's "ensembles inside one
+component").
+
+The members share one architecture (the `member` config, copied k times: a
+`medlink.JointTagger.v1` with its own tok2vec, no listener) and one label and
+concept set; each is trained on its own (`spacy train`, a seed or a fold each)
+and the ensemble is assembled from the trained pipelines by
+``python -m spacy_medlink ensemble``. Inference is the joint tagger's own
+(`joint_tagger.infer_joint`) over all members at once, so a one-member
+ensemble would predict exactly what its member does. An ensemble is not
+trained as a whole: its forward pass refuses training.
+"""
+from typing import Any, Callable, List, Tuple
+
+import torch
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import Model, torch2xp
+
+from .joint_tagger import JOINT_ENSEMBLE, JointScores, _convert_inputs, infer_joint, token_mask
+from .nested_ensemble import copy_member
+
+
+@registry.architectures("medlink.JointEnsemble.v1")
+def build_joint_ensemble(member: Model[List[Doc], JointScores], n_members: int) -> Model[List[Doc], JointScores]:
+    """member: a `medlink.JointTagger.v1` whose tok2vec is its own (not a
+    listener), built n_members times. n_members (int): at least 2."""
+    if n_members < 2:
+        raise ValueError(f"an ensemble needs at least 2 members, not {n_members}")
+    members = [member] + [copy_member(member) for _ in range(n_members - 1)]
+    model = Model(JOINT_ENSEMBLE, _forward, init=_init, layers=members, attrs={"n_members": n_members})
+    # what the pipe reads of its model (labels, nI, constraints) is the first member's
+    model.set_ref("heads", member.get_ref("heads"))
+    model.set_ref("tok2vec", member.get_ref("tok2vec"))
+    return model
+
+
+def _init(model: Model, X: Any = None, Y: Any = None) -> None:
+    raise ValueError(
+        "a medlink.JointEnsemble.v1 is assembled from trained members (python -m spacy_medlink ensemble), "
+        "not initialized or trained as a whole"
+    )
+
+
+def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[JointScores, Callable]:
+    if is_train:
+        _init(model)
+    modules, vs = [], []
+    mask = unpad = None
+    for member in model.layers:
+        wrapper = member.get_ref("heads").layers[0]
+        module = wrapper.shims[0]._model
+        inputs, _ = _convert_inputs(wrapper, member.get_ref("tok2vec").predict(docs), False)
+        X, lengths = inputs.args
+        module.eval()
+        with torch.no_grad():
+            padded = module.encode(X, lengths)
+        if mask is None:
+            mask, unpad = token_mask(padded, lengths)
+        modules.append(module)
+        vs.append(padded[mask])
+    with torch.no_grad():
+        outputs = infer_joint(modules, vs, mask, unpad)
+    ops = model.ops
+    arrays = [None if t is None else torch2xp(t, ops=ops) for t in outputs]
+    paths, men_probs, men_rows = arrays[7:]
+    scores = JointScores(*arrays[:7], lengths=ops.asarray1i([len(doc) for doc in docs]), paths=paths,
+                         men_probs=men_probs, men_rows=men_rows)
+    return scores, _no_backprop
+
+
+def _no_backprop(d_scores: Any) -> Any:
+    raise ValueError("an ensemble has no backward pass")
