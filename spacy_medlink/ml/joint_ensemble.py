@@ -8,7 +8,7 @@ The members share one architecture (the `member` config, copied k times: a
 concept set; each is trained on its own (`spacy train`, a seed or a fold each)
 and the ensemble is assembled from the trained pipelines by
 ``python -m spacy_medlink ensemble``. Inference is the joint tagger's own
-(`joint_tagger.infer_joint`) over all members at once, so a one-member
+(`joint_module.infer_joint`) over all members at once, so a one-member
 ensemble would predict exactly what its member does. An ensemble is not
 trained as a whole: its forward pass refuses training.
 """
@@ -19,7 +19,8 @@ from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Model, torch2xp
 
-from .joint_tagger import JOINT_ENSEMBLE, JointScores, _convert_inputs, infer_joint, token_mask
+from .joint_module import infer_joint, token_mask
+from .joint_tagger import JOINT_ENSEMBLE, JointScores, _convert_inputs
 from .nested_ensemble import copy_member
 
 
