@@ -184,6 +184,17 @@ def write_annotated(
     resume = sum(m["records"] for m in previous)
     n_bad_seen = len(skipped)
     start = time.perf_counter()
+    # when the first record arrives: what came before is start-up (a pool forked after the
+    # first batch, Ray's actors each loading the pipeline), the rest is the steady rate
+    first: List[float] = []
+
+    def timed(stream: Iterator[Annotated]) -> Iterator[Annotated]:
+        for item in stream:
+            if not first:
+                first.append(time.perf_counter())
+            yield item
+
+    items = timed(items)
     per_type: Counter = Counter()
     index = len(previous)
     while True:
@@ -210,6 +221,7 @@ def write_annotated(
             for b in bad:
                 f.write(json.dumps(b._asdict(), ensure_ascii=False) + "\n")
     elapsed = time.perf_counter() - start
+    steady = start + elapsed - first[0] if first and counts["annotated"] > 1 else 0.0
     summary = {
         "read": counts["annotated"] + counts["resumed"] + len(bad) + counts["resumed_malformed"],
         "annotated": counts["annotated"],
@@ -221,6 +233,9 @@ def write_annotated(
         "entities_per_type": dict(sorted(per_type.items())),
         "seconds": round(elapsed, 2),
         "docs_per_s": round(counts["annotated"] / elapsed, 2) if elapsed else None,
+        # the first record's wait, and the rate of the others after it
+        "first_record_seconds": round(first[0] - start, 2) if first else None,
+        "steady_docs_per_s": round((counts["annotated"] - 1) / steady, 2) if steady else None,
         **(backend or {}),
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf8")

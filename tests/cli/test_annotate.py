@@ -67,6 +67,7 @@ def test_jsonl_in_and_out_with_offsets(model, tmp_path):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["read"] == 6 == summary["annotated"] and summary["empty"] == 1
     assert summary["entities_per_type"] == {"Chemical": 5, "Disease": 5} and summary["chunks"] == 3
+    assert 0 <= summary["first_record_seconds"] <= summary["seconds"] and summary["steady_docs_per_s"] > 0
 
 
 def test_malformed_record_names_file_and_line_or_is_counted(model, tmp_path):
