@@ -66,7 +66,9 @@ def _joint_ensemble(members: list, models: List[Path], name: str):
     for path, pipe in zip(models[1:], pipes[1:]):
         if (pipe.labels, pipe.concepts, pipe.cfg["tag_scheme"]) != (first.labels, first.concepts, first.cfg["tag_scheme"]):
             raise ValueError(f"{path}: labels, concepts or tag scheme differ from {models[0]}'s")
-    config = members[0].config.copy()
+    # interpolated: the copied tok2vec's variables (${components.tok2vec...}) point into a
+    # component that leaves the pipeline
+    config = members[0].config.interpolate()
     config["components"][name]["model"] = {
         "@architectures": "medlink.JointEnsemble.v1", "n_members": len(members),
         "member": config["components"][name]["model"],

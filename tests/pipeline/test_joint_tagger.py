@@ -225,6 +225,12 @@ def test_ensemble_of_seeds(kb_dir, tmp_path):
     for seed in (0, 1):
         _listening_pipeline(kb_dir, seed).to_disk(tmp_path / f"seed{seed}")
         paths.append(tmp_path / f"seed{seed}")
+        # as in configs/*.cfg, the tok2vec's widths are variables that point into its own section
+        cfg = paths[-1] / "config.cfg"
+        text = cfg.read_text()
+        section = text.index("[components.tok2vec.model.embed]")
+        at = text.index("width = 32", section)
+        cfg.write_text(text[:at] + "width = ${components.tok2vec.model.encode.width}" + text[at + len("width = 32"):])
     alone = spacy.load(paths[0])
 
     twice = assemble_ensemble([paths[0], paths[0]])
