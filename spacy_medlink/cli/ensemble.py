@@ -115,5 +115,6 @@ def ensemble_cli(
         nlp = assemble_ensemble(models, component)
     except (ValueError, OSError) as err:
         msg.fail("Ensemble failed", str(err), exits=1)
+    output.mkdir(parents=True, exist_ok=True)  # spaCy's to_disk makes the last folder only
     nlp.to_disk(output)
     msg.good(f"Wrote an ensemble of {len(models)} members to {output}")
