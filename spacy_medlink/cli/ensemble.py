@@ -44,7 +44,7 @@ def _nested_ensemble(members: list, models: List[Path], name: str):
         "@architectures": "medlink.NestedEnsemble.v1", "n_members": len(members),
         "member": config["components"][name]["model"],
     }
-    nlp = _load_members(config, members, name, pipes)
+    nlp = _load_members(config, members, pipes)
     ensemble = nlp.get_pipe(name)
     ensemble._load_cfg(ensemble._trained_cfg(dict(pipes[0].cfg)))
     _copy_weights(ensemble, pipes)
@@ -57,7 +57,7 @@ def _joint_ensemble(members: list, models: List[Path], name: str):
     tok2vec component leaves the ensemble's pipeline when nothing else listens to it.
     The KB and the linking settings are the first member's."""
     pipes = []
-    for member, path in zip(members, models):
+    for member in members:
         for upstream, pipe in list(member.pipeline):
             if name in getattr(pipe, "listening_components", []):
                 member.replace_listeners(upstream, name, ["model.tok2vec"])
@@ -77,7 +77,7 @@ def _joint_ensemble(members: list, models: List[Path], name: str):
         if hasattr(pipe, "listening_components") and not pipe.listening_components:
             config["nlp"]["pipeline"] = [n for n in config["nlp"]["pipeline"] if n != upstream]
             del config["components"][upstream]
-    nlp = _load_members(config, members, name, pipes)
+    nlp = _load_members(config, members, pipes)
     ensemble = nlp.get_pipe(name)
     ensemble._load_cfg(ensemble._trained_cfg(dict(first.cfg)))
     ensemble.generator = first.generator
@@ -85,7 +85,7 @@ def _joint_ensemble(members: list, models: List[Path], name: str):
     return nlp
 
 
-def _load_members(config, members: list, name: str, pipes: list):
+def _load_members(config, members: list, pipes: list):
     """The pipeline of `config` with the first member's tokenizer and vocab (strings, vectors)."""
     from spacy.util import load_model_from_config
 
