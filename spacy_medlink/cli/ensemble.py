@@ -39,16 +39,7 @@ def _nested_ensemble(members: list, models: List[Path], name: str):
     for path, pipe in zip(models[1:], pipes[1:]):
         if pipe.labels != pipes[0].labels or pipe.cfg["tag_scheme"] != pipes[0].cfg["tag_scheme"]:
             raise ValueError(f"{path}: labels or tag scheme differ from {models[0]}'s")
-    config = members[0].config.copy()
-    config["components"][name]["model"] = {
-        "@architectures": "medlink.NestedEnsemble.v1", "n_members": len(members),
-        "member": config["components"][name]["model"],
-    }
-    nlp = _load_members(config, members, pipes)
-    ensemble = nlp.get_pipe(name)
-    ensemble._load_cfg(ensemble._trained_cfg(dict(pipes[0].cfg)))
-    _copy_weights(ensemble, pipes)
-    return nlp
+    return _ensemble_pipeline(members[0].config.copy(), "medlink.NestedEnsemble.v1", members, pipes, name)
 
 
 def _joint_ensemble(members: list, models: List[Path], name: str):
@@ -69,37 +60,33 @@ def _joint_ensemble(members: list, models: List[Path], name: str):
     # interpolated: the copied tok2vec's variables (${components.tok2vec...}) point into a
     # component that leaves the pipeline
     config = members[0].config.interpolate()
-    config["components"][name]["model"] = {
-        "@architectures": "medlink.JointEnsemble.v1", "n_members": len(members),
-        "member": config["components"][name]["model"],
-    }
     for upstream, pipe in members[0].pipeline:
         if hasattr(pipe, "listening_components") and not pipe.listening_components:
             config["nlp"]["pipeline"] = [n for n in config["nlp"]["pipeline"] if n != upstream]
             del config["components"][upstream]
-    nlp = _load_members(config, members, pipes)
-    ensemble = nlp.get_pipe(name)
-    ensemble._load_cfg(ensemble._trained_cfg(dict(first.cfg)))
-    ensemble.generator = first.generator
-    _copy_weights(ensemble, pipes)
+    nlp = _ensemble_pipeline(config, "medlink.JointEnsemble.v1", members, pipes, name)
+    nlp.get_pipe(name).generator = first.generator
     return nlp
 
 
-def _load_members(config, members: list, pipes: list):
-    """The pipeline of `config` with the first member's tokenizer and vocab (strings, vectors)."""
+def _ensemble_pipeline(config, architecture: str, members: list, pipes: list, name: str):
+    """The first member's pipeline (`config`, tokenizer, vocab with its strings and vectors,
+    the pipe's cfg) with `name`'s model made an `architecture` of the members' trained models."""
     from spacy.util import load_model_from_config
 
+    config["components"][name]["model"] = {
+        "@architectures": architecture, "n_members": len(members), "member": config["components"][name]["model"],
+    }
     nlp = load_model_from_config(config, auto_fill=True, validate=True)
     nlp.tokenizer.from_bytes(members[0].tokenizer.to_bytes())
     nlp.vocab.from_bytes(members[0].vocab.to_bytes())
     for label in pipes[0].labels:
         nlp.vocab.strings.add(label)
-    return nlp
-
-
-def _copy_weights(ensemble, pipes: list) -> None:
+    ensemble = nlp.get_pipe(name)
+    ensemble._load_cfg(ensemble._trained_cfg(dict(pipes[0].cfg)))
     for layer, pipe in zip(ensemble.model.layers, pipes):
         layer.from_bytes(pipe.model.to_bytes())
+    return nlp
 
 
 @app.command("ensemble")
