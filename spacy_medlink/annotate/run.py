@@ -99,11 +99,26 @@ def annotate(
             started = following
 
     try:
-        return write_annotated(annotated(), out_dir, fmt=fmt, chunk_size=chunk_size, previous=previous,
-                               counts=counts, skipped=skipped, total=total, progress=progress,
-                               backend={"n_process": n_process})
+        summary = write_annotated(annotated(), out_dir, fmt=fmt, chunk_size=chunk_size, previous=previous,
+                                  counts=counts, skipped=skipped, total=total, progress=progress,
+                                  backend={"n_process": n_process})
     finally:
         workers.close()
+    summary["process_cpu_seconds"] = process_cpu_seconds()  # the workers are reaped now: theirs is in it
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf8")
+    return summary
+
+
+def process_cpu_seconds() -> Dict[str, float]:
+    """CPU time (user + system) of this process and of its reaped children (annotate's workers)
+    since the process started: with the command's one run, where the cores went."""
+    import resource
+
+    def total(who: int) -> float:
+        usage = resource.getrusage(who)
+        return round(usage.ru_utime + usage.ru_stime, 2)
+
+    return {"main": total(resource.RUSAGE_SELF), "workers": total(resource.RUSAGE_CHILDREN)}
 
 
 _WORKER_NLP = None

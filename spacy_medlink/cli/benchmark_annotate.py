@@ -17,7 +17,9 @@ that holds it already, and on a long job only the steady rate counts.
 """
 import gzip
 import json
+import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -63,6 +65,25 @@ def repeat_pubtator(src: Path, dst: Path, n: int) -> Path:
     return dst
 
 
+def _tree_cpu(pid: int) -> Dict[int, float]:
+    """CPU seconds (user + system) each process of the tree has used so far."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root] + root.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return {}
+    out = {}
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            out[p.pid] = t.user + t.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return out
+
+
 def _tree_memory(pid: int, unique: bool = True) -> Dict[int, Tuple[float, float]]:
     """(RSS, USS) in MB of a process and its descendants (USS 0 unless `unique`). A forked
     worker's RSS counts the pages it still shares with its parent; USS (unique set
@@ -88,23 +109,31 @@ def _tree_memory(pid: int, unique: bool = True) -> Dict[int, Tuple[float, float]
     return out
 
 
-def run_setting(model: str, data: Path, backend: str, workers: int, batch_size: int, words: int) -> Dict[str, Any]:
+def run_setting(model: str, data: Path, backend: str, workers: int, batch_size: int, words: int,
+                threads: Optional[int] = None) -> Dict[str, Any]:
+    """One `annotate` run in a subprocess. `threads`: its OMP_NUM_THREADS (torch's thread count in
+    the main process; forked local workers run one torch thread each whatever it is)."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "spacy_medlink", "annotate", model, str(data), "--output", str(Path(tmp) / "out"),
                "--no-count", "--batch-size", str(batch_size), "--backend", backend]
         cmd += ["--n-actors", str(workers)] if backend == "ray" else ["--n-process", str(workers)]
+        env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         peaks: Dict[int, float] = {}
         unique: Dict[int, float] = {}
+        cpu: Dict[int, float] = {}
         total_peak = [0.0]
         done = threading.Event()
 
         def sample() -> None:
-            # RSS every 0.2 s (cheap); USS every USS_EVERY-th sample (loaded memory is flat)
+            # RSS every 0.2 s (cheap); USS every USS_EVERY-th sample (loaded memory is flat);
+            # each process's CPU time as last seen (a worker's last 0.2 s may be missed)
             n = 0
             while not done.is_set():
                 full = n % USS_EVERY == 0
+                for pid, seconds in _tree_cpu(proc.pid).items():
+                    cpu[pid] = max(cpu.get(pid, 0.0), seconds)
                 mem = _tree_memory(proc.pid, unique=full)
                 for pid, (rss, uss) in mem.items():
                     peaks[pid] = max(peaks.get(pid, 0.0), rss)
@@ -117,7 +146,9 @@ def run_setting(model: str, data: Path, backend: str, workers: int, batch_size: 
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
+        reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
         out, err = proc.communicate()
+        reaped_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         seconds = time.perf_counter() - start
         done.set()
         sampler.join()
@@ -126,7 +157,23 @@ def run_setting(model: str, data: Path, backend: str, workers: int, batch_size: 
         summary = json.loads((Path(tmp) / "out" / "summary.json").read_text())
     children = sorted((mb for pid, mb in peaks.items() if pid != proc.pid), reverse=True)
     children_uss = sorted((mb for pid, mb in unique.items() if pid != proc.pid), reverse=True)
-    return {"backend": backend, "workers": workers, "documents": summary["annotated"], "wall_seconds": round(seconds, 1),
+    # The whole tree's CPU time is what this process reaped with it; the local backend reports
+    # its own and its reaped workers' apart (summary's process_cpu_seconds). Ray's actors and
+    # daemons are not annotate's to reap: for them the samples count.
+    tree = sum(getattr(reaped_after, f) - getattr(reaped, f) for f in ("ru_utime", "ru_stime"))
+    own = summary.get("process_cpu_seconds")
+    if own is not None:
+        cpu_others = own["workers"]
+        cpu_main = max(own["main"], tree - cpu_others)  # with its exit after the summary
+    else:
+        cpu_main = cpu.get(proc.pid, 0.0)
+        cpu_others = max(tree - cpu_main, sum(v for pid, v in cpu.items() if pid != proc.pid))
+    return {"backend": backend, "workers": workers, "threads": threads or "default",
+            "documents": summary["annotated"], "wall_seconds": round(seconds, 1),
+            # where the cores went: the main process (reading, merging, writing; with one process,
+            # all of it) and the processes it started; cores_used = all of it over the wall time
+            "cpu_seconds_main": round(cpu_main, 1), "cpu_seconds_workers": round(cpu_others, 1),
+            "cores_used": round((cpu_main + cpu_others) / seconds, 2),
             "annotate_seconds": summary["seconds"], "docs_per_s": round(summary["annotated"] / summary["seconds"], 2),
             "words_per_s": round(words / summary["seconds"], 1),
             "first_record_seconds": summary.get("first_record_seconds"), "steady_docs_per_s": summary.get("steady_docs_per_s"),
@@ -136,20 +183,28 @@ def run_setting(model: str, data: Path, backend: str, workers: int, batch_size: 
             "peak_uss_workers_mb": [round(mb, 1) for mb in children_uss[:8]]}
 
 
+def parse_setting(text: str) -> Tuple[str, int, Optional[int]]:
+    """"local:2" -> ("local", 2, None); "local:1:1" -> ("local", 1, 1)."""
+    parts = text.strip().split(":")
+    if len(parts) not in (2, 3) or parts[0] not in ("local", "ray") or not all(p.isdigit() for p in parts[1:]):
+        raise typer.BadParameter(f"{text!r}: expected BACKEND:WORKERS[:THREADS] with BACKEND local or ray")
+    return parts[0], int(parts[1]), int(parts[2]) if len(parts) == 3 else None
+
+
 @benchmark_app.command("annotate")
 def benchmark_annotate_cli(
     model: str = typer.Argument(..., help="Pipeline (path or package name)"),
     data: Path = typer.Option(..., "--data", help="A PubTator file, e.g. assets/bc5cdr/CDR_TestSet.PubTator.txt"),
     output: Path = typer.Option(Path("metrics/benchmark_annotate.json"), "--output"),
     batch_size: int = typer.Option(32, "--batch-size"),
-    settings: Optional[str] = typer.Option(None, "--settings", help="Comma-separated BACKEND:WORKERS (default local:1,local:2,ray:1,ray:2)"),
+    settings: Optional[str] = typer.Option(None, "--settings", help="Comma-separated BACKEND:WORKERS[:THREADS] (default local:1,local:2,ray:1,ray:2); THREADS sets the run's OMP_NUM_THREADS, e.g. local:1:1 for one process on one core"),
     repeat: int = typer.Option(1, "--repeat", min=1, help="Annotate the texts this many times (as distinct records), so that start-up costs weigh less"),
 ) -> None:
     """Documents/s, words/s and resident memory of annotate: 1 vs 2 local processes, Ray with 1 and 2 actors."""
     from ..annotate.records import read_records
 
     data_arg = data
-    chosen = [(s.split(":")[0], int(s.split(":")[1])) for s in settings.split(",")] if settings else SETTINGS
+    chosen = [parse_setting(s) for s in settings.split(",")] if settings else [(b, w, None) for b, w in SETTINGS]
     records = list(read_records([data], "pubtator"))
     results: List[Dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -160,15 +215,18 @@ def benchmark_annotate_cli(
         sample = Path(tmp) / "pubmed_sample.xml.gz"
         pubmed_sample(data, sample)
         for name, path in (("pubtator", data), ("pubmed-xml", sample)):
-            for backend, workers in chosen:
-                row = {"input": name, **run_setting(model, path, backend, workers, batch_size, words)}
+            for backend, workers, threads in chosen:
+                row = {"input": name, **run_setting(model, path, backend, workers, batch_size, words, threads)}
                 typer.echo(json.dumps(row))
                 results.append(row)
     for name in ("pubtator", "pubmed-xml"):
-        base = next((r for r in results if r["input"] == name and r["backend"] == "local" and r["workers"] == 1), None)
+        ones = [r for r in results if r["input"] == name and r["backend"] == "local" and r["workers"] == 1]
+        base = next(iter(ones), None)
         for r in results:
             if base and r["input"] == name:
                 r["speedup_vs_local_1"] = round(r["docs_per_s"] / base["docs_per_s"], 3)
+                for one in ones[1:]:  # against each other one-process variant (local:1:1: one core)
+                    r[f"speedup_vs_local_1_threads_{one['threads']}"] = round(r["docs_per_s"] / one["docs_per_s"], 3)
                 same = next((x for x in results if x["input"] == name and x["backend"] == "local"
                              and x["workers"] == r["workers"]), None)
                 if r["backend"] == "ray" and same:

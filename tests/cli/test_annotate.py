@@ -174,3 +174,29 @@ def test_unknown_formats(model, tmp_path):
         list(read_records([src], "csv"))
     with pytest.raises(FileNotFoundError):
         list(read_records([tmp_path / "missing.jsonl"]))
+
+
+def test_benchmark_annotate_counts_cpu_per_setting(model, tmp_path):
+    """Each setting's row says where the cores went, and a one-thread variant of one process
+    is a second baseline for the speedups."""
+    import typer
+
+    from spacy_medlink.cli.benchmark_annotate import parse_setting
+
+    assert parse_setting("local:1:1") == ("local", 1, 1) and parse_setting("ray:2") == ("ray", 2, None)
+    with pytest.raises(typer.BadParameter):
+        parse_setting("spark:2")
+    src = tmp_path / "in.pubtator"
+    src.write_text("".join(f"{i}|t|Cisplatin and renal failure {i}.\n{i}|a|Renal failure after cisplatin.\n\n"
+                           for i in range(20)), encoding="utf8")
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(app, ["benchmark", "annotate", str(model), "--data", str(src), "--output", str(out),
+                                      "--settings", "local:1,local:1:1,local:2", "--batch-size", "4"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())["results"]
+    assert [(r["input"], r["workers"], r["threads"]) for r in rows] == [
+        (name, w, t) for name in ("pubtator", "pubmed-xml") for w, t in ((1, "default"), (1, 1), (2, "default"))]
+    for r in rows:
+        assert r["documents"] == 20 and r["cpu_seconds_main"] > 0 and r["cores_used"] > 0
+        assert (r["cpu_seconds_workers"] > 0) == (r["workers"] == 2)
+        assert r["speedup_vs_local_1"] > 0 and r["speedup_vs_local_1_threads_1"] > 0

@@ -1,0 +1,93 @@
+"""Silver docs for self-training: the teachers' agreed entities, disputed tokens missing,
+concept IDs empty; and the joint tagger reads missing tokens as unknown, not outside."""
+import json
+from collections import Counter
+
+import pytest
+import spacy
+from spacy.tokens import Doc, DocBin
+from spacy.training import Example
+from spacy.vocab import Vocab
+from typer.testing import CliRunner
+
+from spacy_medlink.cli import app
+from spacy_medlink.corpora.silver import agreed_doc
+
+WORDS = ["Cisplatin", "caused", "acute", "renal", "failure", "and", "nausea", "."]
+
+
+def _predicted(ents):
+    doc = Doc(Vocab(), words=WORDS)
+    doc.ents = [doc.char_span(*_chars(doc, s, e), label=label) for s, e, label in ents]
+    return doc
+
+
+def _chars(doc, start, end):
+    return doc[start].idx, doc[end - 1].idx + len(doc[end - 1])
+
+
+def test_agreed_entities_kept_disputed_tokens_missing():
+    a = _predicted([(0, 1, "Chemical"), (2, 5, "Disease"), (6, 7, "Disease")])
+    b = _predicted([(0, 1, "Chemical"), (3, 5, "Disease")])
+    counts: Counter = Counter()
+    doc = agreed_doc(Vocab(), [a, b], counts)
+    assert [(e.start, e.end, e.label_, e.kb_id_) for e in doc.ents] == [(0, 1, "Chemical", "")]
+    # ent_iob: 0 missing, 2 outside, 3 begin
+    assert [t.ent_iob for t in doc] == [3, 2, 0, 0, 0, 2, 0, 2]
+    assert counts == Counter(entities=1, entities_Chemical=1, disputed=3, missing_tokens=4)
+    # one teacher: its entities, nothing missing
+    doc = agreed_doc(Vocab(), [a], Counter())
+    assert [(e.start, e.end) for e in doc.ents] == [(0, 1), (2, 5), (6, 7)] and 0 not in [t.ent_iob for t in doc]
+
+
+def test_teachers_must_tokenize_alike():
+    a = _predicted([])
+    b = Doc(Vocab(), words=["Cisplatin", "caused", "acute", "renal-failure"])
+    with pytest.raises(ValueError, match="tokenize"):
+        agreed_doc(Vocab(), [a, b], Counter())
+
+
+def test_joint_tagger_reads_missing_tokens_as_unknown():
+    from ..pipeline.helpers import TINY_TOK2VEC, make_examples
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("medlink_joint_tagger", config={"model": {
+        "@architectures": "medlink.JointTagger.v1", "lstm_width": 8, "lstm_depth": 1, "tok2vec": TINY_TOK2VEC}})
+    gold = make_examples(nlp, [("Aspirin caused ulcer.", [(0, 7, "Chemical", "D001241"), (15, 20, "Disease", "D014456")])])
+    a = _predicted([(0, 1, "Chemical"), (2, 5, "Disease")])
+    b = _predicted([(0, 1, "Chemical")])
+    silver = agreed_doc(nlp.vocab, [a, b], Counter())
+    eg = Example(nlp.make_doc(silver.text), silver)
+    nlp.initialize(lambda: gold + [eg])
+    jt = nlp.get_pipe("medlink_joint_tagger")
+    mer, men = jt._targets([eg], len(WORDS))
+    tags = jt.entity_tags
+    assert [tags[i] if i >= 0 else None for i in mer[0]] == ["B-Chemical", "O", None, None, None, "O", "O", "O"]
+    assert men[0].tolist() == [-1, 0, -1, -1, -1, 0, 0, 0]  # no concept ID: unknown to MEN
+    losses = nlp.update([eg], losses={})
+    assert 0 < losses["medlink_joint_tagger"] < float("inf")
+
+
+def _ruler(tmp_path, name, patterns):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entity_ruler").add_patterns(patterns)
+    nlp.to_disk(tmp_path / name)
+    return str(tmp_path / name)
+
+
+def test_silver_command_counts_and_writes(tmp_path):
+    a = _ruler(tmp_path, "a", [{"label": "Chemical", "pattern": "cisplatin"}, {"label": "Disease", "pattern": "nausea"}])
+    b = _ruler(tmp_path, "b", [{"label": "Chemical", "pattern": "cisplatin"}])
+    text = tmp_path / "text.txt"
+    text.write_text("short line\n" + "".join(f"Patients {i} given cisplatin had nausea and were seen again.\n"
+                                              for i in range(5)), encoding="utf8")
+    out, report = tmp_path / "silver.spacy", tmp_path / "silver.json"
+    result = CliRunner().invoke(app, ["silver", str(out), str(text), "--model", a, "--model", b, "--limit", "3",
+                                      "--min-words", "5", "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    docs = list(DocBin().from_disk(out).get_docs(Vocab()))
+    counts = json.loads(report.read_text())
+    assert (counts["lines_read"], counts["lines_eligible"], counts["lines_drawn"], counts["docs"]) == (6, 5, 3, 3)
+    assert counts["entities"] == counts["entities_Chemical"] == 3 and counts["disputed"] == 3
+    assert all([e.text for e in d.ents] == ["cisplatin"] for d in docs)
+    assert all(d[d.text.split().index("nausea")].ent_iob == 0 for d in docs)
