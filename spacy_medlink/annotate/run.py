@@ -116,7 +116,7 @@ def process_cpu_seconds() -> Dict[str, float]:
 
     def total(who: int) -> float:
         usage = resource.getrusage(who)
-        return round(usage.ru_utime + usage.ru_stime, 2)
+        return round(usage.ru_utime + usage.ru_stime, 3)
 
     return {"main": total(resource.RUSAGE_SELF), "workers": total(resource.RUSAGE_CHILDREN)}
 

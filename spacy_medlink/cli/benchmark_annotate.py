@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 from xml.sax.saxutils import escape
 
 import typer
@@ -65,8 +65,8 @@ def repeat_pubtator(src: Path, dst: Path, n: int) -> Path:
     return dst
 
 
-def _tree_cpu(pid: int) -> Dict[int, float]:
-    """CPU seconds (user + system) each process of the tree has used so far."""
+def _tree_read(pid: int, read: Callable[[Any], Any]) -> Dict[int, Any]:
+    """`read(process)` for a process and each of its descendants that is still there."""
     import psutil
 
     try:
@@ -77,11 +77,15 @@ def _tree_cpu(pid: int) -> Dict[int, float]:
     out = {}
     for p in procs:
         try:
-            t = p.cpu_times()
-            out[p.pid] = t.user + t.system
+            out[p.pid] = read(p)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     return out
+
+
+def _tree_cpu(pid: int) -> Dict[int, float]:
+    """CPU seconds (user + system) each process of the tree has used so far."""
+    return _tree_read(pid, lambda p: sum(p.cpu_times()[:2]))
 
 
 def _tree_memory(pid: int, unique: bool = True) -> Dict[int, Tuple[float, float]]:
@@ -89,24 +93,14 @@ def _tree_memory(pid: int, unique: bool = True) -> Dict[int, Tuple[float, float]
     worker's RSS counts the pages it still shares with its parent; USS (unique set
     size) is what each extra worker really adds. USS reads every page mapping
     (/proc/PID/smaps): 50-150 ms per GB-sized process, CPU the workers measured would lose."""
-    import psutil
 
-    try:
-        root = psutil.Process(pid)
-        procs = [root] + root.children(recursive=True)
-    except psutil.NoSuchProcess:
-        return {}
-    out = {}
-    for p in procs:
-        try:
-            if unique:
-                info = p.memory_full_info()
-                out[p.pid] = (info.rss / 2**20, info.uss / 2**20)
-            else:
-                out[p.pid] = (p.memory_info().rss / 2**20, 0.0)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return out
+    def read(p) -> Tuple[float, float]:
+        if unique:
+            info = p.memory_full_info()
+            return info.rss / 2**20, info.uss / 2**20
+        return p.memory_info().rss / 2**20, 0.0
+
+    return _tree_read(pid, read)
 
 
 def run_setting(model: str, data: Path, backend: str, workers: int, batch_size: int, words: int,
@@ -172,7 +166,7 @@ def run_setting(model: str, data: Path, backend: str, workers: int, batch_size: 
             "documents": summary["annotated"], "wall_seconds": round(seconds, 1),
             # where the cores went: the main process (reading, merging, writing; with one process,
             # all of it) and the processes it started; cores_used = all of it over the wall time
-            "cpu_seconds_main": round(cpu_main, 1), "cpu_seconds_workers": round(cpu_others, 1),
+            "cpu_seconds_main": round(cpu_main, 2), "cpu_seconds_workers": round(cpu_others, 2),
             "cores_used": round((cpu_main + cpu_others) / seconds, 2),
             "annotate_seconds": summary["seconds"], "docs_per_s": round(summary["annotated"] / summary["seconds"], 2),
             "words_per_s": round(words / summary["seconds"], 1),

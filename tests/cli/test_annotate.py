@@ -188,7 +188,7 @@ def test_benchmark_annotate_counts_cpu_per_setting(model, tmp_path):
         parse_setting("spark:2")
     src = tmp_path / "in.pubtator"
     src.write_text("".join(f"{i}|t|Cisplatin and renal failure {i}.\n{i}|a|Renal failure after cisplatin.\n\n"
-                           for i in range(20)), encoding="utf8")
+                           for i in range(300)), encoding="utf8")
     out = tmp_path / "bench.json"
     result = CliRunner().invoke(app, ["benchmark", "annotate", str(model), "--data", str(src), "--output", str(out),
                                       "--settings", "local:1,local:1:1,local:2", "--batch-size", "4"])
@@ -197,6 +197,6 @@ def test_benchmark_annotate_counts_cpu_per_setting(model, tmp_path):
     assert [(r["input"], r["workers"], r["threads"]) for r in rows] == [
         (name, w, t) for name in ("pubtator", "pubmed-xml") for w, t in ((1, "default"), (1, 1), (2, "default"))]
     for r in rows:
-        assert r["documents"] == 20 and r["cpu_seconds_main"] > 0 and r["cores_used"] > 0
+        assert r["documents"] == 300 and r["cpu_seconds_main"] > 0 and r["cores_used"] > 0
         assert (r["cpu_seconds_workers"] > 0) == (r["workers"] == 2)
         assert r["speedup_vs_local_1"] > 0 and r["speedup_vs_local_1_threads_1"] > 0
