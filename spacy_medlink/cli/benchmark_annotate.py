@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 from xml.sax.saxutils import escape
 
 import typer
@@ -65,8 +65,12 @@ def repeat_pubtator(src: Path, dst: Path, n: int) -> Path:
     return dst
 
 
-def _tree_read(pid: int, read: Callable[[Any], Any]) -> Dict[int, Any]:
-    """`read(process)` for a process and each of its descendants that is still there."""
+def _tree_sample(pid: int, unique: bool = True) -> Dict[int, Tuple[float, float, float]]:
+    """(RSS, USS, CPU seconds) of a process and of each descendant still there, in one walk of
+    the tree. RSS and USS in MB (USS 0 unless `unique`); CPU is user + system so far. A forked
+    worker's RSS counts the pages it still shares with its parent; USS (unique set
+    size) is what each extra worker really adds. USS reads every page mapping
+    (/proc/PID/smaps): 50-150 ms per GB-sized process, CPU the workers measured would lose."""
     import psutil
 
     try:
@@ -77,30 +81,15 @@ def _tree_read(pid: int, read: Callable[[Any], Any]) -> Dict[int, Any]:
     out = {}
     for p in procs:
         try:
-            out[p.pid] = read(p)
+            cpu = sum(p.cpu_times()[:2])
+            if unique:
+                info = p.memory_full_info()
+                out[p.pid] = (info.rss / 2**20, info.uss / 2**20, cpu)
+            else:
+                out[p.pid] = (p.memory_info().rss / 2**20, 0.0, cpu)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     return out
-
-
-def _tree_cpu(pid: int) -> Dict[int, float]:
-    """CPU seconds (user + system) each process of the tree has used so far."""
-    return _tree_read(pid, lambda p: sum(p.cpu_times()[:2]))
-
-
-def _tree_memory(pid: int, unique: bool = True) -> Dict[int, Tuple[float, float]]:
-    """(RSS, USS) in MB of a process and its descendants (USS 0 unless `unique`). A forked
-    worker's RSS counts the pages it still shares with its parent; USS (unique set
-    size) is what each extra worker really adds. USS reads every page mapping
-    (/proc/PID/smaps): 50-150 ms per GB-sized process, CPU the workers measured would lose."""
-
-    def read(p) -> Tuple[float, float]:
-        if unique:
-            info = p.memory_full_info()
-            return info.rss / 2**20, info.uss / 2**20
-        return p.memory_info().rss / 2**20, 0.0
-
-    return _tree_read(pid, read)
 
 
 def run_setting(model: str, data: Path, backend: str, workers: int, batch_size: int, words: int,
@@ -126,15 +115,14 @@ def run_setting(model: str, data: Path, backend: str, workers: int, batch_size: 
             n = 0
             while not done.is_set():
                 full = n % USS_EVERY == 0
-                for pid, seconds in _tree_cpu(proc.pid).items():
+                mem = _tree_sample(proc.pid, unique=full)
+                for pid, (rss, uss, seconds) in mem.items():
                     cpu[pid] = max(cpu.get(pid, 0.0), seconds)
-                mem = _tree_memory(proc.pid, unique=full)
-                for pid, (rss, uss) in mem.items():
                     peaks[pid] = max(peaks.get(pid, 0.0), rss)
                     if full:
                         unique[pid] = max(unique.get(pid, 0.0), uss)
                 if full:
-                    total_peak[0] = max(total_peak[0], sum(uss for _, uss in mem.values()))
+                    total_peak[0] = max(total_peak[0], sum(uss for _, uss, _ in mem.values()))
                 n += 1
                 time.sleep(0.2)
 
