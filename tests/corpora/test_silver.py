@@ -5,13 +5,13 @@ from collections import Counter
 
 import pytest
 import spacy
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
 from spacy.vocab import Vocab
 from typer.testing import CliRunner
 
 from spacy_medlink.cli import app
-from spacy_medlink.corpora.silver import agreed_doc
+from spacy_medlink.corpora.silver import agreed_doc, completed_doc
 
 WORDS = ["Cisplatin", "caused", "acute", "renal", "failure", "and", "nausea", "."]
 
@@ -91,3 +91,57 @@ def test_silver_command_counts_and_writes(tmp_path):
     assert counts["entities"] == counts["entities_Chemical"] == 3 and counts["disputed"] == 3
     assert all([e.text for e in d.ents] == ["cisplatin"] for d in docs)
     assert all(d[d.text.split().index("nausea")].ent_iob == 0 for d in docs)
+
+
+def _gold(ents):
+    doc = Doc(Vocab(), words=WORDS)
+    doc.ents = [Span(doc, s, e, label=label, kb_id=kb_id) for s, e, label, kb_id in ents]
+    return doc
+
+
+def test_completed_doc_fills_only_the_missing_label():
+    # the gold annotates diseases only; teachers fill in chemicals
+    gold = _gold([(2, 5, "Disease", "D058186")])
+    a = _predicted([(0, 1, "Chemical"), (3, 4, "Chemical"), (6, 7, "Chemical")])
+    b = _predicted([(0, 1, "Chemical"), (6, 7, "Disease")])
+    counts: Counter = Counter()
+    doc = completed_doc(gold, [a, b], ["Chemical"], counts)
+    assert [(e.start, e.end, e.label_, e.kb_id_) for e in doc.ents] == [(0, 1, "Chemical", ""), (2, 5, "Disease", "D058186")]
+    # token 6: a Chemical only teacher a predicts (missing); teacher b's Disease there is not a label to fill
+    assert [t.ent_iob for t in doc] == [3, 2, 3, 1, 1, 2, 0, 2]
+    assert counts == Counter(gold_entities=1, entities=1, entities_Chemical=1, disputed=1, overlapping_gold=1, missing_tokens=1)
+    # add_agreed=False: the agreed chemical's tokens are missing too, the gold stays
+    counts = Counter()
+    doc = completed_doc(gold, [a, b], ["Chemical"], counts, add_agreed=False)
+    assert [(e.start, e.end, e.label_) for e in doc.ents] == [(2, 5, "Disease")]
+    assert [t.ent_iob for t in doc] == [0, 2, 3, 1, 1, 2, 0, 2]
+    assert counts["agreed_missing"] == 1 and counts["missing_tokens"] == 2 and counts["entities"] == 0
+
+
+def test_completed_doc_refuses_other_tokens():
+    gold = _gold([])
+    with pytest.raises(ValueError, match="tokens differ"):
+        completed_doc(gold, [Doc(Vocab(), words=["Cisplatin", "caused"])], ["Chemical"], Counter())
+
+
+def test_complete_command_keeps_gold_and_refuses_annotated_labels(tmp_path):
+    teacher = _ruler(tmp_path, "t", [{"label": "Chemical", "pattern": "cisplatin"}, {"label": "Disease", "pattern": "nausea"}])
+    nlp = spacy.blank("en")
+    golds = []
+    for i in range(3):
+        doc = nlp(f"Patients {i} given cisplatin had nausea .")
+        doc.ents = [Span(doc, 5, 6, label="Disease", kb_id="D009325")]
+        golds.append(doc)
+    gold_path, out, report = tmp_path / "gold.spacy", tmp_path / "out.spacy", tmp_path / "report.json"
+    DocBin(docs=golds).to_disk(gold_path)
+    result = CliRunner().invoke(app, ["complete", str(out), str(gold_path), "--model", teacher, "--label", "Chemical",
+                                      "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    docs = list(DocBin().from_disk(out).get_docs(Vocab()))
+    assert [[(e.text, e.label_, e.kb_id_) for e in d.ents] for d in docs] == [[("cisplatin", "Chemical", ""), ("nausea", "Disease", "D009325")]] * 3
+    counts = json.loads(report.read_text())
+    assert (counts["docs_read"], counts["docs"], counts["gold_entities"], counts["entities_Chemical"]) == (3, 3, 3, 3)
+    # Disease is annotated by the gold: filling it is refused; so is a label no teacher predicts
+    for label in ("Disease", "Gene"):
+        result = CliRunner().invoke(app, ["complete", str(out), str(gold_path), "--model", teacher, "--label", label])
+        assert result.exit_code == 1
