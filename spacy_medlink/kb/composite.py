@@ -10,7 +10,9 @@ shared modifier at the front ("colorectal adenomas and carcinoma" ->
 and 2"). Each part is linked like a mention of its own; the composite wins
 when every part links to a distinct concept with more confidence than the
 whole mention links to one, and its ID is the parts' IDs joined by ``|`` in
-text order (the Doc contract). Conjunctions inside one concept
+text order (the Doc contract). Where the training split annotates the very
+string, its majority decides instead (NCBI reads "breast and ovarian cancer"
+mostly as the hereditary syndrome, D061325, which the parts always outscore). Conjunctions inside one concept
 ("X-linked immunodeficiency", NCBI's ``+``) are not split.
 """
 import re
@@ -59,14 +61,18 @@ def composite_parts(spans: Sequence["Span"]) -> List[List[MentionPart]]:
     return [[MentionPart(p, s.label_, s.doc) for p in coordination_parts(s.text)] for s in spans]
 
 
-def choose_composite(whole: List[Candidate], parts: Sequence[List[Candidate]]) -> Optional[Candidate]:
-    """The composite candidate when its weakest part beats the whole mention's top-1, else None."""
-    if len(parts) < 2 or any(not p for p in parts):
+def choose_composite(
+    whole: List[Candidate], parts: Sequence[List[Candidate]], seen_as_composite: Optional[bool] = None
+) -> Optional[Candidate]:
+    """The composite candidate when its weakest part beats the whole mention's top-1,
+    else None. seen_as_composite: the training split's majority for the mention string
+    (`MentionStats.composite_vote`), which overrides the scores where it is known."""
+    if len(parts) < 2 or any(not p for p in parts) or seen_as_composite is False:
         return None
     ids = [p[0].concept_id for p in parts]
     if len(set(ids)) < len(ids):
         return None
     score = min(p[0].score for p in parts)
-    if whole and whole[0].score >= score:
+    if whole and whole[0].score >= score and not seen_as_composite:
         return None
     return Candidate("|".join(ids), score, " | ".join(p[0].name for p in parts))

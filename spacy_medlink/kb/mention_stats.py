@@ -23,6 +23,9 @@ class MentionStats:
         self.key_concepts: Dict[str, Counter] = defaultdict(Counter)
         self.key_totals: Counter = Counter()  # key -> its count over all concepts
         self.concepts: Counter = Counter()
+        # key -> how often the split annotates it with several concepts (a composite);
+        # kept apart so the single-concept counts that the ranker's features read stay as they are
+        self.composites: Counter = Counter()
         self._ranked: Dict[str, List[str]] = {}  # key -> concepts, most often first (cleared on add)
 
     def add(self, key: str, concept_id: str, n: int = 1) -> None:
@@ -58,13 +61,22 @@ class MentionStats:
         counts = [(cid, n - (okc[cid] if okc else 0)) for cid, n in kc.most_common()]
         return [cid for cid, n in counts if n > 0]
 
+    def add_composite(self, key: str, n: int = 1) -> None:
+        self.composites[key] += n
+
+    def composite_vote(self, key: str) -> Optional[bool]:
+        """Whether the split annotates `key` as a composite more often than as one
+        concept; None where it never annotates `key`."""
+        single, multi = self.key_totals.get(key, 0), self.composites.get(key, 0)
+        return None if single + multi == 0 else multi > single
+
     def best(self, key: str) -> Optional[str]:
         """The concept the split links `key` to most often (first seen among ties)."""
         kc = self.key_concepts.get(key)
         return kc.most_common(1)[0][0] if kc else None
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"key_concepts": {k: dict(v) for k, v in self.key_concepts.items()}}
+        return {"key_concepts": {k: dict(v) for k, v in self.key_concepts.items()}, "composites": dict(self.composites)}
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "MentionStats":
@@ -72,6 +84,8 @@ class MentionStats:
         for key, concepts in data["key_concepts"].items():
             for cid, n in concepts.items():
                 self.add(key, cid, n)
+        for key, n in data.get("composites", {}).items():  # absent before 0.6.0's rankers
+            self.add_composite(key, n)
         return self
 
 
@@ -81,7 +95,8 @@ def gold_atoms(kb_id: str, resolve) -> Tuple[str, ...]:
 
 def split_stats(docs: Iterable["Doc"], resolve) -> Tuple[MentionStats, List[MentionStats]]:
     """The split's statistics over single-concept gold mentions (the ones the
-    KB builder adds as synonyms), and each doc's own share."""
+    KB builder adds as synonyms), with its composite mentions counted per string
+    apart from them, and each doc's own share."""
     from .builders import mention_spans
 
     total = MentionStats()
@@ -90,9 +105,12 @@ def split_stats(docs: Iterable["Doc"], resolve) -> Tuple[MentionStats, List[Ment
         own = MentionStats()
         for span in mention_spans(doc):
             atoms = gold_atoms(span.kb_id_, resolve)
+            key = normalize_name(span.text)
             if len(atoms) == 1:
-                key = normalize_name(span.text)
                 own.add(key, atoms[0])
                 total.add(key, atoms[0])
+            elif len(atoms) > 1:
+                own.add_composite(key)
+                total.add_composite(key)
         per_doc.append(own)
     return total, per_doc

@@ -5,7 +5,7 @@ from typing import Dict, List, Optional, Sequence
 from spacy.tokens import Span
 
 from .abbreviations import abbreviation_map
-from .candidates import Candidate, CandidateGenerator
+from .candidates import Candidate, CandidateGenerator, normalize_name
 from .variants import query_variants
 
 
@@ -61,7 +61,8 @@ def _add_composites(generator: CandidateGenerator, spans: Sequence[Span], ranked
     for i, ps in enumerate(parts):
         if not ps:
             continue
-        composite = choose_composite(ranked[i], found[pos : pos + len(ps)])
+        vote = ranker.stats.composite_vote(normalize_name(spans[i].text))
+        composite = choose_composite(ranked[i], found[pos : pos + len(ps)], vote)
         pos += len(ps)
         if composite is not None:
             ranked[i].insert(0, composite)

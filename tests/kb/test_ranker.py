@@ -111,6 +111,12 @@ def test_split_stats_skip_composite_and_nil(nlp, generator):
                                          ("x", "Disease", "")])
     stats, own = split_stats([doc], lambda x: x)
     assert dict(stats.key_concepts) == {"cold": {"D003139": 1}} and len(own) == 1
+    # the composite is counted apart, for choose_composite's vote, and survives serialization
+    assert dict(stats.composites) == {"flu": 1} and dict(own[0].composites) == {"flu": 1}
+    assert stats.composite_vote("flu") is True and stats.composite_vote("cold") is False
+    assert stats.composite_vote("x") is None
+    assert MentionStats.from_dict(stats.to_dict()).composite_vote("flu") is True
+    assert MentionStats.from_dict({"key_concepts": {"cold": {"A": 1}}}).composites == {}
     rows = mention_rows(CandidateRanker(), generator, [doc])
     assert len(rows.gold) == 1 and rows.left_out == {"composite": 1, "no concept": 1}
 
@@ -424,6 +430,10 @@ def test_choose_composite():
     assert choose_composite([Candidate("D3", 0.85, "w")], [[a], [b]]) is None  # the whole is surer
     assert choose_composite([], [[a], [a]]) is None  # one concept twice is no composite
     assert choose_composite([], [[a], []]) is None
+    # the training split's majority for the string overrides the scores either way
+    assert choose_composite([Candidate("D3", 0.5, "w")], [[a], [b]], False) is None
+    assert choose_composite([Candidate("D3", 0.85, "w")], [[a], [b]], True) == Candidate("D1|D2", 0.8, "a | b")
+    assert choose_composite([Candidate("D3", 0.85, "w")], [[a], [a]], True) is None
 
 
 def test_composite_mention_gets_joined_ids(generator, fitted, nlp):
