@@ -15,6 +15,9 @@ goes to a JSON file.
 * `tune resolution`: `medlink_gated_normalizer` ranks each span's candidates by
   `(mid^w_mid · high^w_high · kb^w_kb)^(1/Σw)` and leaves the ID empty under
   `threshold`; the weights and the threshold are swept as a grid.
+* `tune copy`: gives a pipeline the settings tuned for another run of the same
+  config, e.g. the final model trained on train + dev once dev has chosen its
+  settings (dev can no longer tune a model that has trained on it).
 """
 import contextlib
 from itertools import product
@@ -193,3 +196,30 @@ def tune_resolution_cli(
     settings = [{"kb_score_weight": kb, "mid_score_weight": mid, "high_score_weight": high, "threshold": t}
                 for kb, mid, high, t in grid]
     _tune(model, dev, output, pipe_name, settings, metric, sweep_output)
+
+
+@tune_app.command("copy")
+def tune_copy_cli(
+    source: Path = typer.Argument(..., help="The tuned pipeline (e.g. training/bc5cdr_joint_floret_dict/model-tuned)"),
+    model: Path = typer.Argument(..., help="A pipeline of the same config to give SOURCE's settings (e.g. one trained on train + dev)"),
+    output: Path = typer.Argument(..., help="Folder to save MODEL with SOURCE's settings to"),
+) -> None:
+    """Copy every decoding setting that `tune` sweeps from SOURCE's pipes to MODEL's pipes of the same name."""
+    import spacy
+
+    tuned, nlp = spacy.load(source), spacy.load(model)
+    copied = []
+    for name, pipe in nlp.pipeline:
+        keys = getattr(pipe, "inference_settings", ())
+        if not keys:
+            continue
+        if name not in tuned.pipe_names or type(tuned.get_pipe(name)) is not type(pipe):
+            raise typer.BadParameter(f"{source} has no {type(pipe).__name__} named {name!r} to copy settings from")
+        setting = {k: tuned.get_pipe(name).cfg[k] for k in keys if k in tuned.get_pipe(name).cfg}
+        pipe.cfg.update(setting)
+        nlp.get_pipe_config(name).update(setting)  # config.cfg says it too
+        copied.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in setting.items()))
+    if not copied:
+        raise typer.BadParameter(f"{model} has no pipe with tuned settings")
+    nlp.to_disk(output)
+    typer.echo(f"Saved {output} with the settings of {source}: " + "; ".join(copied))

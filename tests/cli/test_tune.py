@@ -114,3 +114,31 @@ def test_sweep_does_not_copy_transformer_output(trained, monkeypatch):  # noqa: 
     finally:
         trained.remove_pipe("medlink_test_trf_output")
     assert seen and all(value is None for value in seen)
+
+
+def test_tune_copy_gives_a_model_the_tuned_settings(trained, tmp_path):  # noqa: F811
+    """The final model trained on train + dev gets the settings dev chose for the train-only run."""
+    source, model, out = tmp_path / "tuned", tmp_path / "model", tmp_path / "out"
+    pipe = trained.get_pipe("medlink_joint_tagger")
+    trained.to_disk(model)
+    saved = dict(pipe.cfg)
+    try:
+        pipe.cfg.update(men_threshold=0.25, kb_threshold=0.7)
+        trained.get_pipe_config("medlink_joint_tagger").update(men_threshold=0.25, kb_threshold=0.7)
+        trained.to_disk(source)
+    finally:
+        pipe.cfg.update(saved)
+        trained.get_pipe_config("medlink_joint_tagger").update({k: saved[k] for k in ("men_threshold", "kb_threshold")})
+    result = CliRunner().invoke(app, ["tune", "copy", str(source), str(model), str(out)])
+    assert result.exit_code == 0, result.output
+    nlp = spacy.load(out)
+    for key, value in (("men_threshold", 0.25), ("kb_threshold", 0.7)):
+        assert nlp.get_pipe("medlink_joint_tagger").cfg[key] == value
+        assert nlp.config["components"]["medlink_joint_tagger"][key] == value
+    assert spacy.load(model).get_pipe("medlink_joint_tagger").cfg["men_threshold"] == 0.5  # MODEL itself unchanged
+    # a source without the pipe is refused
+    blank = spacy.blank("en")
+    blank.to_disk(tmp_path / "blank")
+    result = CliRunner().invoke(app, ["tune", "copy", str(tmp_path / "blank"), str(model), str(tmp_path / "o2")],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code != 0 and "to copy settings from" in result.output
