@@ -42,13 +42,8 @@ def silver_cli(
     counts["lines_drawn"] = len(drawn)
     teachers = [spacy.load(m) for m in models]
     docs = silver_docs(teachers, (eligible[i] for i in drawn), counts)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    DocBin(docs=docs).to_disk(output_path)
-    report = {"models": models, "texts": [str(p) for p in text_paths], "limit": limit, "min_words": min_words,
-              "seed": seed, **dict(sorted(counts.items()))}
-    if report_path is not None:
-        report_path.parent.mkdir(parents=True, exist_ok=True)
-        report_path.write_text(json.dumps(report, indent=2), encoding="utf8")
+    _write(output_path, docs, report_path, {"models": models, "texts": [str(p) for p in text_paths], "limit": limit,
+                                            "min_words": min_words, "seed": seed, **dict(sorted(counts.items()))})
     msg.good(f"{len(docs)} silver docs in {output_path}: {counts['entities']} agreed entities, "
              f"{counts['disputed']} disputed ({counts['missing_tokens']} tokens missing); "
              f"{counts['lines_read']} lines read, {counts['lines_eligible']} eligible, {counts['lines_drawn']} drawn")
@@ -82,12 +77,17 @@ def complete_cli(
             msg.fail(f"{path} already annotates {clash}: complete only fills labels the gold leaves out", exits=1)
         counts["docs_read"] += len(golds)
         docs.extend(completed_docs(teachers, golds, labels, counts, add_agreed=not as_missing))
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    DocBin(store_user_data=True, docs=docs).to_disk(output_path)
-    report = {"models": models, "gold": [str(p) for p in gold_paths], "labels": labels, "as_missing": as_missing, **dict(sorted(counts.items()))}
-    if report_path is not None:
-        report_path.parent.mkdir(parents=True, exist_ok=True)
-        report_path.write_text(json.dumps(report, indent=2), encoding="utf8")
+    _write(output_path, docs, report_path, {"models": models, "gold": [str(p) for p in gold_paths], "labels": labels,
+                                            "as_missing": as_missing, **dict(sorted(counts.items()))})
     msg.good(f"{len(docs)} of {counts['docs_read']} docs in {output_path}: {counts['gold_entities']} gold entities kept, "
              f"{counts['entities']} added, {counts['disputed']} disputed, {counts['agreed_missing']} agreed set missing ({counts['missing_tokens']} tokens missing), "
              f"{counts['overlapping_gold']} overlapping gold left out")
+
+
+def _write(output_path: Path, docs: List, report_path: Optional[Path], report: dict) -> None:
+    """The docs (with their user data: a gold corpus's relations) and the report, if asked for."""
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    DocBin(store_user_data=True, docs=docs).to_disk(output_path)
+    if report_path is not None:
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(json.dumps(report, indent=2), encoding="utf8")
