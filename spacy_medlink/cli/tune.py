@@ -35,6 +35,9 @@ DEFAULT_GRID = "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.01"
 DEFAULT_KB_WEIGHTS = "0,0.25,0.5,1,2,4,8"
 DEFAULT_HEAD_WEIGHTS = "0,1"
 DEFAULT_THRESHOLDS = "0"
+# what the commands here sweep, and so what `tune copy` copies (a pipe's other settings stay its own)
+TUNED_SETTINGS = ("men_threshold", "rerank_weight", "kb_threshold", "threshold", "kb_score_weight",
+                  "mid_score_weight", "high_score_weight")
 
 
 def sweep_settings(nlp, pipe_name: str, examples: List, settings: Sequence[Dict[str, Any]],
@@ -204,13 +207,14 @@ def tune_copy_cli(
     model: Path = typer.Argument(..., help="A pipeline of the same config to give SOURCE's settings (e.g. one trained on train + dev)"),
     output: Path = typer.Argument(..., help="Folder to save MODEL with SOURCE's settings to"),
 ) -> None:
-    """Copy every decoding setting that `tune` sweeps from SOURCE's pipes to MODEL's pipes of the same name."""
+    """Copy the decoding settings that `tune` sweeps (TUNED_SETTINGS) from SOURCE's pipes to MODEL's pipes of the same name."""
     import spacy
 
     tuned, nlp = spacy.load(source), spacy.load(model)
     copied = []
     for name, pipe in nlp.pipeline:
-        keys = getattr(pipe, "inference_settings", ())
+        ours = type(pipe).__module__.startswith("spacy_medlink.")
+        keys = [k for k in TUNED_SETTINGS if k in getattr(pipe, "cfg", {})] if ours else []
         if not keys:
             continue
         if name not in tuned.pipe_names or type(tuned.get_pipe(name)) is not type(pipe):

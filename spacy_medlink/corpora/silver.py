@@ -62,7 +62,7 @@ def completed_doc(
     """`gold` with the entities of `labels`, which its corpus does not annotate, filled in.
 
     Teachers' entities of other labels are ignored (the gold has those), and so are any that
-    touch a gold entity's tokens (counted as `overlapping_gold`). Of the rest, the agreed
+    touch a gold entity's tokens (counted as `overlapping_gold`; their other tokens are missing). Of the rest, the agreed
     ones become entities without an ID and the disputed ones' tokens missing, as in
     `agreed_doc`. With `add_agreed` False the agreed ones' tokens are missing too: on text
     unlike the teachers' training data (gene symbols read as chemicals) their entities are
@@ -83,6 +83,7 @@ def completed_doc(
             continue
         if taken.intersection(range(start, end)):
             counts["overlapping_gold"] += 1
+            unsure.update(range(start, end))  # its tokens beyond the gold entity are not known outside
         elif ent in agreed and add_agreed:
             kept.append(ent)
         else:
@@ -97,6 +98,8 @@ def completed_doc(
         missing=[doc[i : i + 1] for i in sorted(missing_tokens)],
         default="outside",
     )
+    for key, group in gold.spans.items():  # the converter's mentions, overlapping ones included
+        doc.spans[key] = [Span(doc, sp.start, sp.end, label=sp.label_, kb_id=sp.kb_id_) for sp in group]
     counts["gold_entities"] += len(gold.ents)
     counts["entities"] += len(kept)
     counts.update(f"entities_{label}" for _, _, label in kept)

@@ -66,9 +66,9 @@ class MentionStats:
 
     def composite_vote(self, key: str) -> Optional[bool]:
         """Whether the split annotates `key` as a composite more often than as one
-        concept; None where it never annotates `key`."""
+        concept; None where it never annotates `key` or has no majority."""
         single, multi = self.key_totals.get(key, 0), self.composites.get(key, 0)
-        return None if single + multi == 0 else multi > single
+        return None if single == multi else multi > single
 
     def best(self, key: str) -> Optional[str]:
         """The concept the split links `key` to most often (first seen among ties)."""

@@ -118,6 +118,18 @@ def test_completed_doc_fills_only_the_missing_label():
     assert counts["agreed_missing"] == 1 and counts["missing_tokens"] == 2 and counts["entities"] == 0
 
 
+def test_completed_doc_marks_the_rest_of_an_entity_over_gold_missing():
+    # both teachers read "acute renal" as a chemical; "renal failure" is gold: "acute" is not known outside
+    gold = _gold([(3, 5, "Disease", "D058186")])
+    gold.spans["mentions"] = [Span(gold, 3, 5, label="Disease", kb_id="D058186")]
+    a = _predicted([(2, 4, "Chemical")])
+    counts: Counter = Counter()
+    doc = completed_doc(gold, [a, a], ["Chemical"], counts, add_agreed=False)
+    assert [t.ent_iob for t in doc] == [2, 2, 0, 3, 1, 2, 2, 2]
+    assert counts["overlapping_gold"] == 1 and counts["missing_tokens"] == 1
+    assert [(s.start, s.end, s.kb_id_) for s in doc.spans["mentions"]] == [(3, 5, "D058186")]
+
+
 def test_completed_doc_refuses_other_tokens():
     gold = _gold([])
     with pytest.raises(ValueError, match="tokens differ"):

@@ -117,6 +117,8 @@ def test_split_stats_skip_composite_and_nil(nlp, generator):
     assert stats.composite_vote("x") is None
     assert MentionStats.from_dict(stats.to_dict()).composite_vote("flu") is True
     assert MentionStats.from_dict({"key_concepts": {"cold": {"A": 1}}}).composites == {}
+    stats.add("flu", "D1")  # one of each: no majority, the scores decide
+    assert stats.composite_vote("flu") is None
     rows = mention_rows(CandidateRanker(), generator, [doc])
     assert len(rows.gold) == 1 and rows.left_out == {"composite": 1, "no concept": 1}
 
