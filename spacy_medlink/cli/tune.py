@@ -135,8 +135,7 @@ def _tune(model: Path, dev: Path, output: Path, pipe_name: str, settings: List[D
         typer.echo("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
     best = max(rows, key=lambda row: row[metric])  # first of equals: the earliest in the grid
     best_setting = {k: best[k] for k in settings[0]}
-    nlp.get_pipe(pipe_name).cfg.update(best_setting)
-    nlp.get_pipe_config(pipe_name).update(best_setting)  # config.cfg says it too
+    _apply(nlp, pipe_name, best_setting)
     nlp.to_disk(output)
     chosen = ", ".join(f"{k} {v}" for k, v in best_setting.items())
     typer.echo(f"Best {chosen} ({metric} {best[metric]:.4f} on {dev}); saved {output}")
@@ -145,6 +144,12 @@ def _tune(model: Path, dev: Path, output: Path, pipe_name: str, settings: List[D
         srsly.write_json(sweep_output, {"model": str(model), "dev": str(dev), "pipe": pipe_name, "metric": metric,
                                         "best": best, "sweep": rows})
     return best
+
+
+def _apply(nlp, pipe_name: str, setting: Dict[str, Any]) -> None:
+    """Give the pipe `setting` in its cfg and in the config, so config.cfg says it too."""
+    nlp.get_pipe(pipe_name).cfg.update(setting)
+    nlp.get_pipe_config(pipe_name).update(setting)
 
 
 @tune_app.command("threshold")
@@ -217,11 +222,11 @@ def tune_copy_cli(
         keys = [k for k in TUNED_SETTINGS if k in getattr(pipe, "cfg", {})] if ours else []
         if not keys:
             continue
-        if name not in tuned.pipe_names or type(tuned.get_pipe(name)) is not type(pipe):
+        source_pipe = tuned.get_pipe(name) if name in tuned.pipe_names else None
+        if type(source_pipe) is not type(pipe):
             raise typer.BadParameter(f"{source} has no {type(pipe).__name__} named {name!r} to copy settings from")
-        setting = {k: tuned.get_pipe(name).cfg[k] for k in keys if k in tuned.get_pipe(name).cfg}
-        pipe.cfg.update(setting)
-        nlp.get_pipe_config(name).update(setting)  # config.cfg says it too
+        setting = {k: source_pipe.cfg[k] for k in keys if k in source_pipe.cfg}
+        _apply(nlp, name, setting)
         copied.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in setting.items()))
     if not copied:
         raise typer.BadParameter(f"{model} has no pipe with tuned settings")

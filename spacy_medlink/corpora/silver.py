@@ -62,9 +62,9 @@ def completed_doc(
     """`gold` with the entities of `labels`, which its corpus does not annotate, filled in.
 
     Teachers' entities of other labels are ignored (the gold has those), and so are any that
-    touch a gold entity's tokens (counted as `overlapping_gold`; their other tokens are missing). Of the rest, the agreed
-    ones become entities without an ID and the disputed ones' tokens missing, as in
-    `agreed_doc`. With `add_agreed` False the agreed ones' tokens are missing too: on text
+    touch a gold entity's tokens (counted as `overlapping_gold`; their other tokens are
+    missing). Of the rest, the agreed ones become entities without an ID and the disputed
+    ones' tokens missing, as in `agreed_doc`. With `add_agreed` False the agreed ones' tokens are missing too: on text
     unlike the teachers' training data (gene symbols read as chemicals) their entities are
     noise, while what no teacher predicts is still safely outside. counts: `gold_entities`,
     `entities` (added, and per label), `disputed`, `agreed_missing`, `missing_tokens`,

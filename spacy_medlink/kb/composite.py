@@ -12,8 +12,9 @@ when every part links to a distinct concept with more confidence than the
 whole mention links to one, and its ID is the parts' IDs joined by ``|`` in
 text order (the Doc contract). Where the training split annotates the very
 string, its majority decides instead (NCBI reads "breast and ovarian cancer"
-mostly as the hereditary syndrome, D061325, which the parts always outscore). Conjunctions inside one concept
-("X-linked immunodeficiency", NCBI's ``+``) are not split.
+mostly as the hereditary syndrome, D061325, which the parts always
+outscore). Conjunctions inside one concept ("X-linked immunodeficiency",
+NCBI's ``+``) are not split.
 """
 import re
 from typing import TYPE_CHECKING, Any, List, NamedTuple, Optional, Sequence
