@@ -15,14 +15,18 @@ goes to a JSON file.
 * `tune resolution`: `medlink_gated_normalizer` ranks each span's candidates by
   `(mid^w_mid · high^w_high · kb^w_kb)^(1/Σw)` and leaves the ID empty under
   `threshold`; the weights and the threshold are swept as a grid.
+* `tune abbreviations`: adds `medlink_abbreviations` (short forms agree with
+  their long forms in doc.ents) after the recognizer and sweeps its two
+  switches, none of them included, so dev decides whether it stays on.
 * `tune copy`: gives a pipeline the settings tuned for another run of the same
   config, e.g. the final model trained on train + dev once dev has chosen its
-  settings (dev can no longer tune a model that has trained on it).
+  settings (dev can no longer tune a model that has trained on it), and the
+  weightless pipes SOURCE has and it lacks (`medlink_abbreviations`).
 """
 import contextlib
 from itertools import product
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import typer
 
@@ -37,16 +41,20 @@ DEFAULT_HEAD_WEIGHTS = "0,1"
 DEFAULT_THRESHOLDS = "0"
 # what the commands here sweep, and so what `tune copy` copies (a pipe's other settings stay its own)
 TUNED_SETTINGS = ("men_threshold", "rerank_weight", "kb_threshold", "threshold", "kb_score_weight",
-                  "mid_score_weight", "high_score_weight")
+                  "mid_score_weight", "high_score_weight", "add_short_forms", "remove_short_forms")
+# pipes without weights that `tune` adds to a trained pipeline, and so `tune copy` adds too
+ADDED_FACTORIES = ("medlink_abbreviations",)
 
 
 def sweep_settings(nlp, pipe_name: str, examples: List, settings: Sequence[Dict[str, Any]],
                    batch_size: int = 32) -> List[Dict]:
     """Scores of `pipe_name` on `examples` for each dict of cfg values in `settings`.
 
-    The pipes before `pipe_name` and its model run once per batch; only
-    `set_annotations` runs per setting. The pipe's cfg is restored afterwards.
+    The pipes before `pipe_name` and its model run once per batch; its
+    `set_annotations`, and the pipes after it, run per setting. Every pipe's
+    scorer scores, as in `nlp.evaluate`. The pipe's cfg is restored afterwards.
     """
+    from spacy.scorer import Scorer
     from spacy.training import Example
     from spacy.util import minibatch
 
@@ -55,11 +63,9 @@ def sweep_settings(nlp, pipe_name: str, examples: List, settings: Sequence[Dict[
     missing = [k for k in keys if k not in pipe.cfg]
     if missing:
         raise ValueError(f"Pipe {pipe_name!r} ({type(pipe).__name__}) has no setting {', '.join(missing)} to tune")
-    before = []
-    for name, proc in nlp.pipeline:
-        if name == pipe_name:
-            break
-        before.append(proc)
+    names = nlp.pipe_names
+    before = [proc for _, proc in nlp.pipeline[: names.index(pipe_name)]]
+    after = [proc for _, proc in nlp.pipeline[names.index(pipe_name) + 1 :]]
     saved = {k: pipe.cfg[k] for k in keys}
     predicted: List[List] = [[] for _ in settings]
     # KB-backed pipes look a batch of spans up once, however many settings send it to the KB
@@ -76,10 +82,13 @@ def sweep_settings(nlp, pipe_name: str, examples: List, settings: Sequence[Dict[
                     pipe.cfg.update(setting)
                     copies = [doc.copy() for doc in docs]
                     pipe.set_annotations(copies, scores)
+                    for proc in after:
+                        copies = list(proc.pipe(copies))
                     predicted[i].extend(Example(doc, eg.reference) for doc, eg in zip(copies, batch))
     finally:
         pipe.cfg.update(saved)
-    return [{**setting, **_summary(pipe.score(egs))} for setting, egs in zip(settings, predicted)]
+    scorer = Scorer(nlp)
+    return [{**setting, **_summary(scorer.score(egs))} for setting, egs in zip(settings, predicted)]
 
 
 def _drop_transformer_output(docs: List) -> None:
@@ -113,14 +122,17 @@ def _floats(text: str, option: str) -> List[float]:
 
 
 def _tune(model: Path, dev: Path, output: Path, pipe_name: str, settings: List[Dict[str, Any]], metric: str,
-          sweep_output: Optional[Path]) -> Dict:
-    """Sweep `settings` on dev, save the pipeline with the best, write the sweep."""
+          sweep_output: Optional[Path], add: Optional[Callable[[Any], None]] = None) -> Dict:
+    """Sweep `settings` on dev, save the pipeline with the best, write the sweep.
+    `add` puts a weightless pipe into the loaded pipeline first."""
     import spacy
     import srsly
     from spacy.tokens import DocBin
     from spacy.training import Example
 
     nlp = spacy.load(model)
+    if add is not None:
+        add(nlp)
     if pipe_name not in nlp.pipe_names:
         raise typer.BadParameter(f"{model} has no pipe {pipe_name!r} (pipes: {nlp.pipe_names})")
     gold = list(DocBin().from_disk(dev).get_docs(nlp.vocab))
@@ -206,17 +218,45 @@ def tune_resolution_cli(
     _tune(model, dev, output, pipe_name, settings, metric, sweep_output)
 
 
+@tune_app.command("abbreviations")
+def tune_abbreviations_cli(
+    model: Path = typer.Argument(..., help="Trained pipeline that writes doc.ents (e.g. training/ncbi_joint_floret_dict/model-tuned)"),
+    dev: Path = typer.Argument(..., help="DEV split (.spacy); never the test split"),
+    output: Path = typer.Argument(..., help="Folder to save the pipeline with the best setting to"),
+    pipe_name: str = typer.Option("abbreviations", "--pipe", help="Name of the medlink_abbreviations pipe (added after the last pipe if absent)"),
+    metric: str = typer.Option("ents_f", "--metric", help="Dev score to maximize"),
+    sweep_output: Optional[Path] = typer.Option(None, "--sweep-output", help="Write the sweep (one row per setting) as JSON"),
+) -> None:
+    """Add medlink_abbreviations and sweep its switches on dev (both off: as without it); save the pipeline with the best."""
+
+    def add(nlp) -> None:
+        if pipe_name not in nlp.pipe_names:
+            nlp.add_pipe("medlink_abbreviations", name=pipe_name)
+        elif nlp.get_pipe_meta(pipe_name).factory != "medlink_abbreviations":
+            raise typer.BadParameter(f"{model}'s pipe {pipe_name!r} is not a medlink_abbreviations pipe")
+
+    settings = [{"add_short_forms": a, "remove_short_forms": r} for a, r in product((False, True), repeat=2)]
+    _tune(model, dev, output, pipe_name, settings, metric, sweep_output, add=add)
+
+
 @tune_app.command("copy")
 def tune_copy_cli(
     source: Path = typer.Argument(..., help="The tuned pipeline (e.g. training/bc5cdr_joint_floret_dict/model-tuned)"),
     model: Path = typer.Argument(..., help="A pipeline of the same config to give SOURCE's settings (e.g. one trained on train + dev)"),
     output: Path = typer.Argument(..., help="Folder to save MODEL with SOURCE's settings to"),
 ) -> None:
-    """Copy the decoding settings that `tune` sweeps (TUNED_SETTINGS) from SOURCE's pipes to MODEL's pipes of the same name."""
+    """Copy the settings that `tune` sweeps (TUNED_SETTINGS) from SOURCE's pipes to MODEL's pipes of the same name, adding the weightless pipes `tune` added (ADDED_FACTORIES)."""
     import spacy
 
     tuned, nlp = spacy.load(source), spacy.load(model)
     copied = []
+    for name in tuned.pipe_names:
+        factory = tuned.get_pipe_meta(name).factory
+        if factory in ADDED_FACTORIES and name not in nlp.pipe_names:
+            before = tuned.pipe_names[: tuned.pipe_names.index(name)]
+            after = next((n for n in reversed(before) if n in nlp.pipe_names), None)
+            nlp.add_pipe(factory, name=name, **({"after": after} if after else {"first": True}))
+            copied.append(f"{name}: added")
     for name, pipe in nlp.pipeline:
         ours = type(pipe).__module__.startswith("spacy_medlink.")
         keys = [k for k in TUNED_SETTINGS if k in getattr(pipe, "cfg", {})] if ours else []

@@ -25,9 +25,9 @@ applies to a short form and the other mentions of its document.
 """
 import warnings
 from functools import lru_cache
-from typing import Dict
+from typing import Dict, List, Tuple
 
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
 
 _DETECTORS: Dict[int, object] = {}
@@ -52,20 +52,28 @@ def get_detector(vocab: Vocab):
     return detector
 
 
-def abbreviation_map(doc: Doc) -> Dict[str, str]:
-    """Short form text → long form text for the abbreviations defined in `doc`."""
+def abbreviation_spans(doc: Doc) -> List[Tuple[Span, List[Span]]]:
+    """The abbreviations defined in `doc`: (long form, its short forms' spans).
+
+    The short forms are every occurrence the detector found in the doc, the
+    one in brackets included; the long form is the span in the definition."""
     from scispacy.abbreviation import filter_matches
 
     detector = get_detector(doc.vocab)
     matches = detector.matcher(doc)  # type: ignore[attr-defined]
     inside_brackets = [(m, start + 1, end - 1) for m, start, end in matches]
     candidates = filter_matches(inside_brackets, doc)
-    out: Dict[str, str] = {}
     with warnings.catch_warnings():
         # W036: the detector's global matcher is empty when nothing was found
         warnings.filterwarnings("ignore", message=r"\[W036\]")
         found = detector.find_matches_for(candidates, doc)  # type: ignore[attr-defined]
-    for long_form, short_forms in found:
+    return [(long_form, sorted(short_forms, key=lambda span: span.start)) for long_form, short_forms in found]
+
+
+def abbreviation_map(doc: Doc) -> Dict[str, str]:
+    """Short form text → long form text for the abbreviations defined in `doc`."""
+    out: Dict[str, str] = {}
+    for long_form, short_forms in abbreviation_spans(doc):
         for short in short_forms:
             if short.text != long_form.text:
                 out.setdefault(short.text, long_form.text)

@@ -1,0 +1,119 @@
+"""medlink_abbreviations: a short form is an entity exactly when its long form is.
+
+An author who writes "autosomal recessive CHD (AR-CHD)" has said what AR-CHD
+means, and the corpora annotate it so: every use of the short form gets the
+long form's label and concept. A tagger sees the short form alone ("AR-CHD
+was found in ...") and misses it, or tags a gene's short form ("lipoma
+preferred partner (LPP)") as a disease. This component, placed after the
+pipe that writes ``doc.ents`` (any recognizer, spaCy's ``ner`` included),
+makes the two agree, using the abbreviations the document defines
+(`kb.abbreviations.abbreviation_spans`, scispacy's Schwartz & Hearst detector):
+
+* ``add_short_forms``: where an entity covers the long form and ends with it
+  ("... CHD" for "autosomal recessive CHD"), each occurrence of the short form
+  that no entity overlaps becomes an entity with that entity's label,
+  ``kb_id`` and ``span._.medlink_*`` values. An entity that only ends the long
+  form ("colorectal cancer" in "deleted in colorectal cancer (DCC)") says
+  nothing about the short form.
+* ``remove_short_forms``: where no entity overlaps the long form, entities
+  whose text is the short form are removed.
+
+Measured in metrics/abbreviations/ (issue 19). `python -m spacy_medlink tune
+abbreviations` adds it to a trained pipeline and chooses the settings on dev.
+"""
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from spacy.language import Language
+from spacy.pipeline import Pipe
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+
+from ..kb.abbreviations import abbreviation_spans
+from .extensions import SPAN_EXTENSIONS, install_span_extensions
+
+# per doc: (long form start, end) and its short forms' (start, end)
+Definitions = List[Tuple[Tuple[int, int], List[Tuple[int, int]]]]
+
+
+@Language.factory(
+    "medlink_abbreviations",
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type", "span._.medlink_score", "span._.medlink_candidates"],
+    requires=["doc.ents"],
+    default_config={
+        "add_short_forms": True,
+        "remove_short_forms": True,
+        "scorer": {"@scorers": "spacy.ner_scorer.v1"},
+    },
+    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
+)
+def make_abbreviations(
+    nlp: Language,
+    name: str,
+    add_short_forms: bool,
+    remove_short_forms: bool,
+    scorer: Optional[Callable],
+) -> "AbbreviationAgreement":
+    """Make a document's short forms agree with their long forms in doc.ents.
+
+    add_short_forms (bool): tag a short form like the entity that covers its long form.
+    remove_short_forms (bool): untag a short form whose long form is in no entity.
+    scorer (Optional[Callable]): scores doc.ents; NER only, as the recognizer's scorer
+        resolves concept IDs through its KB and scores NEN on the final docs.
+    """
+    return AbbreviationAgreement(nlp.vocab, name, add_short_forms=add_short_forms,
+                                 remove_short_forms=remove_short_forms, scorer=scorer)
+
+
+class AbbreviationAgreement(Pipe):
+    """No weights and nothing to save: the config holds its settings. `predict`
+    finds the definitions and `set_annotations` applies the settings, so `tune`
+    sweeps them without running the detector once per setting."""
+
+    def __init__(self, vocab, name: str = "abbreviations", *, add_short_forms: bool = True,
+                 remove_short_forms: bool = True, scorer: Optional[Callable] = None) -> None:
+        install_span_extensions()
+        self.vocab = vocab
+        self.name = name
+        self.model = None
+        self.scorer = scorer
+        self.cfg: Dict = {"add_short_forms": add_short_forms, "remove_short_forms": remove_short_forms}
+
+    def __call__(self, doc: Doc) -> Doc:
+        self.set_annotations([doc], self.predict([doc]))
+        return doc
+
+    def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None) -> None:
+        pass
+
+    def predict(self, docs: Iterable[Doc]) -> List[Definitions]:
+        return [[((long.start, long.end), [(s.start, s.end) for s in shorts])
+                 for long, shorts in abbreviation_spans(doc)] for doc in docs]
+
+    def set_annotations(self, docs: Iterable[Doc], definitions: Sequence[Definitions]) -> None:
+        for doc, defs in zip(docs, definitions):
+            doc.ents = agree(doc, defs, add=self.cfg["add_short_forms"], remove=self.cfg["remove_short_forms"])
+
+
+def agree(doc: Doc, definitions: Definitions, *, add: bool = True, remove: bool = True) -> List[Span]:
+    """doc.ents with the short forms of `definitions` made to agree with their long forms."""
+    ents = list(doc.ents)
+    for (long_start, long_end), shorts in definitions:
+        overlaps = [e for e in ents if e.start < long_end and long_start < e.end]
+        covering = next((e for e in overlaps if e.start <= long_start and e.end == long_end), None)
+        if add and covering is not None:
+            for start, end in shorts:
+                if not any(e.start < end and start < e.end for e in ents):
+                    ents.append(_like(doc[start:end], covering))
+        elif remove and not overlaps:
+            short_texts = {doc[start:end].text for start, end in shorts}
+            ents = [e for e in ents if e.text not in short_texts]
+    return sorted(ents, key=lambda e: e.start)
+
+
+def _like(span: Span, entity: Span) -> Span:
+    """`span` as an entity with `entity`'s label, concept and medlink values."""
+    out = Span(span.doc, span.start, span.end, label=entity.label, kb_id=entity.kb_id)
+    for name in SPAN_EXTENSIONS:
+        value = entity._.get(name)
+        out._.set(name, list(value) if isinstance(value, list) else value)
+    return out
