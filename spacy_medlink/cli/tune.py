@@ -41,7 +41,8 @@ DEFAULT_HEAD_WEIGHTS = "0,1"
 DEFAULT_THRESHOLDS = "0"
 # what the commands here sweep, and so what `tune copy` copies (a pipe's other settings stay its own)
 TUNED_SETTINGS = ("men_threshold", "rerank_weight", "kb_threshold", "threshold", "kb_score_weight",
-                  "mid_score_weight", "high_score_weight", "add_short_forms", "remove_short_forms")
+                  "mid_score_weight", "high_score_weight", "add_short_forms", "remove_short_forms",
+                  "exact_long_form")
 # pipes without weights that `tune` adds to a trained pipeline, and so `tune copy` adds too
 ADDED_FACTORIES = ("medlink_abbreviations",)
 
@@ -227,7 +228,7 @@ def tune_abbreviations_cli(
     metric: str = typer.Option("ents_f", "--metric", help="Dev score to maximize"),
     sweep_output: Optional[Path] = typer.Option(None, "--sweep-output", help="Write the sweep (one row per setting) as JSON"),
 ) -> None:
-    """Add medlink_abbreviations and sweep its switches on dev (both off: as without it); save the pipeline with the best."""
+    """Add medlink_abbreviations and sweep its switches on dev (all off: as without it); save the pipeline with the best."""
 
     def add(nlp) -> None:
         if pipe_name not in nlp.pipe_names:
@@ -235,7 +236,8 @@ def tune_abbreviations_cli(
         elif nlp.get_pipe_meta(pipe_name).factory != "medlink_abbreviations":
             raise typer.BadParameter(f"{model}'s pipe {pipe_name!r} is not a medlink_abbreviations pipe")
 
-    settings = [{"add_short_forms": a, "remove_short_forms": r} for a, r in product((False, True), repeat=2)]
+    settings = [{"add_short_forms": a, "remove_short_forms": r, "exact_long_form": x}
+                for a, r, x in product((False, True), repeat=3) if a or not x]
     _tune(model, dev, output, pipe_name, settings, metric, sweep_output, add=add)
 
 

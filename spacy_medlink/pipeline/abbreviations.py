@@ -9,12 +9,15 @@ pipe that writes ``doc.ents`` (any recognizer, spaCy's ``ner`` included),
 makes the two agree, using the abbreviations the document defines
 (`kb.abbreviations.abbreviation_spans`, scispacy's Schwartz & Hearst detector):
 
-* ``add_short_forms``: where an entity covers the long form and ends with it
-  ("... CHD" for "autosomal recessive CHD"), each occurrence of the short form
-  that no entity overlaps becomes an entity with that entity's label,
-  ``kb_id`` and ``span._.medlink_*`` values. An entity that only ends the long
-  form ("colorectal cancer" in "deleted in colorectal cancer (DCC)") says
-  nothing about the short form.
+* ``add_short_forms``: where an entity is the long form, each occurrence of
+  the short form that no entity overlaps becomes an entity with that
+  entity's label, ``kb_id`` and ``span._.medlink_*`` values. With
+  ``exact_long_form`` off, an entity that covers the long form and ends with
+  it counts too ("hereditary breast cancer" for "breast cancer (BC)"), which
+  also takes "deficiency of arylsulfatase A (ARSA)" to tag the enzyme's
+  short form; dev chooses per corpus. An entity that only ends the long form
+  ("colorectal cancer" in "deleted in colorectal cancer (DCC)") says nothing
+  about the short form.
 * ``remove_short_forms``: where no entity overlaps the long form, entities
   whose text is the short form are removed.
 
@@ -42,6 +45,7 @@ Definitions = List[Tuple[Tuple[int, int], List[Tuple[int, int]]]]
     default_config={
         "add_short_forms": True,
         "remove_short_forms": True,
+        "exact_long_form": False,
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
@@ -51,17 +55,20 @@ def make_abbreviations(
     name: str,
     add_short_forms: bool,
     remove_short_forms: bool,
+    exact_long_form: bool,
     scorer: Optional[Callable],
 ) -> "AbbreviationAgreement":
     """Make a document's short forms agree with their long forms in doc.ents.
 
     add_short_forms (bool): tag a short form like the entity that covers its long form.
     remove_short_forms (bool): untag a short form whose long form is in no entity.
+    exact_long_form (bool): only an entity that is exactly the long form tags its short form.
     scorer (Optional[Callable]): scores doc.ents; NER only, as the recognizer's scorer
         resolves concept IDs through its KB and scores NEN on the final docs.
     """
     return AbbreviationAgreement(nlp.vocab, name, add_short_forms=add_short_forms,
-                                 remove_short_forms=remove_short_forms, scorer=scorer)
+                                 remove_short_forms=remove_short_forms, exact_long_form=exact_long_form,
+                                 scorer=scorer)
 
 
 class AbbreviationAgreement(Pipe):
@@ -70,13 +77,15 @@ class AbbreviationAgreement(Pipe):
     sweeps them without running the detector once per setting."""
 
     def __init__(self, vocab, name: str = "abbreviations", *, add_short_forms: bool = True,
-                 remove_short_forms: bool = True, scorer: Optional[Callable] = None) -> None:
+                 remove_short_forms: bool = True, exact_long_form: bool = False,
+                 scorer: Optional[Callable] = None) -> None:
         install_span_extensions()
         self.vocab = vocab
         self.name = name
         self.model = None
         self.scorer = scorer
-        self.cfg: Dict = {"add_short_forms": add_short_forms, "remove_short_forms": remove_short_forms}
+        self.cfg: Dict = {"add_short_forms": add_short_forms, "remove_short_forms": remove_short_forms,
+                          "exact_long_form": exact_long_form}
 
     def __call__(self, doc: Doc) -> Doc:
         self.set_annotations([doc], self.predict([doc]))
@@ -91,15 +100,19 @@ class AbbreviationAgreement(Pipe):
 
     def set_annotations(self, docs: Iterable[Doc], definitions: Sequence[Definitions]) -> None:
         for doc, defs in zip(docs, definitions):
-            doc.ents = agree(doc, defs, add=self.cfg["add_short_forms"], remove=self.cfg["remove_short_forms"])
+            doc.ents = agree(doc, defs, add=self.cfg["add_short_forms"], remove=self.cfg["remove_short_forms"],
+                             exact=self.cfg["exact_long_form"])
 
 
-def agree(doc: Doc, definitions: Definitions, *, add: bool = True, remove: bool = True) -> List[Span]:
+def agree(doc: Doc, definitions: Definitions, *, add: bool = True, remove: bool = True,
+          exact: bool = False) -> List[Span]:
     """doc.ents with the short forms of `definitions` made to agree with their long forms."""
+    install_span_extensions()
     ents = list(doc.ents)
     for (long_start, long_end), shorts in definitions:
         overlaps = [e for e in ents if e.start < long_end and long_start < e.end]
-        covering = next((e for e in overlaps if e.start <= long_start and e.end == long_end), None)
+        covering = next((e for e in overlaps if e.end == long_end
+                         and (e.start == long_start if exact else e.start <= long_start)), None)
         if add and covering is not None:
             for start, end in shorts:
                 if not any(e.start < end and start < e.end for e in ents):

@@ -145,7 +145,7 @@ def test_tune_copy_gives_a_model_the_tuned_settings(trained, tmp_path):  # noqa:
 
 
 def test_tune_abbreviations_adds_the_pipe_and_copy_carries_it(trained, tmp_path):  # noqa: F811
-    """`tune abbreviations` sweeps the four switch settings after the recognizer; `tune copy` adds the pipe too."""
+    """`tune abbreviations` sweeps the switch settings after the recognizer; `tune copy` adds the pipe too."""
     model, out, dev, sweep = tmp_path / "model", tmp_path / "tuned", tmp_path / "dev.spacy", tmp_path / "sweep.json"
     trained.to_disk(model)
     DocBin(docs=[eg.reference for eg in _examples(trained)], store_user_data=True).to_disk(dev)
@@ -156,11 +156,13 @@ def test_tune_abbreviations_adds_the_pipe_and_copy_carries_it(trained, tmp_path)
     assert nlp.pipe_names[-1] == "abbreviations"
     assert nlp.get_pipe_meta("abbreviations").factory == "medlink_abbreviations"
     rows = srsly.read_json(sweep)["sweep"]
-    assert [(r["add_short_forms"], r["remove_short_forms"]) for r in rows] == [
-        (False, False), (False, True), (True, False), (True, True)]
+    assert [(r["add_short_forms"], r["remove_short_forms"], r["exact_long_form"]) for r in rows] == [
+        (False, False, False), (False, True, False), (True, False, False), (True, False, True),
+        (True, True, False), (True, True, True)]
     assert rows[0]["nen_f"] is not None  # the recognizer's scorer scores the final entities too
     # the first of equals wins: nothing to agree on in these docs, so the pipe is there but off
-    assert nlp.get_pipe("abbreviations").cfg == {"add_short_forms": False, "remove_short_forms": False}
+    assert nlp.get_pipe("abbreviations").cfg == {"add_short_forms": False, "remove_short_forms": False,
+                                                 "exact_long_form": False}
     assert nlp.config["components"]["abbreviations"]["add_short_forms"] is False
     copied = tmp_path / "copied"
     result = CliRunner().invoke(app, ["tune", "copy", str(out), str(model), str(copied)])

@@ -96,7 +96,8 @@ def test_serialization_keeps_the_settings(tmp_path):
     nlp.add_pipe("medlink_abbreviations", config={"add_short_forms": False})
     nlp.to_disk(tmp_path / "p")
     loaded = spacy.load(tmp_path / "p")
-    assert loaded.get_pipe("medlink_abbreviations").cfg == {"add_short_forms": False, "remove_short_forms": True}
+    assert loaded.get_pipe("medlink_abbreviations").cfg == {"add_short_forms": False, "remove_short_forms": True,
+                                                            "exact_long_form": False}
     doc = _doc(loaded, [("Familial Mediterranean fever", "Disease", "D1")])
     assert [e.text for e in loaded.get_pipe("medlink_abbreviations")(doc).ents] == ["Familial Mediterranean fever"]
 
@@ -108,3 +109,15 @@ def test_scores_ner_on_the_final_entities(nlp):
     predicted = nlp.get_pipe("abbreviations")(_doc(nlp, [("Familial Mediterranean fever", "Disease", "D1")]))
     scores = nlp.get_pipe("abbreviations").score([Example(predicted, gold)])
     assert scores["ents_f"] == 1.0 and "nen_f" not in scores  # NEN is the recognizer's scorer's (its KB resolves IDs)
+
+
+def test_exact_long_form_needs_the_entity_to_be_the_long_form():
+    """"Deficiency of ... ( X )": the entity covers the long form, but X names its enzyme."""
+    nlp = spacy.blank("en")
+    doc = nlp.make_doc("Deficiency of arylsulfatase A ( ARSA ) causes MLD . ARSA was low .")
+    doc.ents = [Span(doc, 0, 4, label="Disease", kb_id="D007966")]
+    definitions = [((2, 4), [(5, 6), (10, 11)])]
+    assert [e.text for e in agree(doc, definitions)] == ["Deficiency of arylsulfatase A", "ARSA", "ARSA"]
+    assert [e.text for e in agree(doc, definitions, exact=True)] == ["Deficiency of arylsulfatase A"]
+    doc.ents = [Span(doc, 2, 4, label="Disease", kb_id="D007966")]
+    assert [e.text for e in agree(doc, definitions, exact=True)] == ["arylsulfatase A", "ARSA", "ARSA"]
