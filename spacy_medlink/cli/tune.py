@@ -76,7 +76,7 @@ def sweep_settings(nlp, pipe_name: str, examples: List, settings: Sequence[Dict[
             for batch in minibatch(examples, batch_size):
                 docs = [nlp.make_doc(eg.reference.text) for eg in batch]
                 for proc in before:
-                    docs = list(proc.pipe(docs))
+                    docs = _run(proc, docs)
                 scores = pipe.predict(docs)
                 _drop_transformer_output(docs)
                 for i, setting in enumerate(settings):
@@ -84,12 +84,17 @@ def sweep_settings(nlp, pipe_name: str, examples: List, settings: Sequence[Dict[
                     copies = [doc.copy() for doc in docs]
                     pipe.set_annotations(copies, scores)
                     for proc in after:
-                        copies = list(proc.pipe(copies))
+                        copies = _run(proc, copies)
                     predicted[i].extend(Example(doc, eg.reference) for doc, eg in zip(copies, batch))
     finally:
         pipe.cfg.update(saved)
     scorer = Scorer(nlp)
     return [{**setting, **_summary(scorer.score(egs))} for setting, egs in zip(settings, predicted)]
+
+
+def _run(proc, docs: List) -> List:
+    """A pipe over docs, as `Language.pipe` runs it: its `pipe` where it has one, else per doc."""
+    return list(proc.pipe(docs)) if hasattr(proc, "pipe") else [proc(doc) for doc in docs]
 
 
 def _drop_transformer_output(docs: List) -> None:
@@ -221,7 +226,7 @@ def tune_resolution_cli(
 
 @tune_app.command("abbreviations")
 def tune_abbreviations_cli(
-    model: Path = typer.Argument(..., help="Trained pipeline that writes doc.ents (e.g. training/ncbi_joint_floret_dict/model-tuned)"),
+    model: Path = typer.Argument(..., help="Trained pipeline that writes doc.ents (e.g. training/ncbi_joint_floret_dict/model-best)"),
     dev: Path = typer.Argument(..., help="DEV split (.spacy); never the test split"),
     output: Path = typer.Argument(..., help="Folder to save the pipeline with the best setting to"),
     pipe_name: str = typer.Option("abbreviations", "--pipe", help="Name of the medlink_abbreviations pipe (added after the last pipe if absent)"),
@@ -257,7 +262,10 @@ def tune_copy_cli(
         if factory in ADDED_FACTORIES and name not in nlp.pipe_names:
             before = tuned.pipe_names[: tuned.pipe_names.index(name)]
             after = next((n for n in reversed(before) if n in nlp.pipe_names), None)
-            nlp.add_pipe(factory, name=name, **({"after": after} if after else {"first": True}))
+            if after is None:
+                raise typer.BadParameter(f"{model} has none of the pipes that {name!r} follows in {source} ({before})")
+            config = {k: v for k, v in tuned.get_pipe_config(name).items() if k != "factory"}
+            nlp.add_pipe(factory, name=name, after=after, config=config)
             copied.append(f"{name}: added")
     for name, pipe in nlp.pipeline:
         ours = type(pipe).__module__.startswith("spacy_medlink.")

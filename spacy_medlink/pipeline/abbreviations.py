@@ -24,7 +24,7 @@ makes the two agree, using the abbreviations the document defines
 Measured in metrics/abbreviations/ (issue 19). `python -m spacy_medlink tune
 abbreviations` adds it to a trained pipeline and chooses the settings on dev.
 """
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from spacy.language import Language
 from spacy.pipeline import Pipe
@@ -106,21 +106,41 @@ class AbbreviationAgreement(Pipe):
 
 def agree(doc: Doc, definitions: Definitions, *, add: bool = True, remove: bool = True,
           exact: bool = False) -> List[Span]:
-    """doc.ents with the short forms of `definitions` made to agree with their long forms."""
+    """doc.ents with the short forms of `definitions` made to agree with their long forms.
+
+    The recognizer's entities decide for every definition (what one definition
+    adds or removes does not change another's decision, so the order of the
+    definitions does not matter). A use of a short form that is part of a
+    longer word ("CHD" in "AR-CHD") or lies inside a long form is no use."""
     install_span_extensions()
-    ents = list(doc.ents)
+    found = list(doc.ents)
+    long_forms = [span for span, _ in definitions]
+    added: List[Span] = []
+    removed: Set[str] = set()
     for (long_start, long_end), shorts in definitions:
-        overlaps = [e for e in ents if e.start < long_end and long_start < e.end]
+        overlaps = [e for e in found if e.start < long_end and long_start < e.end]
         covering = next((e for e in overlaps if e.end == long_end
                          and (e.start == long_start if exact else e.start <= long_start)), None)
         if add and covering is not None:
             for start, end in shorts:
-                if not any(e.start < end and start < e.end for e in ents):
-                    ents.append(_like(doc[start:end], covering))
+                if _glued(doc, start, end) or any(s <= start and end <= e for s, e in long_forms):
+                    continue
+                if not any(e.start < end and start < e.end for e in found + added):
+                    added.append(_like(doc[start:end], covering))
         elif remove and not overlaps:
-            short_texts = {doc[start:end].text for start, end in shorts}
-            ents = [e for e in ents if e.text not in short_texts]
-    return sorted(ents, key=lambda e: e.start)
+            removed.update(doc[start:end].text for start, end in shorts)
+    return sorted([e for e in found if e.text not in removed] + added, key=lambda e: e.start)
+
+
+def _glued(doc: Doc, start: int, end: int) -> bool:
+    """Whether doc[start:end] is written together with a letter, digit or hyphen before or after it."""
+    before = start > 0 and not doc[start - 1].whitespace_ and _joins(doc[start - 1].text[-1])
+    after = end < len(doc) and not doc[end - 1].whitespace_ and _joins(doc[end].text[0])
+    return before or after
+
+
+def _joins(char: str) -> bool:
+    return char.isalnum() or char == "-"
 
 
 def _like(span: Span, entity: Span) -> Span:

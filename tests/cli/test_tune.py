@@ -170,3 +170,25 @@ def test_tune_abbreviations_adds_the_pipe_and_copy_carries_it(trained, tmp_path)
     again = spacy.load(copied)
     assert again.pipe_names == nlp.pipe_names
     assert again.get_pipe("abbreviations").cfg == nlp.get_pipe("abbreviations").cfg
+
+
+def test_sweep_runs_the_pipes_after_the_tuned_one(trained):  # noqa: F811
+    """What a later pipe does to the entities is in the sweep's scores; a plain function pipe runs too."""
+    from spacy.language import Language
+
+    from spacy_medlink.cli.tune import sweep_settings
+
+    if not Language.has_factory("medlink_test_drop_ents"):
+        @Language.component("medlink_test_drop_ents")
+        def drop_ents(doc):
+            doc.ents = []
+            return doc
+
+    examples = _examples(trained)
+    setting = [{"men_threshold": 0.0}]
+    assert sweep_settings(trained, "medlink_joint_tagger", examples, setting)[0]["ents_f"] == 1.0
+    trained.add_pipe("medlink_test_drop_ents")
+    try:
+        assert not sweep_settings(trained, "medlink_joint_tagger", examples, setting)[0]["ents_f"]
+    finally:
+        trained.remove_pipe("medlink_test_drop_ents")

@@ -121,3 +121,27 @@ def test_exact_long_form_needs_the_entity_to_be_the_long_form():
     assert [e.text for e in agree(doc, definitions, exact=True)] == ["Deficiency of arylsulfatase A"]
     doc.ents = [Span(doc, 2, 4, label="Disease", kb_id="D007966")]
     assert [e.text for e in agree(doc, definitions, exact=True)] == ["arylsulfatase A", "ARSA", "ARSA"]
+
+
+def test_a_use_inside_a_longer_word_or_a_long_form_is_no_use():
+    """"CHD" in "AR-CHD" and in "autosomal recessive CHD" is not the short form of coronary heart disease."""
+    nlp = spacy.blank("en")
+    doc = nlp.make_doc("coronary heart disease ( CHD ) and autosomal recessive CHD ( AR-CHD ) . AR-CHD and CHD .")
+    words = [t.text for t in doc]
+    doc.ents = [Span(doc, 0, 3, label="Disease", kb_id="D003324")]
+    chd = [i for i, w in enumerate(words) if w == "CHD"]
+    definitions = [((0, 3), [(i, i + 1) for i in chd]), ((7, 10), [(i, i + 3) for i in range(len(words) - 2)
+                                                             if words[i:i + 3] == ["AR", "-", "CHD"]])]
+    got = [(e.start, e.text) for e in agree(doc, definitions)]
+    assert got == [(0, "coronary heart disease"), (4, "CHD"), (len(words) - 2, "CHD")]
+
+
+def test_the_order_of_definitions_does_not_matter():
+    nlp = spacy.blank("en")
+    doc = nlp.make_doc("coronary heart disease ( CHD ) and autosomal recessive CHD ( ARCHD ) . ARCHD is rare .")
+    doc.ents = [Span(doc, 0, 3, label="Disease", kb_id="D003324"), Span(doc, 14, 15, label="Disease", kb_id="X")]
+    a = ((0, 3), [(4, 5), (9, 10)])
+    b = ((7, 10), [(11, 12), (14, 15)])
+    first = [(e.start, e.text) for e in agree(doc, [a, b])]
+    assert first == [(e.start, e.text) for e in agree(doc, [b, a])]
+    assert (14, "ARCHD") not in first  # its long form is no entity: removed, whatever came first
