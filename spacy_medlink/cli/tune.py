@@ -18,10 +18,14 @@ goes to a JSON file.
 * `tune abbreviations`: adds `medlink_abbreviations` (short forms agree with
   their long forms in doc.ents) after the recognizer and sweeps its two
   switches, none of them included, so dev decides whether it stays on.
+* `tune coordinations`: adds `medlink_coordinations` (an entity extended over
+  the conjuncts before it, "classical and Duarte galactosemia"), its word list
+  read from the training split, and decides on dev whether it extends.
 * `tune copy`: gives a pipeline the settings tuned for another run of the same
   config, e.g. the final model trained on train + dev once dev has chosen its
   settings (dev can no longer tune a model that has trained on it), and the
-  weightless pipes SOURCE has and it lacks (`medlink_abbreviations`).
+  pipes `tune` added that SOURCE has and it lacks (`medlink_abbreviations`,
+  `medlink_coordinations`), copied from SOURCE with their data.
 """
 import contextlib
 from itertools import product
@@ -42,9 +46,9 @@ DEFAULT_THRESHOLDS = "0"
 # what the commands here sweep, and so what `tune copy` copies (a pipe's other settings stay its own)
 TUNED_SETTINGS = ("men_threshold", "rerank_weight", "kb_threshold", "threshold", "kb_score_weight",
                   "mid_score_weight", "high_score_weight", "add_short_forms", "remove_short_forms",
-                  "exact_long_form")
+                  "exact_long_form", "extend")
 # pipes without weights that `tune` adds to a trained pipeline, and so `tune copy` adds too
-ADDED_FACTORIES = ("medlink_abbreviations",)
+ADDED_FACTORIES = ("medlink_abbreviations", "medlink_coordinations")
 
 
 def sweep_settings(nlp, pipe_name: str, examples: List, settings: Sequence[Dict[str, Any]],
@@ -246,6 +250,32 @@ def tune_abbreviations_cli(
     _tune(model, dev, output, pipe_name, settings, metric, sweep_output, add=add)
 
 
+@tune_app.command("coordinations")
+def tune_coordinations_cli(
+    model: Path = typer.Argument(..., help="Trained pipeline that writes doc.ents (e.g. training/ncbi_joint_floret_dict/model-abbr)"),
+    dev: Path = typer.Argument(..., help="DEV split (.spacy); never the test split"),
+    output: Path = typer.Argument(..., help="Folder to save the pipeline with the best setting to"),
+    train: Path = typer.Option(..., "--train", help="TRAIN split (.spacy) whose multi-word mentions give the conjunct words"),
+    pipe_name: str = typer.Option("coordinations", "--pipe", help="Name of the medlink_coordinations pipe (added after the last pipe)"),
+    min_count: int = typer.Option(2, "--min-count", help="How often a word must begin a multi-word training mention"),
+    metric: str = typer.Option("ents_f", "--metric", help="Dev score to maximize"),
+    sweep_output: Optional[Path] = typer.Option(None, "--sweep-output", help="Write the sweep (one row per setting) as JSON"),
+) -> None:
+    """Add medlink_coordinations (word list from TRAIN) and decide on dev whether it extends; save the pipeline."""
+    from spacy.tokens import DocBin
+    from spacy.training import Example
+
+    def add(nlp) -> None:
+        if pipe_name in nlp.pipe_names:
+            raise typer.BadParameter(f"{model} already has a pipe {pipe_name!r}")
+        pipe = nlp.add_pipe("medlink_coordinations", name=pipe_name, config={"min_count": min_count})
+        gold = list(DocBin().from_disk(train).get_docs(nlp.vocab))
+        pipe.initialize(lambda: (Example(doc, doc) for doc in gold), nlp=nlp)
+        typer.echo(f"{len(pipe.words)} conjunct words from {train}")
+
+    _tune(model, dev, output, pipe_name, [{"extend": False}, {"extend": True}], metric, sweep_output, add=add)
+
+
 @tune_app.command("copy")
 def tune_copy_cli(
     source: Path = typer.Argument(..., help="The tuned pipeline (e.g. training/bc5cdr_joint_floret_dict/model-tuned)"),
@@ -264,8 +294,7 @@ def tune_copy_cli(
             after = next((n for n in reversed(before) if n in nlp.pipe_names), None)
             if after is None:
                 raise typer.BadParameter(f"{model} has none of the pipes that {name!r} follows in {source} ({before})")
-            config = {k: v for k, v in tuned.get_pipe_config(name).items() if k != "factory"}
-            nlp.add_pipe(factory, name=name, after=after, config=config)
+            nlp.add_pipe(name, name=name, after=after, source=tuned)  # its config and its data (a word list)
             copied.append(f"{name}: added")
     for name, pipe in nlp.pipeline:
         ours = type(pipe).__module__.startswith("spacy_medlink.")

@@ -32,7 +32,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 
 from ..kb.abbreviations import abbreviation_spans
-from .extensions import SPAN_EXTENSIONS, install_span_extensions
+from .extensions import entity_like, install_span_extensions
 
 # per doc: (long form start, end) and its short forms' (start, end)
 Definitions = List[Tuple[Tuple[int, int], List[Tuple[int, int]]]]
@@ -126,7 +126,7 @@ def agree(doc: Doc, definitions: Definitions, *, add: bool = True, remove: bool 
                 if _glued(doc, start, end) or any(s <= start and end <= e for s, e in long_forms):
                     continue
                 if not any(e.start < end and start < e.end for e in found + added):
-                    added.append(_like(doc[start:end], covering))
+                    added.append(entity_like(doc[start:end], covering))
         elif remove and not overlaps:
             removed.update(doc[start:end].text for start, end in shorts)
     return sorted([e for e in found if e.text not in removed] + added, key=lambda e: e.start)
@@ -141,12 +141,3 @@ def _glued(doc: Doc, start: int, end: int) -> bool:
 
 def _joins(char: str) -> bool:
     return char.isalnum() or char == "-"
-
-
-def _like(span: Span, entity: Span) -> Span:
-    """`span` as an entity with `entity`'s label, concept and medlink values."""
-    out = Span(span.doc, span.start, span.end, label=entity.label, kb_id=entity.kb_id)
-    for name in SPAN_EXTENSIONS:
-        value = entity._.get(name)
-        out._.set(name, list(value) if isinstance(value, list) else value)
-    return out

@@ -13,3 +13,14 @@ def install_span_extensions() -> None:
     for name, default in SPAN_EXTENSIONS.items():
         if not Span.has_extension(name):
             Span.set_extension(name, default=default)
+
+
+def entity_like(span: Span, entity: Span) -> Span:
+    """`span` as an entity with `entity`'s label, concept and medlink values (a
+    short form that takes its long form's entity, a coordination its head's)."""
+    install_span_extensions()
+    out = Span(span.doc, span.start, span.end, label=entity.label, kb_id=entity.kb_id)
+    for name in SPAN_EXTENSIONS:
+        value = entity._.get(name)
+        out._.set(name, list(value) if isinstance(value, list) else value)
+    return out

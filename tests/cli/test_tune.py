@@ -192,3 +192,20 @@ def test_sweep_runs_the_pipes_after_the_tuned_one(trained):  # noqa: F811
         assert not sweep_settings(trained, "medlink_joint_tagger", examples, setting)[0]["ents_f"]
     finally:
         trained.remove_pipe("medlink_test_drop_ents")
+
+
+def test_tune_coordinations_reads_train_and_copy_carries_the_words(trained, tmp_path):  # noqa: F811
+    model, out, dev = tmp_path / "model", tmp_path / "tuned", tmp_path / "dev.spacy"
+    trained.to_disk(model)
+    DocBin(docs=[eg.reference for eg in _examples(trained)], store_user_data=True).to_disk(dev)
+    result = CliRunner().invoke(app, ["tune", "coordinations", str(model), str(dev), str(out), "--train", str(dev),
+                                      "--min-count", "1"])
+    assert result.exit_code == 0, result.output
+    nlp = spacy.load(out)
+    words = nlp.get_pipe("coordinations").words
+    assert words and words == {e[0].lower_ for eg in _examples(trained) for e in eg.reference.ents
+                               if len(e) > 1 and e[0].is_alpha}
+    copied = tmp_path / "copied"
+    result = CliRunner().invoke(app, ["tune", "copy", str(out), str(model), str(copied)])
+    assert result.exit_code == 0, result.output
+    assert spacy.load(copied).get_pipe("coordinations").words == words
