@@ -24,14 +24,13 @@ makes the two agree, using the abbreviations the document defines
 Measured in metrics/abbreviations/ (issue 19). `python -m spacy_medlink tune
 abbreviations` adds it to a trained pipeline and chooses the settings on dev.
 """
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple
 
 from spacy.language import Language
-from spacy.pipeline import Pipe
 from spacy.tokens import Doc, Span
-from spacy.training import Example
 
 from ..kb.abbreviations import abbreviation_spans
+from ._rule_pipe import RulePipe
 from .extensions import entity_like, install_span_extensions
 
 # per doc: (long form start, end) and its short forms' (start, end)
@@ -71,7 +70,7 @@ def make_abbreviations(
                                  scorer=scorer)
 
 
-class AbbreviationAgreement(Pipe):
+class AbbreviationAgreement(RulePipe):
     """No weights and nothing to save: the config holds its settings. `predict`
     finds the definitions and `set_annotations` applies the settings, so `tune`
     sweeps them without running the detector once per setting."""
@@ -79,20 +78,8 @@ class AbbreviationAgreement(Pipe):
     def __init__(self, vocab, name: str = "abbreviations", *, add_short_forms: bool = True,
                  remove_short_forms: bool = True, exact_long_form: bool = False,
                  scorer: Optional[Callable] = None) -> None:
-        install_span_extensions()
-        self.vocab = vocab
-        self.name = name
-        self.model = None
-        self.scorer = scorer
-        self.cfg: Dict = {"add_short_forms": add_short_forms, "remove_short_forms": remove_short_forms,
-                          "exact_long_form": exact_long_form}
-
-    def __call__(self, doc: Doc) -> Doc:
-        self.set_annotations([doc], self.predict([doc]))
-        return doc
-
-    def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None) -> None:
-        pass
+        super().__init__(vocab, name, {"add_short_forms": add_short_forms, "remove_short_forms": remove_short_forms,
+                                       "exact_long_form": exact_long_form}, scorer)
 
     def predict(self, docs: Iterable[Doc]) -> List[Definitions]:
         return [[((long.start, long.end), [(s.start, s.end) for s in shorts])

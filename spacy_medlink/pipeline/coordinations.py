@@ -16,16 +16,16 @@ Measured in metrics/coordinations/ (issue 19).
 """
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set
+from typing import Callable, Iterable, List, Optional, Set
 
 import srsly
 from spacy import util
 from spacy.language import Language
-from spacy.pipeline import Pipe
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
-from .extensions import entity_like, install_span_extensions
+from ._rule_pipe import RulePipe
+from .extensions import entity_like
 
 CONJUNCTIONS = ("and", "or")
 
@@ -48,26 +48,17 @@ def make_coordinations(nlp: Language, name: str, extend: bool, min_count: int,
     return Coordinations(nlp.vocab, name, extend=extend, min_count=min_count, scorer=scorer)
 
 
-class Coordinations(Pipe):
+class Coordinations(RulePipe):
     """The word list comes from the training split at `initialize` and is saved as JSON."""
 
     def __init__(self, vocab, name: str = "coordinations", *, extend: bool = True, min_count: int = 2,
                  scorer: Optional[Callable] = None) -> None:
-        install_span_extensions()
-        self.vocab = vocab
-        self.name = name
-        self.model = None
-        self.scorer = scorer
-        self.cfg: Dict = {"extend": extend, "min_count": min_count}
+        super().__init__(vocab, name, {"extend": extend, "min_count": min_count}, scorer)
         self.words: Set[str] = set()
 
     def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None) -> None:
         counts = Counter(ent[0].lower_ for eg in get_examples() for ent in eg.reference.ents if len(ent) > 1)
         self.words = {word for word, n in counts.items() if n >= self.cfg["min_count"] and word.isalpha()}
-
-    def __call__(self, doc: Doc) -> Doc:
-        self.set_annotations([doc], None)
-        return doc
 
     def predict(self, docs: Iterable[Doc]) -> None:
         return None
