@@ -68,9 +68,9 @@ def sweep_settings(nlp, pipe_name: str, examples: List, settings: Sequence[Dict[
     missing = [k for k in keys if k not in pipe.cfg]
     if missing:
         raise ValueError(f"Pipe {pipe_name!r} ({type(pipe).__name__}) has no setting {', '.join(missing)} to tune")
-    names = nlp.pipe_names
-    before = [proc for _, proc in nlp.pipeline[: names.index(pipe_name)]]
-    after = [proc for _, proc in nlp.pipeline[names.index(pipe_name) + 1 :]]
+    at = nlp.pipe_names.index(pipe_name)
+    before = [proc for _, proc in nlp.pipeline[:at]]
+    after = [proc for _, proc in nlp.pipeline[at + 1 :]]
     saved = {k: pipe.cfg[k] for k in keys}
     predicted: List[List] = [[] for _ in settings]
     # KB-backed pipes look a batch of spans up once, however many settings send it to the KB

@@ -31,7 +31,7 @@ from spacy.tokens import Doc, Span
 
 from ..kb.abbreviations import abbreviation_spans
 from ._rule_pipe import RulePipe
-from .extensions import entity_like, install_span_extensions
+from .extensions import entity_like
 
 # per doc: (long form start, end) and its short forms' (start, end)
 Definitions = List[Tuple[Tuple[int, int], List[Tuple[int, int]]]]
@@ -99,7 +99,6 @@ def agree(doc: Doc, definitions: Definitions, *, add: bool = True, remove: bool 
     adds or removes does not change another's decision, so the order of the
     definitions does not matter). A use of a short form that is part of a
     longer word ("CHD" in "AR-CHD") or lies inside a long form is no use."""
-    install_span_extensions()
     found = list(doc.ents)
     long_forms = [span for span, _ in definitions]
     added: List[Span] = []

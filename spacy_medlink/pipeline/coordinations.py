@@ -111,7 +111,7 @@ def _conjuncts_start(doc: Doc, start: int, words: Set[str], taken: Set[int]) -> 
     first = start
     while i >= 0 and i not in taken and doc[i].lower_ in words:
         first = i
-        if i >= 2 and doc[i - 1].text == "," and doc[i - 2].i not in taken:
+        if i >= 2 and doc[i - 1].text == "," and i - 2 not in taken:
             i -= 2
         else:
             break
