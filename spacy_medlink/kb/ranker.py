@@ -40,6 +40,7 @@ import srsly
 
 from .abbreviations import abbreviates, is_short_form
 from .candidates import Candidate, normalize_name
+from .encoder import NameEncoder, cosines, rank_within
 from .mention_stats import MentionStats
 from .variants import spelling_variants
 
@@ -54,8 +55,10 @@ FEATURES = (
     "score", "rank_recip", "gap_top1", "exact", "exact_long", "exact_case", "token_jaccard", "head_match",
     "prior", "key_count", "prior_long", "concept_count", "has_long", "from_train", "from_doc", "doc_top1", "doc_exact",
     "mention_chars", "mention_tokens", "short_upper", "has_digit", "preferred", "n_exact",
-    "doc_abbrev", "name_abbrev", "exact_variant", "exact_cancer",
+    "doc_abbrev", "name_abbrev", "exact_variant", "exact_cancer", "dense_cos", "dense_rank",
 )
+# features a name encoder (`kb.encoder`) computes: a ranker uses them only when it has one
+DENSE_FEATURES = ("dense_cos", "dense_rank")
 # the variant rule set (`kb.variants`) each feature scores against; the generator is queried with those a ranker uses
 VARIANT_FEATURES = {"exact_variant": "spelling", "exact_cancer": "cancer"}
 _INDEX = {name: i for i, name in enumerate(FEATURES)}
@@ -82,19 +85,27 @@ class CandidateRanker:
     doc_candidates: concepts of the document's other mentions added per mention.
     train_candidates: concepts the training split linked the mention's string to, added per mention.
     learner: "lightgbm" or "logistic".
-    features: the features the learner sees, of FEATURES (default all; fewer for
-        an ablation, and a ranker saved before a feature was added keeps loading).
+    features: the features the learner sees, of FEATURES (default all it can compute;
+        fewer for an ablation, and a ranker saved before a feature was added keeps loading).
+    encoder: a name encoder (`kb.encoder`) for the DENSE_FEATURES, the cosine of
+        mention and candidate name; saved with the ranker.
     """
 
     def __init__(self, *, k: int = 20, doc_candidates: int = 3, train_candidates: int = 3,
                  learner: str = "lightgbm", params: Optional[Dict[str, Any]] = None,
-                 features: Optional[Sequence[str]] = None) -> None:
+                 features: Optional[Sequence[str]] = None, encoder: Optional[NameEncoder] = None) -> None:
         if learner not in ("lightgbm", "logistic"):
             raise ValueError(f"Unknown ranker learner {learner!r} (expected 'lightgbm' or 'logistic')")
-        features = list(FEATURES if features is None else features)
+        if features is None:
+            features = [f for f in FEATURES if encoder is not None or f not in DENSE_FEATURES]
+        features = list(features)
         unknown = [f for f in features if f not in _INDEX]
         if unknown:
             raise ValueError(f"Unknown ranker features {unknown}: this version computes {list(FEATURES)}")
+        if encoder is None and any(f in DENSE_FEATURES for f in features):
+            raise ValueError(f"Ranker features {list(DENSE_FEATURES)} need a name encoder "
+                             "(`python -m spacy_medlink kb encoder`, then `kb ranker --encoder`)")
+        self.encoder = encoder
         self.cfg: Dict[str, Any] = {"k": k, "doc_candidates": doc_candidates, "train_candidates": train_candidates,
                                     "learner": learner,
                                     "params": dict(params or {}), "features": features}
@@ -282,6 +293,14 @@ class CandidateRanker:
                     bool(name_key) and name_key in cancer_keys,
                 ))
         X[:, [_INDEX[c] for c in pair_cols]] = numpy.asarray(rows, dtype=numpy.float32)
+        if self.encoder is not None and "dense_cos" in self.cfg["features"]:
+            # the mention as the generator was queried (its long form where the doc defines one)
+            # against the matched name, or the preferred name of a candidate added without one
+            queries = numpy.repeat(numpy.asarray([lf or t for t, lf in zip(texts, long_forms)], dtype=object), sizes)
+            names = [c.name or kb.name_of(c.concept_id) or "" for cands in expanded for c, _ in cands]
+            cos = cosines(self.encoder, list(queries), names)
+            X[:, _INDEX["dense_cos"]] = cos
+            X[:, _INDEX["dense_rank"]] = rank_within(cos, sizes.tolist())
         return X
 
     # -- learning -----------------------------------------------------------------------
@@ -356,7 +375,10 @@ class CandidateRanker:
             model["lightgbm"] = self._booster.model_to_string()
         if self._linear is not None:
             model["linear"] = {k: v.tolist() for k, v in self._linear.items()}
-        return {"format": FORMAT_VERSION, "cfg": self.cfg, "stats": self.stats.to_dict(), "model": model}
+        out = {"format": FORMAT_VERSION, "cfg": self.cfg, "stats": self.stats.to_dict(), "model": model}
+        if self.encoder is not None:
+            out["encoder"] = self.encoder.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "CandidateRanker":
@@ -365,8 +387,9 @@ class CandidateRanker:
         cfg = data["cfg"]
         if any(f not in _INDEX for f in cfg["features"]):
             raise ValueError("The candidate ranker was trained on features this version does not compute; retrain it")
+        encoder = NameEncoder.from_dict(data["encoder"]) if data.get("encoder") else None
         self = cls(k=cfg["k"], doc_candidates=cfg["doc_candidates"], train_candidates=cfg["train_candidates"],
-                   learner=cfg["learner"], params=cfg["params"], features=cfg["features"])
+                   learner=cfg["learner"], params=cfg["params"], features=cfg["features"], encoder=encoder)
         self.stats = MentionStats.from_dict(data["stats"])
         model = data["model"]
         if "lightgbm" in model:

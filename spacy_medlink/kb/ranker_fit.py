@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from .candidates import CandidateGenerator
     from .concept_kb import ConceptKB
+    from .encoder import NameEncoder
 
 
 class MentionRows:
@@ -88,6 +89,7 @@ def fit_ranker(
     use_abbreviations: bool = True,
     seed: int = 0,
     features: Optional[Sequence[str]] = None,
+    encoder: Optional["NameEncoder"] = None,
 ) -> Tuple[CandidateRanker, Dict[str, Any]]:
     """A ranker with `train_docs`' statistics and its weights fit on gold
     mentions, with a report of accuracy@1 out of fold against the
@@ -106,7 +108,7 @@ def fit_ranker(
       full KB; then that split no longer scores the ranker fairly.
     """
     ranker = CandidateRanker(k=k, doc_candidates=doc_candidates, train_candidates=train_candidates,
-                             learner=learner, params=params, features=features)
+                             learner=learner, params=params, features=features, encoder=encoder)
     ranker.stats, _ = split_stats(train_docs, generator.kb.resolve)
     docs = list(train_docs if fit_docs is None else fit_docs)
     n_parts = max(folds, 1)

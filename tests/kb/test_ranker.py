@@ -16,7 +16,7 @@ from spacy_medlink.kb.concept_kb import Concept, ConceptKB
 from spacy_medlink.kb.dictionary import ExactDictionary
 from spacy_medlink.kb.abbreviations import abbreviates, is_short_form
 from spacy_medlink.kb.mention_stats import MentionStats, split_stats
-from spacy_medlink.kb.ranker import DOCUMENT, FEATURES, GENERATED, TRAINING, CandidateRanker
+from spacy_medlink.kb.ranker import DENSE_FEATURES, DOCUMENT, FEATURES, GENERATED, TRAINING, CandidateRanker
 from spacy_medlink.kb.variants import query_variants, spelling_variants
 from spacy_medlink.kb.ranker_fit import fit_ranker, mention_rows
 from spacy_medlink.kb.candidates import Candidate
@@ -24,6 +24,7 @@ from spacy_medlink.kb.span_lookup import span_candidates, span_long_forms
 from spacy_medlink.tokenizer import biomed_nlp
 
 Ents = List[Tuple[str, str, str]]  # (text, label, kb_id), found left to right
+PLAIN = [f for f in FEATURES if f not in DENSE_FEATURES]  # the features a ranker without a name encoder computes
 
 
 def _base_kb() -> ConceptKB:
@@ -192,16 +193,29 @@ def _reference_row(ranker, kb, span, lf, cands, rank, own, doc_spans):
         "name_abbrev": short and abbreviates(span.text, cand.name or kb.name_of(cand.concept_id) or ""),
         "exact_variant": bool(name_key) and name_key in {norm(v) for v in spelling_variants(span.text)},
         "exact_cancer": bool(name_key) and name_key in {norm(v) for v in spelling_variants(span.text, "cancer")},
+        "dense_cos": 0.0, "dense_rank": 0.0,
     }
+    if ranker.encoder is not None:  # the cosine of query and name, and its rank among the span's candidates
+        enc = ranker.encoder
+        names = [c.name or kb.name_of(c.concept_id) or "" for c, _ in cands]
+        cos = [float(enc.embed([lf or text])[0] @ enc.embed([n])[0]) for n in names]
+        row["dense_cos"] = cos[rank]
+        row["dense_rank"] = 1 / (1 + sum(c > cos[rank] for c in cos) + sum(c == cos[rank] for c in cos[:rank]))
     return numpy.asarray([row[f] for f in FEATURES], dtype=numpy.float32)
 
 
-@pytest.mark.parametrize("leave_out", [False, True])
-def test_features_match_a_row_by_row_reference(generator, fitted, docs, nlp, leave_out):
+@pytest.mark.parametrize("leave_out,encoder", [(False, False), (True, False), (False, True)])
+def test_features_match_a_row_by_row_reference(generator, fitted, docs, nlp, leave_out, encoder):
     """The column-wise feature builder against each feature computed from its definition."""
     from spacy_medlink.kb.span_lookup import generator_candidates
 
     ranker, _ = fitted
+    if encoder:
+        pytest.importorskip("transformers")
+        from .test_encoder import tiny_encoder
+
+        ranker = CandidateRanker(encoder=tiny_encoder())
+        ranker.stats = fitted[0].stats
     split = docs[0] if leave_out else [*docs[1], _doc(nlp, *SHORT_FORM)]
     _, per_doc = split_stats(split, generator.kb.resolve)
     spans = [e for d in split for e in d.ents]
@@ -221,6 +235,7 @@ def test_features_match_a_row_by_row_reference(generator, fitted, docs, nlp, lea
             numpy.testing.assert_allclose(X[row], want, rtol=1e-6, err_msg=f"{span.text} / {cands[rank][0]}")
             row += 1
     assert row == len(X) and X[:, FEATURES.index("has_long")].sum() > 0
+    assert X[:, FEATURES.index("dense_rank")].any() == encoder
     if not leave_out:  # the short form's features are exercised
         assert X[:, FEATURES.index("doc_abbrev")].sum() > 0 and X[:, FEATURES.index("name_abbrev")].sum() > 0
 
@@ -314,7 +329,7 @@ def test_short_form_takes_the_concepts_of_the_names_it_abbreviates(generator, nl
     long_forms = [None] * len(spans)
     cands = generator_candidates(generator, spans, long_forms, k=5)
     cands[3] = [c for c in cands[3] if c.concept_id != "D002945"]  # as if the KB did not know "CIS"
-    for features, found in ((None, True), ([f for f in FEATURES if not f.endswith("_abbrev")], False)):
+    for features, found in ((None, True), ([f for f in PLAIN if not f.endswith("_abbrev")], False)):
         ranker = CandidateRanker(doc_candidates=1, features=features)
         expanded = ranker.expand(spans, long_forms, cands)
         assert (("D002945", DOCUMENT) in [(c.concept_id, o) for c, o in expanded[3]]) is found
@@ -350,7 +365,7 @@ def test_cancer_variant_finds_the_organs_neoplasms(nlp):
     kb.add(Concept("D002277", "Carcinoma", (), ("Disease",)))
     gen = CandidateGenerator(kb)
     span = _doc(nlp, "A prostate carcinoma.", [("prostate carcinoma", "Disease", "D011471")]).ents[0]
-    old = CandidateRanker(features=[f for f in FEATURES if f != "exact_cancer"])
+    old = CandidateRanker(features=[f for f in PLAIN if f != "exact_cancer"])
     assert CandidateRanker().wants_variants == ("spelling", "cancer") and old.wants_variants == ("spelling",)
     cands = generator_candidates(gen, [span], [None], k=2, variants=CandidateRanker().wants_variants)[0]
     assert cands[0].concept_id == "D011471" and cands[0].name == "Prostate Cancer"
@@ -370,7 +385,7 @@ def test_variants_are_queried_for_a_ranker_trained_with_them(nlp):
     kb.add(Concept("D000001", "Oedemeridae bite", (), ("Disease",)))
     gen = CandidateGenerator(kb)
     span = _doc(nlp, "Severe oedema.", [("oedema", "Disease", "D004487")]).ents[0]
-    no_variants = [f for f in FEATURES if not f.startswith("exact_") or f == "exact_long" or f == "exact_case"]
+    no_variants = [f for f in PLAIN if not f.startswith("exact_") or f == "exact_long" or f == "exact_case"]
     assert CandidateRanker().wants_variants and not CandidateRanker(features=no_variants).wants_variants
     with_variants = generator_candidates(gen, [span], [None], k=2, variants=("spelling",))[0]
     assert with_variants[0].concept_id == "D004487" and with_variants[0].name == "Edema"
@@ -383,7 +398,7 @@ def test_variants_are_queried_for_a_ranker_trained_with_them(nlp):
 
 def test_ranker_trained_on_fewer_features_loads_and_predicts(generator, docs):
     """A ranker saved before a feature was added (its cfg lists fewer) loads and scores with its own columns."""
-    old = [f for f in FEATURES if not f.endswith("_abbrev") and f != "exact_variant"]
+    old = [f for f in PLAIN if not f.endswith("_abbrev") and f != "exact_variant"]
     ranker, _ = fit_ranker(generator, docs[0], docs[1], folds=1, learner="logistic", features=old)
     again = CandidateRanker.from_bytes(ranker.to_bytes())
     assert again.cfg["features"] == old
@@ -555,3 +570,33 @@ def test_attach_whole_swaps_the_kb(generator, docs, tmp_path):
 
     assert pb_top1(tmp_path / "model") != ("D007854", 1.0)  # "Pb" is no name of the training KB
     assert pb_top1(tmp_path / "out") == ("D007854", 1.0)  # the dev mention is an exact name of the attached one
+
+
+def test_ranker_with_a_name_encoder(generator, docs, tmp_path):
+    """The cosine features come with the encoder, which travels with the ranker (and only then)."""
+    pytest.importorskip("transformers")
+    from spacy_medlink.kb.encoder import NameEncoder
+
+    from .test_encoder import tiny_encoder
+
+    assert not set(DENSE_FEATURES) & set(CandidateRanker().cfg["features"])  # no encoder: not used
+    with pytest.raises(ValueError, match="need a name encoder"):
+        CandidateRanker(features=["score", "dense_cos"])
+    enc = tiny_encoder()
+    ranker, _ = fit_ranker(generator, docs[0], docs[1], folds=1, learner="logistic", encoder=enc)
+    assert set(DENSE_FEATURES) <= set(ranker.cfg["features"]) and ranker.encoder is enc
+    rows = mention_rows(ranker, generator, docs[1])
+    assert rows.X[:, FEATURES.index("dense_cos")].any()
+    expected = ranker.predict(rows.X)
+    again = CandidateRanker.from_bytes(ranker.to_bytes())
+    assert isinstance(again.encoder, NameEncoder)
+    numpy.testing.assert_allclose(again.predict(mention_rows(again, generator, docs[1]).X), expected, atol=1e-2)
+    generator.ranker = ranker
+    try:
+        generator.to_disk(tmp_path / "kb")
+        loaded = CandidateGenerator.from_disk(tmp_path / "kb")
+        assert loaded.ranker.encoder is not None
+        span = docs[1][0].ents[1]
+        assert span_candidates(loaded, [span])[0][0].concept_id == span_candidates(generator, [span])[0][0].concept_id
+    finally:
+        generator.ranker = None
