@@ -598,5 +598,16 @@ def test_ranker_with_a_name_encoder(generator, docs, tmp_path):
         assert loaded.ranker.encoder is not None
         span = docs[1][0].ents[1]
         assert span_candidates(loaded, [span])[0][0].concept_id == span_candidates(generator, [span])[0][0].concept_id
+        _linker_pipeline(generator, docs, tmp_path, "kb_for_pipeline")  # a pipeline carries it too
     finally:
         generator.ranker = None
+    linker = spacy.load(tmp_path / "model").get_pipe("medlink_kb_linker")
+    assert linker.generator.ranker.encoder is not None
+
+    def linked(pipe):
+        doc = docs[1][2].copy()
+        doc.ents = [Span(doc, e.start, e.end, label=e.label_) for e in doc.ents]
+        return [(e.kb_id_, round(e._.medlink_score, 2)) for e in pipe(doc).ents]
+
+    again = spacy.blank("en").add_pipe("medlink_kb_linker").from_bytes(linker.to_bytes())
+    assert linked(again) == linked(linker) and linked(linker)[0][0] == "D003139"
