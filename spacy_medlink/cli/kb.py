@@ -102,6 +102,8 @@ def kb_ranker_cli(
     unknown = [f for f in left_out if f not in FEATURES]
     if unknown:
         raise typer.BadParameter(f"--without: unknown features {unknown} (known: {', '.join(FEATURES)})")
+    if encoder_dir is not None and all(f in left_out for f in DENSE_FEATURES):
+        raise typer.BadParameter(f"--encoder with --without {','.join(DENSE_FEATURES)}: the ranker would carry an encoder it never uses")
     encoder = NameEncoder.from_disk(encoder_dir) if encoder_dir is not None else None
     features = [f for f in FEATURES if f not in left_out and (encoder is not None or f not in DENSE_FEATURES)]
     generator = CandidateGenerator.from_disk(kb_dir, ranker=False)

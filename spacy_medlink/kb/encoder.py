@@ -37,7 +37,11 @@ class NameEncoder:
     """
 
     def __init__(self, model: Any, tokenizer: Any, *, max_length: int = 25, batch_size: int = 256,
-                 cache_size: int = 200_000) -> None:
+                 cache_size: int = 50_000) -> None:
+        # forked workers (annotate --n-process) get one torch thread, as for the torch components:
+        # a child's first multi-threaded op would wait forever on the parent's thread pool
+        from ..ml import torch_wrapper  # noqa: F401
+
         self.model = model
         self.tokenizer = tokenizer
         self.cfg: Dict[str, Any] = {"max_length": max_length, "batch_size": batch_size, "cache_size": cache_size}
@@ -89,16 +93,12 @@ class NameEncoder:
                 for start in range(0, len(todo), self.cfg["batch_size"]):
                     batch = todo[start : start + self.cfg["batch_size"]]
                     for text, vec in zip(batch, self.forward(batch).float().numpy()):
-                        self._cache[text] = vec
+                        self._cache[text] = vec.copy()  # a row of its own, not a view that keeps the batch alive
             self.model.train(was_training)
         for i, text in enumerate(texts):
             if text:
-                vec = self._cache.get(text)
-                if vec is None:  # evicted by this very call
-                    vec = self._cache[text] = self.embed([text])[0]
-                else:
-                    self._cache.move_to_end(text)
-                out[i] = vec
+                out[i] = self._cache[text]
+                self._cache.move_to_end(text)
         while len(self._cache) > self.cfg["cache_size"]:
             self._cache.popitem(last=False)
         return out

@@ -5,7 +5,8 @@ anchor name, a positive (another of its names) and a hard negative (a name of
 another concept that the KB's own character n-gram generator ranks high for
 one of the concept's names: the confusions the ranker has to settle). The
 loss is InfoNCE over the batch's positives and negatives at temperature
-`temperature` (a concept's own names are never its negatives). In-batch random
+`temperature` (a concept's own names, and the same text under another concept,
+are never its negatives; each concept comes once per batch). In-batch random
 negatives alone are too easy: all-MiniLM-L6-v2 starts at loss 1.4 on them and
 does not move.
 
@@ -14,7 +15,7 @@ the encoder's cosines over the training split as over new text.
 """
 import random
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .encoder import NameEncoder, fit_texts
 
@@ -45,6 +46,31 @@ def hard_negatives(generator: "CandidateGenerator", ids: List[str], groups: List
     return out
 
 
+def concept_batches(n_groups: int, size: int, rng: random.Random) -> Iterator[List[int]]:
+    """Endless batches of `size` distinct group indices, each group once per pass (a pass's
+    leftovers are completed from the next pass without repeating them)."""
+    order: List[int] = []
+    while True:
+        if len(order) < size:
+            left = set(order)
+            fresh = [g for g in range(n_groups) if g not in left]
+            rng.shuffle(fresh)
+            order.extend(fresh)
+        batch, order = order[:size], order[size:]
+        yield batch
+
+
+def negative_mask(row_ids: Sequence[str], row_names: Sequence[Sequence[str]], col_ids: Sequence[str],
+                  col_texts: Sequence[str]) -> List[List[bool]]:
+    """mask[i][c]: column c may not be a negative of row i (c is not i's own positive column, and
+    it is a name of i's concept, or the same text: synonyms shared by two concepts)."""
+    mask = []
+    for i, (rid, names) in enumerate(zip(row_ids, row_names)):
+        own = set(names)
+        mask.append([c != i and (cid == rid or text in own) for c, (cid, text) in enumerate(zip(col_ids, col_texts))])
+    return mask
+
+
 def fit_encoder(
     encoder: NameEncoder,
     generator: "CandidateGenerator",
@@ -71,34 +97,34 @@ def fit_encoder(
                               "batch_size": batch_size, "learn_rate": learn_rate, "temperature": temperature,
                               "seed": seed, "log": []}
     model = encoder.model
-    model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=learn_rate, weight_decay=0.01)
-    order: List[int] = []
     size = min(batch_size, len(groups))
-    for step in range(1, steps + 1):
-        if len(order) < size:
-            fresh = list(range(len(groups)))
-            rng.shuffle(fresh)
-            order.extend(fresh)
-        batch, order = order[:size], order[size:]
-        pairs = [rng.sample(groups[g], 2) for g in batch]
-        negs = [rng.choice(negatives[g]) if negatives[g] else (rng.choice(groups[(g + 1) % len(groups)]), "")
-                for g in batch]
-        anchors = encoder.forward([a for a, _ in pairs])
-        others = encoder.forward([p for _, p in pairs] + [n for n, _ in negs])
-        logits = anchors @ others.T / temperature
-        own = torch.tensor([[nid == ids[g] for _, nid in negs] for g in batch])
-        logits = torch.cat([logits[:, :size], logits[:, size:].masked_fill(own, -1e4)], dim=1)
-        loss = torch.nn.functional.cross_entropy(logits, torch.arange(size))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if step % 20 == 0 or step == steps:
-            entry = {"step": step, "loss": round(float(loss.item()), 4), "seconds": round(time.perf_counter() - start, 1)}
-            report["log"].append(entry)
-            if log is not None:
-                log(entry)
-    model.eval()
-    encoder.clear_cache()
+    batches = concept_batches(len(groups), size, rng)
+    n = len(groups)
+    model.train()
+    try:
+        for step in range(1, steps + 1):
+            batch = next(batches)
+            pairs = [rng.sample(groups[g], 2) for g in batch]
+            negs = [rng.choice(negatives[g]) if negatives[g] else (rng.choice(groups[(g + 1) % n]), ids[(g + 1) % n])
+                    for g in batch]
+            texts = [p for _, p in pairs] + [t for t, _ in negs]
+            anchors = encoder.forward([a for a, _ in pairs])
+            logits = anchors @ encoder.forward(texts).T / temperature
+            mask = negative_mask([ids[g] for g in batch], [groups[g] for g in batch],
+                                 [ids[g] for g in batch] + [nid for _, nid in negs], texts)
+            logits = logits.masked_fill(torch.tensor(mask), -1e4)
+            loss = torch.nn.functional.cross_entropy(logits, torch.arange(size))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if step % 20 == 0 or step == steps:
+                entry = {"step": step, "loss": round(float(loss.item()), 4), "seconds": round(time.perf_counter() - start, 1)}
+                report["log"].append(entry)
+                if log is not None:
+                    log(entry)
+    finally:
+        model.eval()
+        encoder.clear_cache()
     report["seconds"] = round(time.perf_counter() - start, 1)
     return report

@@ -293,7 +293,7 @@ class CandidateRanker:
                     bool(name_key) and name_key in cancer_keys,
                 ))
         X[:, [_INDEX[c] for c in pair_cols]] = numpy.asarray(rows, dtype=numpy.float32)
-        if self.encoder is not None and "dense_cos" in self.cfg["features"]:
+        if self.encoder is not None and any(f in self.cfg["features"] for f in DENSE_FEATURES):
             # the mention as the generator was queried (its long form where the doc defines one)
             # against the matched name, or the preferred name of a candidate added without one
             queries = numpy.repeat(numpy.asarray([lf or t for t, lf in zip(texts, long_forms)], dtype=object), sizes)

@@ -107,6 +107,10 @@ def fit_ranker(
     * `fit_docs`: fit on another split's gold mentions (dev) against the
       full KB; then that split no longer scores the ranker fairly.
     """
+    if encoder is not None:  # fit on the float16 weights the saved ranker will carry
+        from .encoder import NameEncoder
+
+        encoder = NameEncoder.from_dict(encoder.to_dict())
     ranker = CandidateRanker(k=k, doc_candidates=doc_candidates, train_candidates=train_candidates,
                              learner=learner, params=params, features=features, encoder=encoder)
     ranker.stats, _ = split_stats(train_docs, generator.kb.resolve)

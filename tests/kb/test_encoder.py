@@ -10,7 +10,9 @@ pytest.importorskip("tokenizers")
 from spacy_medlink.kb.candidates import CandidateGenerator  # noqa: E402
 from spacy_medlink.kb.concept_kb import Concept, ConceptKB  # noqa: E402
 from spacy_medlink.kb.encoder import NameEncoder, cosines, rank_within  # noqa: E402
-from spacy_medlink.kb.encoder_fit import fit_encoder, hard_negatives, synonym_groups  # noqa: E402
+from spacy_medlink.kb.encoder_fit import (  # noqa: E402
+    concept_batches, fit_encoder, hard_negatives, negative_mask, synonym_groups,
+)
 
 SYNONYMS = {
     "D009203": ("Myocardial Infarction", "heart attack", "cardiac infarction"),
@@ -65,12 +67,39 @@ def test_embed_gives_unit_vectors_and_caches():
     numpy.testing.assert_allclose(cosines(enc, texts[:2], texts[:2]), 1.0, rtol=1e-5)
 
 
-def test_cache_is_bounded():
+def test_cache_is_bounded_and_least_recently_used_goes_first():
     enc = tiny_encoder()
     enc.cfg["cache_size"] = 3
     texts = ["heart attack", "breast cancer", "diabetes", "hepatic fibrosis", "cirrhosis"]
     enc.embed(texts)
     assert list(enc._cache) == texts[-3:]
+    enc.embed(["diabetes"])  # a hit moves to the end
+    enc.embed(["heart attack"])
+    assert list(enc._cache) == ["cirrhosis", "diabetes", "heart attack"]
+    assert all(vec.base is None for vec in enc._cache.values())  # own rows, not views of a batch
+
+
+def test_concept_batches_never_repeat_a_concept():
+    import random
+
+    batches = concept_batches(6, 4, random.Random(0))
+    seen = []
+    for _ in range(30):
+        batch = next(batches)
+        assert len(batch) == len(set(batch)) == 4
+        seen.extend(batch)
+    counts = [seen.count(g) for g in range(6)]  # after each refill the queue holds every concept once
+    assert sum(counts) == 120 and max(counts) - min(counts) <= 2
+
+
+def test_negative_mask():
+    rows, names = ["A", "B"], [["heart attack", "mi"], ["cold"]]
+    cols = ["A", "B", "C", "A", "B"]
+    texts = ["mi", "cold", "heart attack", "myocardial infarction", "chill"]
+    assert negative_mask(rows, names, cols, texts) == [
+        [False, False, True, True, False],  # C's "heart attack" is A's own text; a name of A is no negative of A
+        [False, False, False, False, True],
+    ]
 
 
 def test_rank_within_groups():
@@ -170,3 +199,7 @@ def test_encoder_and_ranker_commands(tmp_path):
     assert result.exit_code == 0, result.output
     ranker = CandidateGenerator.from_disk(base).ranker
     assert ranker.encoder is not None and "dense_cos" in ranker.cfg["features"]
+    result = runner.invoke(app, ["kb", "ranker", str(base), "--train", str(tmp_path / "train.spacy"), "--fit",
+                                 str(tmp_path / "train.spacy"), "--encoder", str(tmp_path / "enc"),
+                                 "--without", "dense_cos,dense_rank", "--output", str(tmp_path / "r2.json")])
+    assert result.exit_code == 2 and "never uses" in result.output
