@@ -161,7 +161,8 @@ def kb_encoder_cli(
     result = {"base_kb": str(base_kb), "model": str(model), **result}
     report.parent.mkdir(parents=True, exist_ok=True)
     srsly.write_json(report, result)
-    typer.echo(f"{result['concepts']} concepts, {result['names']} names, {result['hard_negatives']} hard negatives; "
+    typer.echo(f"{result['concepts']} concepts, {result['names']} names, {result['hard_negatives']} hard negatives "
+               f"(left out: {result['left_out']}); "
                f"{steps} steps in {result['seconds']}s. Wrote {output_dir} and {report}")
 
 

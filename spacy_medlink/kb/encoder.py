@@ -17,7 +17,7 @@ transformers (the `transformers` extra); a KB without an encoder does not.
 """
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, Sequence, Union
 
 import numpy
 import srsly
@@ -169,8 +169,3 @@ def rank_within(values: numpy.ndarray, sizes: Sequence[int]) -> numpy.ndarray:
         out[pos : pos + n] = 1.0 / (1.0 + ranks)
         pos += n
     return out
-
-
-def fit_texts(names: Sequence[str]) -> List[str]:
-    """The KB names as the encoder sees them in training: lower-cased, distinct, in order."""
-    return list(dict.fromkeys(n.lower() for n in names if n))

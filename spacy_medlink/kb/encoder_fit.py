@@ -15,23 +15,30 @@ the encoder's cosines over the training split as over new text.
 """
 import random
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from .encoder import NameEncoder, fit_texts
+from .encoder import NameEncoder
 
 if TYPE_CHECKING:
     from .candidates import CandidateGenerator
 
 
-def synonym_groups(generator: "CandidateGenerator", max_names: int = 32) -> Tuple[List[str], List[List[str]]]:
-    """The concepts with two or more distinct (lower-cased) names, and those names."""
+def synonym_groups(generator: "CandidateGenerator", max_names: int = 32,
+                   left_out: Optional[Counter] = None) -> Tuple[List[str], List[List[str]]]:
+    """The concepts with two or more distinct (lower-cased) names, and up to `max_names` of them;
+    `left_out` counts the concepts with one name and the names past the cap."""
     ids: List[str] = []
     groups: List[List[str]] = []
     for concept in generator.kb:
-        names = fit_texts((concept.name, *concept.synonyms))
+        names = list(dict.fromkeys(n.lower() for n in (concept.name, *concept.synonyms) if n))
         if len(names) >= 2:
             ids.append(concept.concept_id)
             groups.append(names[:max_names])
+            if left_out is not None and len(names) > max_names:
+                left_out["names_past_cap"] += len(names) - max_names
+        elif left_out is not None:
+            left_out["concepts_with_one_name"] += 1
     return ids, groups
 
 
@@ -88,19 +95,20 @@ def fit_encoder(
     rng = random.Random(seed)
     torch.manual_seed(seed)
     start = time.perf_counter()
-    ids, groups = synonym_groups(generator)
-    if len(groups) < 2:
-        raise ValueError(f"The KB has {len(groups)} concepts with two or more names: nothing to fine-tune the encoder on")
+    left_out: Counter = Counter()
+    ids, groups = synonym_groups(generator, left_out=left_out)
+    n = len(groups)
+    if n < 2:
+        raise ValueError(f"The KB has {n} concepts with two or more names: nothing to fine-tune the encoder on")
     negatives = hard_negatives(generator, ids, groups)
-    report: Dict[str, Any] = {"concepts": len(groups), "names": sum(map(len, groups)),
+    report: Dict[str, Any] = {"concepts": n, "names": sum(map(len, groups)), "left_out": dict(left_out),
                               "hard_negatives": sum(map(len, negatives)), "steps": steps,
                               "batch_size": batch_size, "learn_rate": learn_rate, "temperature": temperature,
                               "seed": seed, "log": []}
     model = encoder.model
     optimizer = torch.optim.AdamW(model.parameters(), lr=learn_rate, weight_decay=0.01)
-    size = min(batch_size, len(groups))
-    batches = concept_batches(len(groups), size, rng)
-    n = len(groups)
+    size = min(batch_size, n)
+    batches = concept_batches(n, size, rng)
     model.train()
     try:
         for step in range(1, steps + 1):

@@ -296,9 +296,9 @@ class CandidateRanker:
         if self.encoder is not None and any(f in self.cfg["features"] for f in DENSE_FEATURES):
             # the mention as the generator was queried (its long form where the doc defines one)
             # against the matched name, or the preferred name of a candidate added without one
-            queries = numpy.repeat(numpy.asarray([lf or t for t, lf in zip(texts, long_forms)], dtype=object), sizes)
+            queries = [lf or t for t, lf, cands in zip(texts, long_forms, expanded) for _ in cands]
             names = [c.name or kb.name_of(c.concept_id) or "" for cands in expanded for c, _ in cands]
-            cos = cosines(self.encoder, list(queries), names)
+            cos = cosines(self.encoder, queries, names)
             X[:, _INDEX["dense_cos"]] = cos
             X[:, _INDEX["dense_rank"]] = rank_within(cos, sizes.tolist())
         return X

@@ -127,6 +127,11 @@ def test_synonym_groups_and_hard_negatives():
     kb = _kb()
     kb.add(Concept("D000001", "Lonely", (), ("Disease",)))  # one name: no pair
     generator = CandidateGenerator(kb)
+    from collections import Counter
+
+    left_out = Counter()
+    ids, groups = synonym_groups(generator, max_names=2, left_out=left_out)
+    assert left_out == {"concepts_with_one_name": 1, "names_past_cap": len(SYNONYMS)}  # three names each, two kept
     ids, groups = synonym_groups(generator)
     assert "D000001" not in ids and len(ids) == len(SYNONYMS)
     assert groups[ids.index("D009203")] == ["myocardial infarction", "heart attack", "cardiac infarction"]
@@ -154,6 +159,7 @@ def test_fine_tuning_pulls_synonyms_together():
     before = nearest_is_synonym()
     report = fit_encoder(enc, generator, steps=60, batch_size=6, learn_rate=3e-3, temperature=0.1)
     assert report["concepts"] == 6 and report["names"] == 18 and report["log"][-1]["step"] == 60
+    assert report["left_out"] == {}
     assert report["log"][-1]["loss"] < report["log"][0]["loss"]
     assert nearest_is_synonym() == 1.0 > before
     assert not enc.model.training
