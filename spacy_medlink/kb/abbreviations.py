@@ -1,13 +1,16 @@
 """Short forms defined in a document ("familial Mediterranean fever (FMF)").
 
 A mention "FMF" is hard to link from its own letters; its long form is easy.
-`abbreviation_map` runs scispacy's Schwartz & Hearst detector
-(`scispacy.abbreviation.AbbreviationDetector`) on a Doc and returns, for that
-Doc, short form text → long form text.
+`abbreviation_map` runs Schwartz & Hearst's detector on a Doc and returns,
+for that Doc, short form text → long form text.
 
-The detector only needs token boundaries (a Matcher over "(" ... ")"): no
-parser, tagger or sentence boundaries. We call its matching steps directly
-instead of `detector(doc)`, so no Doc/Span extension is written.
+The detector follows scispacy's (`scispacy.abbreviation`), step for step, with
+two of its faults fixed: it measures short forms by their text, not per token,
+so hyphenated ones ("T-PLL", "5-FU") are found, and it matches on the doc's own
+text, so a long form that starts with a hyphenated word keeps its start
+("X-linked dilated cardiomyopathy"). It needs token boundaries only (a
+Matcher over "(" ... ")"): no parser, tagger or sentence boundaries, and it
+writes no Doc/Span extension.
 
 How a linker uses it::
 
@@ -23,60 +26,167 @@ diethylnitrosamine earlier, no parentheses) is not found by the detector;
 `abbreviates` is the same test for two strings, which the candidate ranker
 applies to a short form and the other mentions of its document.
 """
-import warnings
+import re
 from functools import lru_cache
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
+from spacy.matcher import Matcher
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
 
-_DETECTORS: Dict[int, object] = {}
+_MATCHERS: Dict[int, Matcher] = {}
 
 
-class _VocabHolder:
-    """What AbbreviationDetector reads from `nlp`: only `.vocab`."""
+def _bracket_matcher(vocab: Vocab) -> Matcher:
+    """"(" ... ")" spans, one Matcher per vocab (scispacy's pattern)."""
+    matcher = _MATCHERS.get(id(vocab))
+    if matcher is None or matcher.vocab is not vocab:
+        matcher = Matcher(vocab)
+        matcher.add("parenthesis", [[{"ORTH": "("}, {"OP": "+"}, {"ORTH": ")"}]])
+        _MATCHERS[id(vocab)] = matcher
+    return matcher
 
-    def __init__(self, vocab: Vocab) -> None:
-        self.vocab = vocab
+
+def short_form_ok(span: Span) -> bool:
+    """scispacy's short-form test (2-9 characters a token, at least half letters, a letter
+    first), or the same on the text of a short form without spaces, which may also start
+    with a digit and a hyphen ("5-FU"). scispacy applies its length test per token, which
+    turns away every hyphenated short form ("T-PLL", "5-FU" are three tokens)."""
+    text = span.text
+    if not text or sum(ch.isalpha() for ch in text) * 2 < len(text):
+        return False
+    if all(2 <= len(t) < 10 for t in span) and text[0].isalpha():
+        return True
+    return (2 <= len(text) < 10 and not any(ch.isspace() for ch in text) and text[-1].isalnum()
+            and (text[0].isalpha() or (text[0].isdigit() and "-" in text[1:3])))
 
 
-def get_detector(vocab: Vocab):
-    """One scispacy AbbreviationDetector per vocab, made on first use (cheap: two Matchers)."""
-    from scispacy.abbreviation import AbbreviationDetector
+def _balanced(span: Span) -> bool:
+    depth = 0
+    for token in span:
+        if token.text == "(":
+            depth += 1
+        elif token.text == ")":
+            if depth == 0:
+                return False
+            depth -= 1
+    return depth == 0
 
-    key = id(vocab)
-    detector = _DETECTORS.get(key)
-    if detector is None or detector.matcher.vocab is not vocab:  # type: ignore[attr-defined]
-        detector = AbbreviationDetector(_VocabHolder(vocab))  # type: ignore[arg-type]
-        _DETECTORS[key] = detector
-    return detector
+
+def _definitions(doc: Doc) -> List[Tuple[Span, Span]]:
+    """(long form candidate, short form) for each bracket: "long form (SF)", or "SF (long form)"
+    when the brackets hold more than 3 tokens (scispacy's `filter_matches`, with `short_form_ok`)."""
+    out = []
+    for _, start, end in _bracket_matcher(doc.vocab)(doc):
+        start, end = start + 1, end - 1  # inside the brackets
+        if end - start > 8 or start == 1:
+            continue
+        if end - start > 3:
+            short, long_cand = doc[start - 2 : start - 1], doc[start:end]
+            if not _balanced(long_cand):
+                continue
+        else:
+            short = doc[start:end]
+            n_chars = sum(len(t) for t in short)
+            long_cand = _after_brackets(doc[max(start - min(n_chars + 5, n_chars * 2) - 1, 0) : start - 1])
+        if len(short) and len(long_cand) and short_form_ok(short):
+            out.append((long_cand, short))
+    return out
+
+
+def _after_brackets(window: Span) -> Span:
+    """The part of a long-form window after its last parenthetical remark or unmatched bracket
+    ("anterior (ANT-MI) and inferior infarction (INF-MI)" gives "and inferior infarction");
+    brackets inside a word stay ("bis(p-nitrophenyl) phosphate")."""
+    doc = window.doc
+    cut, opened = window.start, []
+    for token in window:
+        if token.text == "(":
+            opened.append(token.i)
+        elif token.text == ")":
+            if not opened:
+                cut = token.i + 1
+                continue
+            o = opened.pop()
+            if o == 0 or doc[o - 1].whitespace_ or doc[o - 1].text in "([{,;:":
+                cut = token.i + 1
+    if opened:
+        cut = max(cut, opened[-1] + 1)
+    return doc[cut : window.end]
+
+
+def find_long_form(long_cand: Span, short: Span) -> Optional[Span]:
+    """Schwartz & Hearst's match of `short`'s letters and digits, right to left, in the
+    text of `long_cand`, the first at the start of a word; the long form is the tokens
+    from there. scispacy's `find_abbreviation` matches on the tokens joined by spaces
+    and maps the position back on the text, which puts the start late wherever tokens
+    have no space between them ("linked dilated cardiomyopathy" for XLDCM)."""
+    text, sf = long_cand.text, short.text
+    li, si = len(text) - 1, len(sf) - 1
+    while si >= 0:
+        ch = sf[si].lower()
+        if not ch.isalnum():
+            si -= 1
+            continue
+        while li >= 0 and (text[li].lower() != ch or (si == 0 and li > 0 and text[li - 1].isalnum())):
+            li -= 1
+        if li < 0:
+            return None
+        li -= 1
+        si -= 1
+    start_char = long_cand.start_char + li + 1
+    for token in long_cand:
+        if token.idx + len(token) > start_char:
+            return long_cand.doc[token.i : long_cand.end]
+    return None
 
 
 def abbreviation_spans(doc: Doc) -> List[Tuple[Span, List[Span]]]:
     """The abbreviations defined in `doc`: (long form, its short forms' spans).
 
-    The short forms are every occurrence the detector found in the doc, the
-    one in brackets included; the long form is the span in the definition."""
-    from scispacy.abbreviation import filter_matches
-
-    detector = get_detector(doc.vocab)
-    matches = detector.matcher(doc)  # type: ignore[attr-defined]
-    inside_brackets = [(m, start + 1, end - 1) for m, start, end in matches]
-    candidates = filter_matches(inside_brackets, doc)
-    with warnings.catch_warnings():
-        # W036: the detector's global matcher is empty when nothing was found
-        warnings.filterwarnings("ignore", message=r"\[W036\]")
-        found = detector.find_matches_for(candidates, doc)  # type: ignore[attr-defined]
-    return [(long_form, sorted(short_forms, key=lambda span: span.start)) for long_form, short_forms in found]
+    The short forms are every occurrence of the short form's tokens in the doc,
+    the one in brackets included; the long form is the span in the definition.
+    A long or short form defined twice keeps its first definition (scispacy's rule)."""
+    found: Dict[Tuple[int, int], Tuple[Span, Span]] = {}
+    seen_long, seen_short = set(), set()
+    for long_cand, short in _definitions(doc):
+        long_form = find_long_form(long_cand, short)
+        if long_form is None or long_form.text in seen_long or short.text in seen_short:
+            continue
+        seen_long.add(long_form.text)
+        seen_short.add(short.text)
+        found[(long_form.start, long_form.end)] = (long_form, short)
+    if not found:
+        return []
+    by_first: Dict[str, List[Tuple[Tuple[int, int], Tuple[str, ...]]]] = {}
+    for key, (_, short) in found.items():
+        words = tuple(t.text for t in short)
+        by_first.setdefault(words[0], []).append((key, words))
+    occurrences: Dict[Tuple[int, int], List[Span]] = {key: [] for key in found}
+    texts = [t.text for t in doc]
+    for i, word in enumerate(texts):
+        for key, words in by_first.get(word, ()):
+            if tuple(texts[i : i + len(words)]) == words:
+                occurrences[key].append(doc[i : i + len(words)])
+    return [(found[key][0], occurrences[key]) for key in found]
 
 
 def abbreviation_map(doc: Doc) -> Dict[str, str]:
-    """Short form text → long form text for the abbreviations defined in `doc`."""
+    """Short form text → long form text for the abbreviations defined in `doc`.
+
+    A long form that holds another short form of the doc is spelled out
+    ("isolated DMS (IDMS)" after "diffuse mesangial sclerosis (DMS)": IDMS →
+    "isolated diffuse mesangial sclerosis"), one level deep."""
     out: Dict[str, str] = {}
     for long_form, short_forms in abbreviation_spans(doc):
         for short in short_forms:
             if short.text != long_form.text:
                 out.setdefault(short.text, long_form.text)
+    for short, long_text in list(out.items()):
+        for other, other_long in out.items():
+            if other != short and other in long_text and other not in other_long:
+                long_text = re.sub(rf"(?<![\w-]){re.escape(other)}(?![\w-])", lambda _: other_long, long_text)
+        out[short] = long_text
     return out
 
 

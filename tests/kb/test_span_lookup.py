@@ -40,3 +40,14 @@ def test_long_form_type_filter_and_order():
 
 def test_no_spans():
     assert span_candidates(_generator(), []) == []
+
+
+def test_long_forms_spell_out_short_forms_inside_a_mention():
+    from spacy_medlink.kb.span_lookup import span_long_forms
+
+    nlp = biomed_nlp()
+    doc = nlp.make_doc("Gastrointestinal (GI) toxicity and GI bleeding after dexamethasone (DEX); DEX doses.")
+    spans = [doc.char_span(0, 30, label="Disease"), doc.char_span(35, 46, label="Disease"),
+             doc.char_span(53, 66, label="Chemical"), doc.char_span(74, 77, label="Chemical")]
+    assert [s.text for s in spans] == ["Gastrointestinal (GI) toxicity", "GI bleeding", "dexamethasone", "DEX"]
+    assert span_long_forms(spans) == ["Gastrointestinal toxicity", "Gastrointestinal bleeding", None, "dexamethasone"]
