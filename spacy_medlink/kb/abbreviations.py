@@ -120,7 +120,8 @@ def find_long_form(long_cand: Span, short: Span) -> Optional[Span]:
     text of `long_cand`, the first at the start of a word; the long form is the tokens
     from there. scispacy's `find_abbreviation` matches on the tokens joined by spaces
     and maps the position back on the text, which puts the start late wherever tokens
-    have no space between them ("linked dilated cardiomyopathy" for XLDCM)."""
+    have no space between them ("linked dilated cardiomyopathy" for XLDCM). The long form
+    starts where the word does in which the match starts (chemical names hold hyphens and brackets)."""
     text, sf = long_cand.text, short.text
     li, si = len(text) - 1, len(sf) - 1
     while si >= 0:
@@ -134,7 +135,16 @@ def find_long_form(long_cand: Span, short: Span) -> Optional[Span]:
             return None
         li -= 1
         si -= 1
-    start_char = long_cand.start_char + li + 1
+    # from the start of the whitespace-delimited word: "13-cis-retinoic acid" for cis-RA,
+    # "N-(2-hydroxypropyl)methacrylamide" for HPMA, not "cis-retinoic acid", "hydroxypropyl)methacrylamide"
+    li += 1
+    first = li
+    while li > 0 and not text[li - 1].isspace() and text[li - 1] not in "/\"'":
+        li -= 1
+    # then not from punctuation, nor from a bracket that does not close in the long form ("[sinus-cycle length")
+    while li < first and not text[li].isalnum() and not (text[li] in "([" and ")]"["([".index(text[li])] in text[li:]):
+        li += 1
+    start_char = long_cand.start_char + li
     for token in long_cand:
         if token.idx + len(token) > start_char:
             return long_cand.doc[token.i : long_cand.end]

@@ -31,7 +31,7 @@ def test_hyphenated_short_and_long_forms():
     assert abbrevs["T-PLL"] == "T-cell prolymphocytic leukaemia"
     assert abbrevs["XLDCM"] == "X-linked dilated cardiomyopathy"
     assert abbrevs["5-FU"] == "5-fluorouracil"
-    assert abbrevs["cis-RA"] == "cis-retinoic acid"
+    assert abbrevs["cis-RA"] == "13-cis-retinoic acid"  # from the start of the word
     spans = {long.text: [s.start for s in shorts] for long, shorts in abbreviation_spans(doc)}
     assert len(spans["X-linked dilated cardiomyopathy"]) == 2  # the definition and the later use
 
@@ -39,11 +39,13 @@ def test_hyphenated_short_and_long_forms():
 def test_not_across_an_earlier_bracket_and_not_junk():
     nlp = biomed_nlp()
     doc = nlp("Anterior (ANT-MI) and eight with inferior infarction (INF-MI) were seen. "
-              "We gave 100mg/kg (of metformin twice daily) and bis(p-nitrophenyl) phosphate (BNPP).")
+              "We gave 100mg/kg (of metformin twice daily) and bis(p-nitrophenyl) phosphate (BNPP) "
+              "in N-(2-hydroxypropyl)methacrylamide (HPMA).")
     abbrevs = abbreviation_map(doc)
     assert "INF-MI" not in abbrevs  # S&H finds no M in "and eight with inferior infarction"
     assert "100mg/kg" not in abbrevs  # a digit first, no hyphen: not a short form
     assert abbrevs["BNPP"] == "bis(p-nitrophenyl) phosphate"  # a bracket inside a word stays
+    assert abbrevs["HPMA"] == "N-(2-hydroxypropyl)methacrylamide"
 
 
 def test_nested_short_forms_are_spelled_out():
