@@ -68,8 +68,7 @@ def read_medic(path: PathLike, kb: Optional[ConceptKB] = None, source: str = "ME
     """Add CTD MEDIC diseases (`CTD_diseases.tsv[.gz]`) to `kb`.
 
     DiseaseIDs lose their ``MESH:`` prefix; AltDiseaseIDs (OMIM, DO) become
-    alt IDs, so corpus IDs such as ``OMIM:…`` resolve to the MEDIC concept;
-    ParentIDs are its parents in the KB's hierarchy.
+    alt IDs, so corpus IDs such as ``OMIM:…`` resolve to the MEDIC concept.
     """
     kb = kb if kb is not None else ConceptKB()
     stats: Counter = Counter()
@@ -89,10 +88,6 @@ def read_medic(path: PathLike, kb: Optional[ConceptKB] = None, source: str = "ME
             alt_ids.append(normalize_kb_id(alt)[0])
         synonyms = _split_values(cols[7])
         kb.add(Concept(cid, name, tuple(synonyms), (DISEASE,), tuple(alt_ids), (source,)))
-        parents = [normalize_kb_id(p)[0] for p in _split_values(cols[4])]
-        if parents:
-            kb.add_parents(cid, parents)
-            stats["parent links"] += len(parents)
         stats["concepts"] += 1
         stats["synonyms"] += len(synonyms)
         stats["alt_ids"] += len(alt_ids)
@@ -112,14 +107,11 @@ def read_mesh_descriptors(
     """Add MeSH descriptors (`D-ID, name, synonyms, tree numbers, taxon`).
 
     Returns the KB, counts, and the types of *every* descriptor (SCRs are typed
-    from them, whether or not the descriptor itself was kept). A kept
-    descriptor's parents are the descriptors of its tree numbers' parents.
+    from them, whether or not the descriptor itself was kept).
     """
     kb = kb if kb is not None else ConceptKB()
     stats: Counter = Counter()
     desc_types: Dict[str, Tuple[str, ...]] = {}
-    tree_ids: Dict[str, str] = {}
-    kept_trees: Dict[str, List[str]] = {}
     for line_no, line in enumerate(_open_text(path), start=1):
         line = line.rstrip("\n")
         if not line:
@@ -130,9 +122,7 @@ def read_mesh_descriptors(
         cid, name = cols[0].strip(), cols[1].strip()
         if not cid.startswith("D") or not name:
             raise CorpusFormatError(path, line_no, f"bad descriptor ID/name: {cols[0]!r} {cols[1]!r}")
-        trees = _split_values(cols[3])
-        tree_ids.update((t, cid) for t in trees)
-        all_types = mesh_tree_types(trees)
+        all_types = mesh_tree_types(_split_values(cols[3]))
         desc_types[cid] = all_types
         stats["rows"] += 1
         kept_types = _keep(all_types, types)
@@ -141,17 +131,11 @@ def read_mesh_descriptors(
             continue
         synonyms = tuple(_split_values(cols[2]))
         kb.add(Concept(cid, name, synonyms, kept_types, (), (source,)))
-        kept_trees[cid] = trees
         stats["concepts"] += 1
         stats["synonyms"] += len(synonyms)
         for t in kept_types or ("(untyped)",):
             stats[f"concepts {t}"] += 1
             stats[f"synonyms {t}"] += len(synonyms)
-    for cid, trees in kept_trees.items():
-        parents = [tree_ids[t.rsplit(".", 1)[0]] for t in trees if "." in t and t.rsplit(".", 1)[0] in tree_ids]
-        if parents:
-            kb.add_parents(cid, parents)
-            stats["parent links"] += len(set(parents))
     return kb, stats, desc_types
 
 
@@ -179,7 +163,7 @@ def read_mesh_supplementary(
 ) -> Tuple[ConceptKB, Counter]:
     """Add MeSH supplementary concepts (`C-ID, name, synonyms, mapped-to D-IDs`).
 
-    An SCR's types are the union of its mapped-to descriptors' types; they are its parents.
+    An SCR's types are the union of its mapped-to descriptors' types.
     """
     kb = kb if kb is not None else ConceptKB()
     stats: Counter = Counter()
@@ -206,9 +190,6 @@ def read_mesh_supplementary(
             continue
         synonyms = tuple(_split_values(syn_field))
         kb.add(Concept(cid, name, synonyms, kept_types, (), (source,)))
-        if mapped:
-            kb.add_parents(cid, mapped)
-            stats["parent links"] += len(mapped)
         stats["concepts"] += 1
         stats["synonyms"] += len(synonyms)
         for t in kept_types or ("(untyped)",):
@@ -385,10 +366,6 @@ def build_kb(
         say(f"MeSH SCRs: {_format(stats)}")
     if not (medic or mesh_descriptors or mesh_supplementary or train_corpora):
         raise ValueError("no source: give MEDIC, MeSH descriptors/SCRs or a training corpus")
-    if kb.has_hierarchy:
-        dropped = kb.prune_parents()
-        report["hierarchy"] = {"parent links to concepts not kept (dropped)": dropped}
-        say(f"hierarchy: {dropped} parent links to concepts the KB does not keep dropped")
     has_dictionary = bool(medic or mesh_descriptors or mesh_supplementary)
     if train_corpora and not has_dictionary:
         say("No dictionary (MEDIC/MeSH): the concepts are the IDs of the training mentions, "

@@ -4,11 +4,7 @@ One KB is shared by the candidate generator and the linkers, so it holds only
 what they all need: the primary ID in the Doc-contract form (bare MeSH
 ``D009369``, prefixed otherwise ``OMIM:123456``), a preferred name, synonyms,
 entity types ("Disease", "Chemical") and the alternative IDs that corpora use
-for the same concept (MEDIC maps ``OMIM:…`` and ``DO:…`` onto MeSH IDs),
-and each concept's parents where its source has a hierarchy (MEDIC's
-ParentIDs, MeSH tree numbers, the descriptors an SCR is mapped to), which
-the candidate ranker reads: corpora often link a specific-sounding mention to
-the general concept.
+for the same concept (MEDIC maps ``OMIM:…`` and ``DO:…`` onto MeSH IDs).
 
 A KB being built keeps its concepts in a dict. A loaded KB is read-only
 until something adds to it: its columns are `StringTable`s (kb/strings.py),
@@ -33,8 +29,6 @@ KB_DIR = "concepts"  # format 2
 FORMAT_VERSION = 2
 _COLUMNS = ("names", "synonyms", "types", "alt_ids", "sources")
 _TABLES = ("ids",) + _COLUMNS + ("alt_keys", "alt_values")
-# the hierarchy: concepts with parents -> their parents joined; absent from KBs saved before it
-_OPTIONAL_TABLES = ("parent_keys", "parent_values")
 
 
 @dataclass(frozen=True)
@@ -83,8 +77,6 @@ class ConceptKB:
     def __init__(self) -> None:
         self._rows: Dict[str, _Row] = {}
         self._alt: Dict[str, str] = {}
-        self._parents: Dict[str, str] = {}
-        self._children: Optional[Dict[str, int]] = None  # child counts, built on first use
         # a loaded KB: its columns as StringTables (None while building or once thawed)
         self._frozen: Optional[Dict[str, StringTable]] = None
 
@@ -94,7 +86,6 @@ class ConceptKB:
             t = self._frozen
             self._rows = dict(zip(t["ids"], zip(*(t[key] for key in _COLUMNS))))
             self._alt = dict(zip(t["alt_keys"], t["alt_values"]))
-            self._parents = dict(zip(t["parent_keys"], t["parent_values"]))
             self._frozen = None
 
     def _row(self, cid: str) -> Optional[_Row]:
@@ -175,30 +166,6 @@ class ConceptKB:
         cid = c.concept_id
         self._rows[cid] = (c.name, _join(c.synonyms, cid), _join(c.types, cid), _join(c.alt_ids, cid),
                            _join(c.sources, cid))
-
-    def add_parents(self, concept_id: str, parents: Iterable[str]) -> None:
-        """Record `parents` (primary IDs) of a concept, merged with those it has."""
-        self._thaw()
-        old = self._parents.get(concept_id)
-        merged = _union(_split(old) if old else (), (p for p in parents if p), exclude=concept_id)
-        if merged:
-            self._parents[concept_id] = _join(merged, concept_id)
-        self._children = None
-
-    def prune_parents(self) -> int:
-        """Drop parents that are not concepts of this KB (sources filtered by type); returns how many."""
-        self._thaw()
-        dropped = 0
-        for cid, joined in list(self._parents.items()):
-            parents = _split(joined)
-            kept = tuple(p for p in parents if p in self._rows)
-            dropped += len(parents) - len(kept)
-            if kept:
-                self._parents[cid] = _join(kept, cid)
-            else:
-                del self._parents[cid]
-        self._children = None
-        return dropped
 
     # -- lookup -----------------------------------------------------------
     def resolve(self, concept_id: str) -> str:
@@ -283,30 +250,6 @@ class ConceptKB:
             return self._frozen["names"][row]
         return self._frozen["synonyms"][row].split(_SEP)[position - 1]
 
-    def parents_of(self, concept_id: str) -> Tuple[str, ...]:
-        """The parents of a primary ID in the KB's hierarchy (() for a root, an unknown ID or a KB without one)."""
-        if self._frozen is None:
-            joined = self._parents.get(concept_id)
-        else:
-            i = self._frozen["parent_keys"].index(concept_id)
-            joined = None if i < 0 else self._frozen["parent_values"][i]
-        return _split(joined) if joined else ()
-
-    def n_children(self, concept_id: str) -> int:
-        """How many concepts name this one as a parent."""
-        if self._children is None:
-            counts: Dict[str, int] = {}
-            values = self._parents.values() if self._frozen is None else self._frozen["parent_values"]
-            for joined in values:
-                for parent in _split(joined):
-                    counts[parent] = counts.get(parent, 0) + 1
-            self._children = counts
-        return self._children.get(concept_id, 0)
-
-    @property
-    def has_hierarchy(self) -> bool:
-        return bool(len(self._parents) if self._frozen is None else len(self._frozen["parent_keys"]))
-
     def types_of(self, concept_id: str) -> Tuple[str, ...]:
         types = self._column(self.resolve(concept_id), 2)
         if types is None:
@@ -345,8 +288,6 @@ class ConceptKB:
         tables.update((key, StringTable.from_strings(col, index=False)) for key, col in zip(_COLUMNS, cols))
         tables["alt_keys"] = StringTable.from_strings(self._alt)
         tables["alt_values"] = StringTable.from_strings(self._alt.values(), index=False)
-        tables["parent_keys"] = StringTable.from_strings(self._parents)
-        tables["parent_values"] = StringTable.from_strings(self._parents.values(), index=False)
         return tables
 
     def _arrays(self) -> Dict[str, numpy.ndarray]:
@@ -356,12 +297,8 @@ class ConceptKB:
         return arrays
 
     def _load_arrays(self, arrays: Dict[str, numpy.ndarray]) -> "ConceptKB":
-        self._rows, self._alt, self._parents, self._children = {}, {}, {}, None
+        self._rows, self._alt = {}, {}
         self._frozen = {key: table_from(key, arrays) for key in _TABLES}
-        for key in _OPTIONAL_TABLES:
-            names = table_names(key)
-            self._frozen[key] = (table_from(key, arrays) if all(n in arrays for n in names)
-                                 else StringTable.from_strings((), index=key == "parent_keys"))
         return self
 
     def to_bytes(self) -> bytes:
@@ -372,9 +309,9 @@ class ConceptKB:
     def from_bytes(self, data: bytes) -> "ConceptKB":
         msg = srsly.msgpack_loads(data)
         if msg.get("format") == 1:  # string columns; loaded KBs are kept as tables, whatever their format
-            self._rows, self._alt, self._parents, self._children = {}, {}, {}, None
-            self._frozen = {key: StringTable.from_strings(msg.get(key, ()), index=key in ("ids", "alt_keys", "parent_keys"))
-                            for key in _TABLES + _OPTIONAL_TABLES}
+            self._rows, self._alt = {}, {}
+            self._frozen = {key: StringTable.from_strings(msg[key], index=key in ("ids", "alt_keys"))
+                            for key in _TABLES}
             return self
         if msg.get("format") != FORMAT_VERSION:
             raise ValueError(f"Unsupported ConceptKB format {msg.get('format')!r} (expected {FORMAT_VERSION})")
@@ -402,7 +339,7 @@ class ConceptKB:
             if cfg.get("format") != FORMAT_VERSION:
                 raise ValueError(f"{folder}: unsupported ConceptKB format {cfg.get('format')!r}")
             arrays = {}
-            for name in (n for key in _TABLES + _OPTIONAL_TABLES for n in table_names(key)):
+            for name in (n for key in _TABLES for n in table_names(key)):
                 file = folder / f"{name}.npy"
                 if file.exists():
                     # a plain array over the mapping (numpy.memmap objects are slow to index)

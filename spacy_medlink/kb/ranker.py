@@ -48,22 +48,17 @@ if TYPE_CHECKING:
     from spacy.tokens import Span
 
     from .candidates import CandidateGenerator
-    from .concept_kb import ConceptKB
 
 FORMAT_VERSION = 1
-GENERATED, TRAINING, DOCUMENT, HIERARCHY = 0, 1, 2, 3  # where a candidate comes from
+GENERATED, TRAINING, DOCUMENT = 0, 1, 2  # where a candidate comes from
 FEATURES = (
     "score", "rank_recip", "gap_top1", "exact", "exact_long", "exact_case", "token_jaccard", "head_match",
     "prior", "key_count", "prior_long", "concept_count", "has_long", "from_train", "from_doc", "doc_top1", "doc_exact",
     "mention_chars", "mention_tokens", "short_upper", "has_digit", "preferred", "n_exact",
     "doc_abbrev", "name_abbrev", "exact_variant", "exact_cancer", "dense_cos", "dense_rank",
-    "from_hierarchy", "parent_of_top", "child_of_top", "n_children", "supplementary", "omim",
 )
 # features a name encoder (`kb.encoder`) computes: a ranker uses them only when it has one
 DENSE_FEATURES = ("dense_cos", "dense_rank")
-# features of the KB's hierarchy (`ConceptKB.parents_of`): a corpus that links "X-linked dilated
-# cardiomyopathy" to the general "Cardiomyopathy, Dilated" rather than to its specific child
-HIERARCHY_FEATURES = ("from_hierarchy", "parent_of_top", "child_of_top", "n_children")
 # the variant rule set (`kb.variants`) each feature scores against; the generator is queried with those a ranker uses
 VARIANT_FEATURES = {"exact_variant": "spelling", "exact_cancer": "cancer"}
 _INDEX = {name: i for i, name in enumerate(FEATURES)}
@@ -89,8 +84,6 @@ class CandidateRanker:
     k: generator candidates rescored per mention.
     doc_candidates: concepts of the document's other mentions added per mention.
     train_candidates: concepts the training split linked the mention's string to, added per mention.
-    parent_candidates: parents in the KB's hierarchy of the generator's top two candidates, added
-        per mention (none where the KB has no hierarchy).
     learner: "lightgbm" or "logistic".
     features: the features the learner sees, of FEATURES (default all it can compute;
         fewer for an ablation, and a ranker saved before a feature was added keeps loading).
@@ -98,7 +91,7 @@ class CandidateRanker:
         mention and candidate name; saved with the ranker.
     """
 
-    def __init__(self, *, k: int = 20, doc_candidates: int = 3, train_candidates: int = 3, parent_candidates: int = 3,
+    def __init__(self, *, k: int = 20, doc_candidates: int = 3, train_candidates: int = 3,
                  learner: str = "lightgbm", params: Optional[Dict[str, Any]] = None,
                  features: Optional[Sequence[str]] = None, encoder: Optional[NameEncoder] = None) -> None:
         if learner not in ("lightgbm", "logistic"):
@@ -114,7 +107,7 @@ class CandidateRanker:
                              "(`python -m spacy_medlink kb encoder`, then `kb ranker --encoder`)")
         self.encoder = encoder
         self.cfg: Dict[str, Any] = {"k": k, "doc_candidates": doc_candidates, "train_candidates": train_candidates,
-                                    "parent_candidates": parent_candidates, "learner": learner,
+                                    "learner": learner,
                                     "params": dict(params or {}), "features": features}
         self._columns = [_INDEX[f] for f in features]
         # rankers saved before the abbreviation features keep their candidates
@@ -132,16 +125,13 @@ class CandidateRanker:
     # -- features -------------------------------------------------------------------
     def expand(self, spans: Sequence["Span"], long_forms: Sequence[Optional[str]],
                cand_lists: Sequence[List[Candidate]],
-               own: Optional[Sequence[Optional[MentionStats]]] = None,
-               kb: Optional["ConceptKB"] = None) -> List[List[Tuple[Candidate, int]]]:
+               own: Optional[Sequence[Optional[MentionStats]]] = None) -> List[List[Tuple[Candidate, int]]]:
         """Each span's candidates (origin GENERATED), plus the concepts the
         training split linked its string or long form to (TRAINING: these may
         be IDs the KB no longer holds, such as retired MeSH records), plus the
-        parents in `kb`'s hierarchy of its top two candidates (HIERARCHY: the
-        general concept a corpus may prefer to a specific one the names match
-        better), plus the top-1 concepts of its document's other mentions of
-        the same label (DOCUMENT): of every mention it abbreviates, then of the
-        first others up to `doc_candidates`. Added candidates have score 0 and no name."""
+        top-1 concepts of its document's other mentions of the same label
+        (DOCUMENT): of every mention it abbreviates, then of the first others
+        up to `doc_candidates`. Added candidates have score 0 and no name."""
         out: List[List[Tuple[Candidate, int]]] = [[(c, GENERATED) for c in cands] for cands in cand_lists]
         haves = [{c.concept_id for c in cands} for cands in cand_lists]
         for i, (span, lf) in enumerate(zip(spans, long_forms)):
@@ -154,17 +144,6 @@ class CandidateRanker:
                     if cid not in haves[i]:
                         haves[i].add(cid)
                         out[i].append((Candidate(cid, 0.0, ""), TRAINING))
-        n_parents = self.cfg["parent_candidates"]
-        if n_parents and kb is not None and kb.has_hierarchy:
-            for i, cands in enumerate(cand_lists):
-                added = 0
-                for parent in (p for c in cands[:2] for p in kb.parents_of(c.concept_id)):
-                    if added >= n_parents:
-                        break
-                    if parent not in haves[i]:
-                        haves[i].add(parent)
-                        out[i].append((Candidate(parent, 0.0, ""), HIERARCHY))
-                        added += 1
         n_extra = self.cfg["doc_candidates"]
         if not n_extra:
             return out
@@ -314,15 +293,6 @@ class CandidateRanker:
                     bool(name_key) and name_key in cancer_keys,
                 ))
         X[:, [_INDEX[c] for c in pair_cols]] = numpy.asarray(rows, dtype=numpy.float32)
-        if kb.has_hierarchy and any(f in self.cfg["features"] for f in HIERARCHY_FEATURES):
-            self._hierarchy_columns(X, expanded, kb)
-        pos = 0
-        for cands in expanded:  # the concept's namespace: MeSH supplementary record, OMIM
-            for j, (cand, _) in enumerate(cands):
-                cid = cand.concept_id
-                X[pos + j, _INDEX["supplementary"]] = cid[:1] == "C" and cid[1:2].isdigit()
-                X[pos + j, _INDEX["omim"]] = cid.startswith("OMIM:")
-            pos += len(cands)
         if self.encoder is not None and any(f in self.cfg["features"] for f in DENSE_FEATURES):
             # the mention as the generator was queried (its long form where the doc defines one)
             # against the matched name, or the preferred name of a candidate added without one
@@ -332,33 +302,6 @@ class CandidateRanker:
             X[:, _INDEX["dense_cos"]] = cos
             X[:, _INDEX["dense_rank"]] = rank_within(cos, sizes.tolist())
         return X
-
-    @staticmethod
-    def _hierarchy_columns(X: numpy.ndarray, expanded: Sequence[List[Tuple[Candidate, int]]], kb: "ConceptKB") -> None:
-        """from_hierarchy; parent_of_top / child_of_top: 1 for a parent or child of the generator's
-        top-1, 0.5 for a grandparent or grandchild; n_children: log(1 + children), how general a concept is."""
-        pos = 0
-        for cands in expanded:
-            top = cands[0][0].concept_id if cands and cands[0][1] == GENERATED else None
-            up: Dict[str, float] = {}
-            if top is not None:
-                for parent in kb.parents_of(top):
-                    up[parent] = 1.0
-                    for grand in kb.parents_of(parent):
-                        up.setdefault(grand, 0.5)
-            for j, (cand, origin) in enumerate(cands):
-                cid = cand.concept_id
-                row = X[pos + j]
-                row[_INDEX["from_hierarchy"]] = origin == HIERARCHY
-                row[_INDEX["parent_of_top"]] = up.get(cid, 0.0)
-                if top is not None and cid != top:
-                    parents = kb.parents_of(cid)
-                    if top in parents:
-                        row[_INDEX["child_of_top"]] = 1.0
-                    elif any(top in kb.parents_of(p) for p in parents):
-                        row[_INDEX["child_of_top"]] = 0.5
-                row[_INDEX["n_children"]] = math.log1p(kb.n_children(cid))
-            pos += len(cands)
 
     # -- learning -----------------------------------------------------------------------
     def fit(self, X: numpy.ndarray, y: numpy.ndarray, *, seed: int = 0) -> "CandidateRanker":
@@ -414,7 +357,7 @@ class CandidateRanker:
     def rerank(self, spans: Sequence["Span"], long_forms: Sequence[Optional[str]],
                cand_lists: Sequence[List[Candidate]], generator: "CandidateGenerator", k: int) -> List[List[Candidate]]:
         """Each span's candidates ordered by the ranker, scores its probabilities, top k."""
-        expanded = self.expand(spans, long_forms, cand_lists, kb=generator.kb)
+        expanded = self.expand(spans, long_forms, cand_lists)
         probs = self.predict(self.features(spans, long_forms, expanded, generator))
         out = []
         pos = 0
@@ -446,7 +389,7 @@ class CandidateRanker:
             raise ValueError("The candidate ranker was trained on features this version does not compute; retrain it")
         encoder = NameEncoder.from_dict(data["encoder"]) if data.get("encoder") else None
         self = cls(k=cfg["k"], doc_candidates=cfg["doc_candidates"], train_candidates=cfg["train_candidates"],
-                   parent_candidates=cfg.get("parent_candidates", 0), learner=cfg["learner"], params=cfg["params"], features=cfg["features"], encoder=encoder)
+                   learner=cfg["learner"], params=cfg["params"], features=cfg["features"], encoder=encoder)
         self.stats = MentionStats.from_dict(data["stats"])
         model = data["model"]
         if "lightgbm" in model:

@@ -68,7 +68,7 @@ def mention_rows(
     cands = generator_candidates(generator, spans, long_forms, k=ranker.cfg["k"], type_map=type_map,
                                  variants=ranker.wants_variants)
     cands = [[Candidate(resolve(c.concept_id), c.score, c.name) for c in cs] for cs in cands]
-    expanded = ranker.expand(spans, long_forms, cands, own=owners if own is not None else None, kb=generator.kb)
+    expanded = ranker.expand(spans, long_forms, cands, own=owners if own is not None else None)
     X = ranker.features(spans, long_forms, expanded, generator, own=owners if own is not None else None)
     return MentionRows(spans, gold, expanded, X, left_out)
 
@@ -83,7 +83,6 @@ def fit_ranker(
     k: int = 20,
     doc_candidates: int = 3,
     train_candidates: int = 3,
-    parent_candidates: int = 3,
     learner: str = "lightgbm",
     params: Optional[Dict[str, Any]] = None,
     type_map: Optional[Dict[str, str]] = None,
@@ -113,7 +112,7 @@ def fit_ranker(
 
         encoder = NameEncoder.from_dict(encoder.to_dict())
     ranker = CandidateRanker(k=k, doc_candidates=doc_candidates, train_candidates=train_candidates,
-                             parent_candidates=parent_candidates, learner=learner, params=params, features=features, encoder=encoder)
+                             learner=learner, params=params, features=features, encoder=encoder)
     ranker.stats, _ = split_stats(train_docs, generator.kb.resolve)
     docs = list(train_docs if fit_docs is None else fit_docs)
     n_parts = max(folds, 1)

@@ -16,7 +16,7 @@ from spacy_medlink.kb.concept_kb import Concept, ConceptKB
 from spacy_medlink.kb.dictionary import ExactDictionary
 from spacy_medlink.kb.abbreviations import abbreviates, is_short_form
 from spacy_medlink.kb.mention_stats import MentionStats, split_stats
-from spacy_medlink.kb.ranker import DENSE_FEATURES, DOCUMENT, FEATURES, GENERATED, HIERARCHY, TRAINING, CandidateRanker
+from spacy_medlink.kb.ranker import DENSE_FEATURES, DOCUMENT, FEATURES, GENERATED, TRAINING, CandidateRanker
 from spacy_medlink.kb.variants import query_variants, spelling_variants
 from spacy_medlink.kb.ranker_fit import fit_ranker, mention_rows
 from spacy_medlink.kb.candidates import Candidate
@@ -194,20 +194,7 @@ def _reference_row(ranker, kb, span, lf, cands, rank, own, doc_spans):
         "exact_variant": bool(name_key) and name_key in {norm(v) for v in spelling_variants(span.text)},
         "exact_cancer": bool(name_key) and name_key in {norm(v) for v in spelling_variants(span.text, "cancer")},
         "dense_cos": 0.0, "dense_rank": 0.0,
-        "from_hierarchy": origin == HIERARCHY,
-        "n_children": math.log1p(sum(cand.concept_id in kb.parents_of(c) for c in kb.concept_ids)),
-        "supplementary": cand.concept_id[:1] == "C" and cand.concept_id[1:2].isdigit(),
-        "omim": cand.concept_id.startswith("OMIM:"),
     }
-    top = cands[0][0].concept_id if cands[0][1] == GENERATED else None
-
-    def level(lower, upper):  # 1 when `upper` is a parent of `lower`, 0.5 a grandparent
-        if lower is None or upper is None or lower == upper:
-            return 0.0
-        return 1.0 if upper in kb.parents_of(lower) else 0.5 if any(upper in kb.parents_of(p) for p in kb.parents_of(lower)) else 0.0
-
-    row["parent_of_top"] = level(top, cand.concept_id)
-    row["child_of_top"] = level(cand.concept_id, top)
     if ranker.encoder is not None:  # the cosine of query and name, and its rank among the span's candidates
         enc = ranker.encoder
         names = [c.name or kb.name_of(c.concept_id) or "" for c, _ in cands]
