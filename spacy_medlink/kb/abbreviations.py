@@ -28,7 +28,7 @@ applies to a short form and the other mentions of its document.
 """
 import re
 from functools import lru_cache
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from spacy.matcher import Matcher
 from spacy.tokens import Doc, Span
@@ -57,7 +57,7 @@ def short_form_ok(span: Span) -> bool:
         return False
     if all(2 <= len(t) < 10 for t in span) and text[0].isalpha():
         return True
-    return (2 <= len(text) < 10 and not any(ch.isspace() for ch in text) and text[-1].isalnum()
+    return (2 <= len(text) < 10 and not any(ch.isspace() or ch in "()[]" for ch in text) and text[-1].isalnum()
             and (text[0].isalpha() or (text[0].isdigit() and "-" in text[1:3])))
 
 
@@ -94,6 +94,17 @@ def _definitions(doc: Doc) -> List[Tuple[Span, Span]]:
     return out
 
 
+_REMARK_AFTER = {",", ";", ":"}  # a "(" after one of these (or a space) opens a remark, not part of a name
+# the pieces of a chemical name's prefix that a long form may start with: locants and stereo descriptors
+# ("13-cis-", "N-(2-", "3,4-", "17alpha-", "p-"), not words ("Anti-", "AVP-", "pre-pro-")
+_LOCANT = re.compile(r"[\d,']+|[A-Za-z]\d*|\d*(?:alpha|beta|gamma|delta|omega|cis|trans)", re.IGNORECASE)
+
+
+def _locant_prefix(prefix: str) -> bool:
+    pieces = [p.strip("()[]") for p in prefix.split("-")]
+    return all(not p or _LOCANT.fullmatch(p) for p in pieces)
+
+
 def _after_brackets(window: Span) -> Span:
     """The part of a long-form window after its last parenthetical remark or unmatched bracket
     ("anterior (ANT-MI) and inferior infarction (INF-MI)" gives "and inferior infarction");
@@ -108,7 +119,7 @@ def _after_brackets(window: Span) -> Span:
                 cut = token.i + 1
                 continue
             o = opened.pop()
-            if o == 0 or doc[o - 1].whitespace_ or doc[o - 1].text in "([{,;:":
+            if o == 0 or doc[o - 1].whitespace_ or doc[o - 1].text in _REMARK_AFTER:
                 cut = token.i + 1
     if opened:
         cut = max(cut, opened[-1] + 1)
@@ -135,19 +146,27 @@ def find_long_form(long_cand: Span, short: Span) -> Optional[Span]:
             return None
         li -= 1
         si -= 1
-    # from the start of the whitespace-delimited word: "13-cis-retinoic acid" for cis-RA,
-    # "N-(2-hydroxypropyl)methacrylamide" for HPMA, not "cis-retinoic acid", "hydroxypropyl)methacrylamide"
+    # from the start of the whitespace-delimited word where what precedes the match is a chemical
+    # name's locants: "13-cis-retinoic acid" for cis-RA, "N-(2-hydroxypropyl)methacrylamide" for
+    # HPMA, not "cis-retinoic acid", "hydroxypropyl)methacrylamide"; but "neurophysin II" for NPII
+    # in "AVP-neurophysin II"
     li += 1
-    first = li
-    while li > 0 and not text[li - 1].isspace() and text[li - 1] not in "/\"'":
-        li -= 1
+    first = word = li
+    while word > 0 and not text[word - 1].isspace() and text[word - 1] not in "/\"'":
+        word -= 1
+    if _locant_prefix(text[word:first]):
+        li = word
     # then not from punctuation, nor from a bracket that does not close in the long form ("[sinus-cycle length")
     while li < first and not text[li].isalnum() and not (text[li] in "([" and ")]"["([".index(text[li])] in text[li:]):
         li += 1
     start_char = long_cand.start_char + li
+    doc = long_cand.doc
+    end = long_cand.end
+    while end > long_cand.start and not (doc[end - 1].text[-1].isalnum() or doc[end - 1].text[-1] in ")]"):
+        end -= 1  # "antibody-(PR3-ANCA)": no trailing hyphen
     for token in long_cand:
         if token.idx + len(token) > start_char:
-            return long_cand.doc[token.i : long_cand.end]
+            return doc[token.i : end] if token.i < end else None
     return None
 
 
@@ -163,6 +182,8 @@ def abbreviation_spans(doc: Doc) -> List[Tuple[Span, List[Span]]]:
         long_form = find_long_form(long_cand, short)
         if long_form is None or long_form.text in seen_long or short.text in seen_short:
             continue
+        if len(long_form.text) <= len(short.text) or _word_pattern([short.text]).search(long_form.text):
+            continue  # Schwartz & Hearst: a long form is longer than its short form and does not hold it
         seen_long.add(long_form.text)
         seen_short.add(short.text)
         found[(long_form.start, long_form.end)] = (long_form, short)
@@ -184,20 +205,65 @@ def abbreviation_spans(doc: Doc) -> List[Tuple[Span, List[Span]]]:
 def abbreviation_map(doc: Doc) -> Dict[str, str]:
     """Short form text → long form text for the abbreviations defined in `doc`.
 
-    A long form that holds another short form of the doc is spelled out
+    A long form that holds another short form of the doc has it spelled out
     ("isolated DMS (IDMS)" after "diffuse mesangial sclerosis (DMS)": IDMS →
-    "isolated diffuse mesangial sclerosis"), one level deep."""
+    "isolated diffuse mesangial sclerosis"), as deep as they nest (`spell_out`)."""
+    return abbreviation_maps(doc)[0]
+
+
+def abbreviation_maps(doc: Doc) -> Tuple[Dict[str, str], Dict[str, str]]:
+    """`abbreviation_map`, and the part of it that may be spelled out inside other text:
+    short forms (`is_short_form`) defined as "long form (SF)", not the reversed
+    "SF (long form)", whose bracket often holds more than a long form ("MPS IVA; OMIM # 253000")."""
+    out, spellable = _maps(doc)
+    return {short: spell_out(long_text, spellable, exclude=short) for short, long_text in out.items()}, spellable
+
+
+def _maps(doc: Doc) -> Tuple[Dict[str, str], Dict[str, str]]:
     out: Dict[str, str] = {}
+    spellable: Dict[str, str] = {}
     for long_form, short_forms in abbreviation_spans(doc):
+        # "long form (SF)": the defining short form follows the long form's bracket
+        defined_after = any(long_form.end <= short.start <= long_form.end + 2 for short in short_forms)
         for short in short_forms:
-            if short.text != long_form.text:
-                out.setdefault(short.text, long_form.text)
-    for short, long_text in list(out.items()):
-        for other, other_long in out.items():
-            if other != short and other in long_text and other not in other_long:
-                long_text = re.sub(rf"(?<![\w-]){re.escape(other)}(?![\w-])", lambda _: other_long, long_text)
-        out[short] = long_text
-    return out
+            if short.text != long_form.text and short.text not in out:
+                out[short.text] = long_form.text
+                if defined_after and is_short_form(short.text):
+                    spellable[short.text] = long_form.text
+    return out, spellable
+
+
+def _word_pattern(words: Iterable[str]) -> "re.Pattern[str]":
+    """Any of `words` as a whole word (not inside a longer word or a hyphenated one), longest first."""
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    return re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])")
+
+
+def spell_out(text: str, abbrevs: Dict[str, str], *, exclude: str = "", depth: int = 3) -> str:
+    """`text` with each short form of `abbrevs` spelled out, in one pass and again while the long
+    forms hold others (up to `depth`), and each bracket that opens with one left out
+    ("gastrointestinal (GI) toxicity" → "gastrointestinal toxicity"); a word the long form
+    ends with is not repeated ("BFLS syndrome" → "Borjeson-Forssman-Lehmann syndrome")."""
+    abbrevs = {k: v for k, v in abbrevs.items() if k != exclude}
+    if not abbrevs:
+        return text
+    words = _word_pattern(abbrevs).pattern
+    brackets = re.compile(rf"\s*\(\s*{words}[^()]*\)")
+    spelled = re.compile(rf"{words}(?=(?:\s+(\w+))?)")
+
+    def replace(match: "re.Match[str]") -> str:
+        long_words = abbrevs[match.group(0)].split()
+        after = match.group(1)
+        if after and len(long_words) > 1 and long_words[-1].lower() == after.lower():
+            long_words = long_words[:-1]
+        return " ".join(long_words)
+
+    for _ in range(depth):
+        new = spelled.sub(replace, brackets.sub("", text))
+        if new == text:
+            break
+        text = new
+    return " ".join(text.split())
 
 
 def is_short_form(text: str) -> bool:

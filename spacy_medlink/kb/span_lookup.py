@@ -1,10 +1,10 @@
 """KB candidates for entity spans: the lookup every linking component shares."""
 from itertools import islice
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from spacy.tokens import Span
 
-from .abbreviations import abbreviation_map
+from .abbreviations import abbreviation_maps, spell_out
 from .candidates import Candidate, CandidateGenerator, normalize_name
 from .variants import query_variants
 
@@ -70,35 +70,20 @@ def _add_composites(generator: CandidateGenerator, spans: Sequence[Span], ranked
 
 def span_long_forms(spans: Sequence[Span]) -> List[Optional[str]]:
     """The long form each span's text abbreviates in its document, else None; a
-    span that holds a short form of its document as a word has that word spelled
-    out ("isolated DMS" → "isolated diffuse mesangial sclerosis")."""
-    maps: Dict[int, Dict[str, str]] = {}
+    span that holds a short form of its document has it spelled out
+    ("isolated DMS" → "isolated diffuse mesangial sclerosis", `spell_out`)."""
+    maps: Dict[int, Tuple[Dict[str, str], Dict[str, str]]] = {}
     out: List[Optional[str]] = []
     for span in spans:
         doc_key = id(span.doc)
         if doc_key not in maps:
-            maps[doc_key] = abbreviation_map(span.doc)
-        abbrevs = maps[doc_key]
+            maps[doc_key] = abbreviation_maps(span.doc)
+        abbrevs, spellable = maps[doc_key]
         long_form = abbrevs.get(span.text)
-        if long_form is None and abbrevs and len(span) > 1 and any(t.text in abbrevs for t in span):
-            long_form = _spelled_out(span, abbrevs)
+        if long_form is None and spellable:
+            long_form = spell_out(span.text, spellable)
         out.append(long_form if long_form and long_form != span.text else None)
     return out
-
-
-def _spelled_out(span: Span, abbrevs: Dict[str, str]) -> str:
-    """The span with each short form spelled out and each bracketed definition "(SF)" left out
-    ("gastrointestinal (GI) toxicity" → "gastrointestinal toxicity")."""
-    words: List[str] = []
-    i = 0
-    while i < len(span):
-        token = span[i]
-        if token.text == "(" and i + 2 < len(span) and span[i + 1].text in abbrevs and span[i + 2].text == ")":
-            i += 3
-            continue
-        words.append(abbrevs.get(token.text, token.text) + token.whitespace_)
-        i += 1
-    return " ".join("".join(words).split())
 
 
 def generator_candidates(

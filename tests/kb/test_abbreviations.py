@@ -1,6 +1,6 @@
 import pytest
 
-from spacy_medlink.kb.abbreviations import abbreviation_map, abbreviation_spans, short_form_ok
+from spacy_medlink.kb.abbreviations import abbreviation_map, abbreviation_spans, short_form_ok, spell_out
 from spacy_medlink.tokenizer import biomed_nlp
 
 
@@ -87,3 +87,26 @@ def test_short_form_test():
     assert ok("FMF") and ok("SMA")
     assert ok("T-PLL") and ok("5-FU") and ok("cis-RA")
     assert not ok("Dex-") and not ok("100mg/kg") and not ok("A") and not ok("12") and not ok("ABCDEFGHIJK")
+
+
+@pytest.mark.parametrize("text,want", [
+    ("anti-tumor necrosis factor (TNF) therapy", {"TNF": "tumor necrosis factor"}),  # a word is not a locant
+    ("Rats got [(3)H]saxitoxin (STX) today", {"STX": "saxitoxin"}),
+    ("Proteinase 3-antineutrophil cytoplasmic antibody-(PR3-ANCA) was raised",
+     {"PR3-ANCA": "Proteinase 3-antineutrophil cytoplasmic antibody"}),  # no trailing hyphen
+    ("the GABA(A) receptor (GABA(A) binding) and 5-min (5-min) later", {}),  # brackets; long form = short form
+    ("Mucopolysaccharidosis IVA (MPS IVA; OMIM # 253000) and MPS IVA", {}),
+])
+def test_review_cases(text, want):
+    assert abbreviation_map(biomed_nlp()(text)) == want
+
+
+def test_nesting_does_not_depend_on_order_and_words_are_not_repeated():
+    nlp = biomed_nlp()
+    doc = nlp("diffuse mesangial sclerosis (DMS). familial IDMS (FIDMS). isolated DMS (IDMS).")
+    assert abbreviation_map(doc)["FIDMS"] == "familial isolated diffuse mesangial sclerosis"
+    assert spell_out("BFLS syndrome", {"BFLS": "Borjeson-Forssman-Lehmann syndrome"}) == \
+        "Borjeson-Forssman-Lehmann syndrome"
+    assert spell_out("antibody (ANCA)--associated", {"ANCA": "antineutrophil cytoplasmic antibody"}) == \
+        "antibody--associated"
+    assert spell_out("no short form here", {"GI": "gastrointestinal"}) == "no short form here"

@@ -51,3 +51,12 @@ def test_long_forms_spell_out_short_forms_inside_a_mention():
              doc.char_span(53, 66, label="Chemical"), doc.char_span(74, 77, label="Chemical")]
     assert [s.text for s in spans] == ["Gastrointestinal (GI) toxicity", "GI bleeding", "dexamethasone", "DEX"]
     assert span_long_forms(spans) == ["Gastrointestinal toxicity", "Gastrointestinal bleeding", None, "dexamethasone"]
+
+
+def test_long_forms_spell_out_hyphenated_short_forms_and_bracketed_definitions():
+    from spacy_medlink.kb.span_lookup import span_long_forms
+
+    doc = biomed_nlp().make_doc("5-fluorouracil (5-FU) toxicity and 5-FU toxicity with glucose (Glu; 5 mM) loss.")
+    spans = [doc.char_span(0, 30, label="Disease"), doc.char_span(35, 48, label="Disease")]
+    assert [s.text for s in spans] == ["5-fluorouracil (5-FU) toxicity", "5-FU toxicity"]
+    assert span_long_forms(spans) == ["5-fluorouracil toxicity", "5-fluorouracil toxicity"]
