@@ -28,8 +28,10 @@ applies to a short form and the other mentions of its document.
 """
 import re
 from functools import lru_cache
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
+import numpy
+from spacy.attrs import ORTH
 from spacy.matcher import Matcher
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
@@ -170,6 +172,17 @@ def find_long_form(long_cand: Span, short: Span) -> Optional[Span]:
     return None
 
 
+def _holds_word(text: str, word: str) -> bool:
+    """`word` in `text`, not inside a longer word or a hyphenated one."""
+    start = text.find(word)
+    while start >= 0:
+        before, after = text[start - 1 : start], text[start + len(word) : start + len(word) + 1]
+        if not (before.isalnum() or before == "-" or after.isalnum() or after == "-"):
+            return True
+        start = text.find(word, start + 1)
+    return False
+
+
 def abbreviation_spans(doc: Doc) -> List[Tuple[Span, List[Span]]]:
     """The abbreviations defined in `doc`: (long form, its short forms' spans).
 
@@ -182,24 +195,21 @@ def abbreviation_spans(doc: Doc) -> List[Tuple[Span, List[Span]]]:
         long_form = find_long_form(long_cand, short)
         if long_form is None or long_form.text in seen_long or short.text in seen_short:
             continue
-        if len(long_form.text) <= len(short.text) or _word_pattern([short.text]).search(long_form.text):
+        if len(long_form.text) <= len(short.text) or _holds_word(long_form.text, short.text):
             continue  # Schwartz & Hearst: a long form is longer than its short form and does not hold it
         seen_long.add(long_form.text)
         seen_short.add(short.text)
         found[(long_form.start, long_form.end)] = (long_form, short)
     if not found:
         return []
-    by_first: Dict[str, List[Tuple[Tuple[int, int], Tuple[str, ...]]]] = {}
-    for key, (_, short) in found.items():
-        words = tuple(t.text for t in short)
-        by_first.setdefault(words[0], []).append((key, words))
-    occurrences: Dict[Tuple[int, int], List[Span]] = {key: [] for key in found}
-    texts = [t.text for t in doc]
-    for i, word in enumerate(texts):
-        for key, words in by_first.get(word, ()):
-            if tuple(texts[i : i + len(words)]) == words:
-                occurrences[key].append(doc[i : i + len(words)])
-    return [(found[key][0], occurrences[key]) for key in found]
+    orths = doc.to_array(ORTH)
+    out = []
+    for long_form, short in found.values():
+        ids = [t.orth for t in short]
+        starts = numpy.flatnonzero(orths == ids[0])
+        out.append((long_form, [doc[i : i + len(ids)] for i in starts.tolist()
+                                if len(ids) == 1 or orths[i : i + len(ids)].tolist() == ids]))
+    return out
 
 
 def abbreviation_map(doc: Doc) -> Dict[str, str]:
@@ -233,10 +243,13 @@ def _maps(doc: Doc) -> Tuple[Dict[str, str], Dict[str, str]]:
     return out, spellable
 
 
-def _word_pattern(words: Iterable[str]) -> "re.Pattern[str]":
-    """Any of `words` as a whole word (not inside a longer word or a hyphenated one), longest first."""
+@lru_cache(maxsize=1024)
+def _patterns(words: Tuple[str, ...]) -> Tuple["re.Pattern[str]", "re.Pattern[str]"]:
+    """Any of `words` as a whole word (not inside a longer word or a hyphenated one), longest
+    first, with the word after it; and a bracket that opens with one of them."""
     alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-    return re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])")
+    word = rf"(?<![\w-])(?:{alternatives})(?![\w-])"
+    return re.compile(rf"{word}(?=(?:\s+(\w+))?)"), re.compile(rf"\s*\(\s*{word}[^()]*\)")
 
 
 def spell_out(text: str, abbrevs: Dict[str, str], *, exclude: str = "", depth: int = 3) -> str:
@@ -245,11 +258,9 @@ def spell_out(text: str, abbrevs: Dict[str, str], *, exclude: str = "", depth: i
     ("gastrointestinal (GI) toxicity" → "gastrointestinal toxicity"); a word the long form
     ends with is not repeated ("BFLS syndrome" → "Borjeson-Forssman-Lehmann syndrome")."""
     abbrevs = {k: v for k, v in abbrevs.items() if k != exclude}
-    if not abbrevs:
-        return text
-    words = _word_pattern(abbrevs).pattern
-    brackets = re.compile(rf"\s*\(\s*{words}[^()]*\)")
-    spelled = re.compile(rf"{words}(?=(?:\s+(\w+))?)")
+    if not any(k in text for k in abbrevs):
+        return " ".join(text.split())
+    spelled, brackets = _patterns(tuple(sorted(abbrevs)))
 
     def replace(match: "re.Match[str]") -> str:
         long_words = abbrevs[match.group(0)].split()
