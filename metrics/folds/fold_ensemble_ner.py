@@ -1,7 +1,9 @@
 """NER of k joint taggers whose concept sets differ (fold members): MER emissions and CRF scores
 averaged and decoded once, as medlink.JointEnsemble.v1 does; concepts (MEN) from the first member
 alone, since `python -m spacy_medlink ensemble` refuses members with different concept sets.
-usage: fold_ensemble_ner.py CORPUS OUT MODEL..."""
+With --abbreviations=PIPELINE, that pipeline's `abbreviations` component (medlink_abbreviations, its tuned
+switches) runs after the ensemble.
+usage: fold_ensemble_ner.py CORPUS OUT [--abbreviations=PIPELINE] MODEL..."""
 import json, sys
 import torch
 torch.set_num_threads(1)
@@ -13,7 +15,10 @@ from spacy_medlink.ml import joint_module as JM
 from spacy_medlink.ml.joint_tagger import JointScores, _convert_inputs
 
 corpus, out, *models = sys.argv[1:]
+abbr_from = [m.split("=", 1)[1] for m in models if m.startswith("--abbreviations=")]
+models = [m for m in models if not m.startswith("--")]
 nlps = [spacy.load(m) for m in models]
+abbreviations = spacy.load(abbr_from[0]).get_pipe("abbreviations") if abbr_from else None
 pipes = [n.get_pipe("joint_tagger") for n in nlps]
 gold = list(DocBin().from_disk(corpus).get_docs(nlps[0].vocab))
 
@@ -58,9 +63,12 @@ for b in range(0, len(gold), 16):
     scores = JointScores(x(mer), None, None, None, x(start), x(transitions), x(end),
                          lengths=ops.asarray1i([len(d) for d in batch]), paths=x(paths), men_probs=x(men), men_rows=x(rows))
     pipes[0].set_annotations(batch, scores)
+    if abbreviations is not None:
+        batch = [abbreviations(doc) for doc in batch]
     preds.extend(batch)
 examples = [Example(p, g) for p, g in zip(preds, gold)]
 res = Scorer.score_spans(examples, "ents")
 res["members"] = models
+res["abbreviations"] = abbr_from[0] if abbr_from else None
 json.dump(res, open(out, "w"), indent=1)
 print({k: round(res[k], 4) for k in ("ents_p", "ents_r", "ents_f")})
