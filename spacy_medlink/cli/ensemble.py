@@ -3,7 +3,7 @@ their members' scores before decoding: nested recognizers
 (`medlink.NestedEnsemble.v1`, the last step of k-fold cross-validation
 stacking) or joint taggers (`medlink.JointEnsemble.v1`, k seeds or folds)."""
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import typer
 from wasabi import msg
@@ -46,7 +46,10 @@ def _joint_ensemble(members: list, models: List[Path], name: str):
     """Each member's joint tagger takes its own copy of the tok2vec it listens to
     (spaCy's `replace_listeners`), so that members differ in their encoders too; the
     tok2vec component leaves the ensemble's pipeline when nothing else listens to it.
+    Members that saw different concepts (folds) get the union's (`widen_concepts`).
     The KB and the linking settings are the first member's."""
+    from ..ml.joint_ensemble import widen_concepts
+
     pipes = []
     for member in members:
         for upstream, pipe in list(member.pipeline):
@@ -55,8 +58,17 @@ def _joint_ensemble(members: list, models: List[Path], name: str):
         pipes.append(member.get_pipe(name))
     first = pipes[0]
     for path, pipe in zip(models[1:], pipes[1:]):
-        if (pipe.labels, pipe.concepts, pipe.cfg["tag_scheme"]) != (first.labels, first.concepts, first.cfg["tag_scheme"]):
-            raise ValueError(f"{path}: labels, concepts or tag scheme differ from {models[0]}'s")
+        if (pipe.labels, pipe.cfg["tag_scheme"]) != (first.labels, first.cfg["tag_scheme"]):
+            raise ValueError(f"{path}: labels or tag scheme differ from {models[0]}'s")
+    # fold members saw different concepts: each gets the union's MEN columns, in one order
+    union: Dict[str, List[str]] = {}
+    for pipe in pipes:
+        for concept, labels in pipe.cfg["concepts"].items():
+            union[concept] = list(dict.fromkeys(union.get(concept, []) + list(labels)))
+    for pipe in pipes:
+        if list(pipe.concepts) != list(union):
+            widen_concepts(pipe.model, pipe.concepts, list(union))
+        pipe.cfg["concepts"] = {c: list(ls) for c, ls in union.items()}
     # interpolated: the copied tok2vec's variables (${components.tok2vec...}) point into a
     # component that leaves the pipeline
     config = members[0].config.interpolate()

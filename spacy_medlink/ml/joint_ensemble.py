@@ -5,14 +5,15 @@ component").
 
 The members share one architecture (the `member` config, copied k times: a
 `medlink.JointTagger.v1` with its own tok2vec, no listener) and one label and
-concept set; each is trained on its own (`spacy train`, a seed or a fold each)
+concept set (fold members, which saw different concepts, are first given the
+union's columns by `widen_concepts`); each is trained on its own (`spacy train`, a seed or a fold each)
 and the ensemble is assembled from the trained pipelines by
 ``python -m spacy_medlink ensemble``. Inference is the joint tagger's own
 (`joint_module.infer_joint`) over all members at once, so a one-member
 ensemble would predict exactly what its member does. An ensemble is not
 trained as a whole: its forward pass refuses training.
 """
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, List, Sequence, Tuple
 
 import torch
 from spacy.tokens import Doc
@@ -74,3 +75,43 @@ def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[JointScores
 
 def _no_backprop(d_scores: Any) -> Any:
     raise ValueError("an ensemble has no backward pass")
+
+
+# the bias of a concept column a member never saw: its probability is e^-30 of the others', so the member's
+# predictions stay what they were and the ensemble's mean over members is the mean of those that saw it
+UNSEEN_BIAS = -30.0
+
+
+def widen_concepts(member: Model, old: Sequence[str], new: Sequence[str]) -> None:
+    """Give a trained joint tagger the MEN columns of the concepts `new` (a superset of its
+    concepts `old`, in any order): its trained columns move to their places, each new one gets
+    zero weights and UNSEEN_BIAS; where MER reads the MEN probabilities (U), a new column gets
+    the mean of the trained ones, so the uniform-feedback start (the mean column) is unchanged."""
+    import torch
+
+    heads = member.get_ref("heads")
+    module = heads.layers[0].shims[0]._model
+    index = {c: i for i, c in enumerate(new)}
+    missing = [c for c in old if c not in index]
+    if missing:
+        raise ValueError(f"widen_concepts: {len(missing)} concepts of the member are not in the new set, e.g. {missing[:3]}")
+    cols = torch.as_tensor([0] + [1 + index[c] for c in old], dtype=torch.long)  # nil stays column 0
+    n = len(new) + 1
+    with torch.no_grad():
+        for name in ("men_out", "men_first"):
+            lin = getattr(module, name)
+            if lin is None:
+                continue
+            wide = torch.nn.Linear(lin.in_features, n)
+            wide.weight.zero_()
+            wide.weight[cols] = lin.weight
+            wide.bias.fill_(UNSEEN_BIAS)
+            wide.bias[cols] = lin.bias
+            setattr(module, name, wide)
+        if module.U is not None:
+            U = module.U.weight  # (H, concepts + 1)
+            wide = torch.nn.Linear(n, U.shape[0], bias=False)
+            wide.weight.copy_(U.mean(dim=1, keepdim=True).expand(-1, n))
+            wide.weight[:, cols] = U
+            module.U = wide
+    heads.attrs["n_concepts"] = len(new)

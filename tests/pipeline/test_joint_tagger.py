@@ -251,10 +251,48 @@ def test_ensemble_of_seeds(kb_dir, tmp_path):
     with pytest.raises(ValueError, match="no backward pass|not initialized or trained"):
         loaded.update(_examples(loaded), sgd=Adam(0.01))
 
-    other = tmp_path / "other"
-    _listening_pipeline(kb_dir, 0, data=TRAIN_DATA[:1]).to_disk(other)  # no ibuprofen: other concepts
-    with pytest.raises(ValueError, match="differ"):
-        assemble_ensemble([paths[0], other])
+
+
+def _rounded(outputs):
+    """Outputs to 6 decimals, without the candidates of probability 0 (a widened member lists
+    the concepts it never saw, at e^-30)."""
+    return [[(s, e, label, kb_id, round(score, 6), [[c, round(p, 6)] for c, p in cands if round(p, 6)])
+             for s, e, label, kb_id, score, cands in doc] for doc in outputs]
+
+
+def test_ensemble_of_members_with_other_concepts(kb_dir, tmp_path):
+    """Fold members see different concepts: `widen_concepts` gives a member the union's MEN
+    columns, in another order, and it predicts what it did; the ensemble of such members
+    assembles over the union and round-trips."""
+    import random
+
+    from spacy_medlink.cli.ensemble import assemble_ensemble
+    from spacy_medlink.ml.joint_ensemble import widen_concepts
+
+    name = "medlink_joint_tagger"
+    texts = [text for text, _ in TRAIN_DATA] + ["Gastric ulcer after aspirin and ibuprofen."]
+    full, part = tmp_path / "full", tmp_path / "part"
+    _listening_pipeline(kb_dir, 0).to_disk(full)
+    _listening_pipeline(kb_dir, 1, data=TRAIN_DATA[:1]).to_disk(part)  # no ibuprofen: fewer concepts
+    alone = spacy.load(part)
+    pipe = alone.get_pipe(name)
+    old = list(pipe.concepts)
+    union = list(dict.fromkeys(old + list(spacy.load(full).get_pipe(name).concepts)))
+    assert len(union) > len(old)
+    random.Random(0).shuffle(union)
+    expected = _rounded(ent_outputs(alone, texts))
+    widen_concepts(pipe.model, old, union)
+    pipe.cfg["concepts"] = {c: pipe.cfg["concepts"].get(c, ["Chemical"]) for c in union}
+    pipe._cache.clear()
+    assert _rounded(ent_outputs(alone, texts)) == expected
+    with pytest.raises(ValueError, match="not in the new set"):
+        widen_concepts(pipe.model, union + ["D000000"], union)
+
+    ensemble = assemble_ensemble([full, part])
+    assert set(ensemble.get_pipe(name).concepts) == set(union)
+    outputs = ent_outputs(ensemble, texts)
+    ensemble.to_disk(tmp_path / "ensemble")
+    assert ent_outputs(spacy.load(tmp_path / "ensemble"), texts) == outputs
 
 
 def test_kb_fallback_for_unseen_concept(trained):
