@@ -69,6 +69,7 @@ def _joint_ensemble(members: list, models: List[Path], name: str):
         if list(pipe.concepts) != list(union):
             widen_concepts(pipe.model, pipe.concepts, list(union))
         pipe.cfg["concepts"] = {c: list(ls) for c, ls in union.items()}
+        pipe._cache.clear()
     # interpolated: the copied tok2vec's variables (${components.tok2vec...}) point into a
     # component that leaves the pipeline
     config = members[0].config.interpolate()

@@ -78,7 +78,8 @@ def _no_backprop(d_scores: Any) -> Any:
 
 
 # the bias of a concept column a member never saw: its probability is e^-30 of the others', so the member's
-# predictions stay what they were and the ensemble's mean over members is the mean of those that saw it
+# predictions stay what they were; the ensemble's mean still divides by every member, so a concept that one
+# of k members never saw scores at most (k - 1) / k (thresholds copied from one model assume all saw it)
 UNSEEN_BIAS = -30.0
 
 
@@ -95,14 +96,14 @@ def widen_concepts(member: Model, old: Sequence[str], new: Sequence[str]) -> Non
     missing = [c for c in old if c not in index]
     if missing:
         raise ValueError(f"widen_concepts: {len(missing)} concepts of the member are not in the new set, e.g. {missing[:3]}")
-    cols = torch.as_tensor([0] + [1 + index[c] for c in old], dtype=torch.long)  # nil stays column 0
     n = len(new) + 1
     with torch.no_grad():
         for name in ("men_out", "men_first"):
             lin = getattr(module, name)
             if lin is None:
                 continue
-            wide = torch.nn.Linear(lin.in_features, n)
+            cols = torch.as_tensor([0] + [1 + index[c] for c in old], device=lin.weight.device)  # nil stays 0
+            wide = torch.nn.Linear(lin.in_features, n, device=lin.weight.device, dtype=lin.weight.dtype)
             wide.weight.zero_()
             wide.weight[cols] = lin.weight
             wide.bias.fill_(UNSEEN_BIAS)
@@ -110,7 +111,8 @@ def widen_concepts(member: Model, old: Sequence[str], new: Sequence[str]) -> Non
             setattr(module, name, wide)
         if module.U is not None:
             U = module.U.weight  # (H, concepts + 1)
-            wide = torch.nn.Linear(n, U.shape[0], bias=False)
+            cols = torch.as_tensor([0] + [1 + index[c] for c in old], device=U.device)
+            wide = torch.nn.Linear(n, U.shape[0], bias=False, device=U.device, dtype=U.dtype)
             wide.weight.copy_(U.mean(dim=1, keepdim=True).expand(-1, n))
             wide.weight[:, cols] = U
             module.U = wide
