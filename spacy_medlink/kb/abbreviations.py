@@ -35,6 +35,7 @@ from spacy.attrs import ORTH
 from spacy.matcher import Matcher
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
+from scispacy.abbreviation import short_form_filter, span_contains_unbalanced_parentheses
 
 _MATCHERS: Dict[int, Matcher] = {}
 
@@ -55,24 +56,13 @@ def short_form_ok(span: Span) -> bool:
     with a digit and a hyphen ("5-FU"). scispacy applies its length test per token, which
     turns away every hyphenated short form ("T-PLL", "5-FU" are three tokens)."""
     text = span.text
-    if not text or sum(ch.isalpha() for ch in text) * 2 < len(text):
+    if not text:
         return False
-    if all(2 <= len(t) < 10 for t in span) and text[0].isalpha():
+    if short_form_filter(span):
         return True
-    return (2 <= len(text) < 10 and not any(ch.isspace() or ch in "()[]" for ch in text) and text[-1].isalnum()
+    return (2 <= len(text) < 10 and sum(ch.isalpha() for ch in text) * 2 >= len(text)
+            and not any(ch.isspace() or ch in "()[]" for ch in text) and text[-1].isalnum()
             and (text[0].isalpha() or (text[0].isdigit() and "-" in text[1:3])))
-
-
-def _balanced(span: Span) -> bool:
-    depth = 0
-    for token in span:
-        if token.text == "(":
-            depth += 1
-        elif token.text == ")":
-            if depth == 0:
-                return False
-            depth -= 1
-    return depth == 0
 
 
 def _definitions(doc: Doc) -> List[Tuple[Span, Span]]:
@@ -85,7 +75,7 @@ def _definitions(doc: Doc) -> List[Tuple[Span, Span]]:
             continue
         if end - start > 3:
             short, long_cand = doc[start - 2 : start - 1], doc[start:end]
-            if not _balanced(long_cand):
+            if span_contains_unbalanced_parentheses(long_cand):
                 continue
         else:
             short = doc[start:end]
