@@ -96,13 +96,14 @@ def widen_concepts(member: Model, old: Sequence[str], new: Sequence[str]) -> Non
     missing = [c for c in old if c not in index]
     if missing:
         raise ValueError(f"widen_concepts: {len(missing)} concepts of the member are not in the new set, e.g. {missing[:3]}")
+    positions = [0] + [1 + index[c] for c in old]  # nil stays column 0
     n = len(new) + 1
     with torch.no_grad():
         for name in ("men_out", "men_first"):
             lin = getattr(module, name)
             if lin is None:
                 continue
-            cols = torch.as_tensor([0] + [1 + index[c] for c in old], device=lin.weight.device)  # nil stays 0
+            cols = torch.as_tensor(positions, device=lin.weight.device)
             wide = torch.nn.Linear(lin.in_features, n, device=lin.weight.device, dtype=lin.weight.dtype)
             wide.weight.zero_()
             wide.weight[cols] = lin.weight
@@ -111,7 +112,7 @@ def widen_concepts(member: Model, old: Sequence[str], new: Sequence[str]) -> Non
             setattr(module, name, wide)
         if module.U is not None:
             U = module.U.weight  # (H, concepts + 1)
-            cols = torch.as_tensor([0] + [1 + index[c] for c in old], device=U.device)
+            cols = torch.as_tensor(positions, device=U.device)
             wide = torch.nn.Linear(n, U.shape[0], bias=False, device=U.device, dtype=U.dtype)
             wide.weight.copy_(U.mean(dim=1, keepdim=True).expand(-1, n))
             wide.weight[:, cols] = U
