@@ -487,3 +487,29 @@ def test_sentence_pairs_learn_and_round_trip(kb_dir, tmp_path):
     nlp2 = spacy.load(tmp_path / "nlp")
     assert nlp2.get_pipe(NAME).cfg["pair_context"] == "sentence"
     assert ent_outputs(nlp2, texts) == predicted
+
+
+def test_dictionary_feature_in_the_inline_tok2vec(kb_dir, tmp_path):
+    """configs/gated_floret_dict.cfg's tok2vec: the KB dictionary tags embedded
+    in the component's own tok2vec (text and concept names both go through it).
+    It learns, and the pipeline loads and predicts the same with the matcher
+    file gone (the matcher travels in the weights)."""
+    from spacy_medlink.kb.candidates import CandidateGenerator
+    from spacy_medlink.kb.name_matcher import NameMatcher
+    from spacy_medlink.tokenizer import biomed_nlp
+
+    names = tmp_path / "names.msgpack"
+    NameMatcher.build(CandidateGenerator.from_disk(kb_dir).kb, biomed_nlp().tokenizer).to_disk(names)
+    tok2vec = dict(TINY_TOK2VEC)
+    tok2vec["embed"] = {"@architectures": "medlink.DictionaryEmbed.v1", "width": 32,
+                        "types": ["Chemical", "Disease"], "matcher_path": str(names), "feature_width": 8,
+                        "embed": TINY_TOK2VEC["embed"]}
+    nlp = _make_nlp(model={"tok2vec": tok2vec})
+    losses = _train(nlp, _examples(nlp), kb_dir, n_iter=60)
+    assert losses[-1] < losses[0] / 4
+    texts = [text for text, _ in TRAIN_DATA]
+    expected = ent_outputs(nlp, texts)
+    assert [e.text for e in nlp(TRAIN_DATA[0][0]).ents] == ["Aspirin", "gastric ulcer"]
+    nlp.to_disk(tmp_path / "nlp")
+    names.unlink()
+    assert ent_outputs(spacy.load(tmp_path / "nlp"), texts) == expected
