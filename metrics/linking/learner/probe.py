@@ -37,7 +37,7 @@ SETTINGS = {
 }
 
 
-def acc(ranker, rows_list, probs_list):
+def acc(rows_list, probs_list):
     right = n = 0
     for rows, probs in zip(rows_list, probs_list):
         pos = 0
@@ -79,9 +79,9 @@ def main(kb_dir, base_dir, train, dev, out, test=None):
         for i in range(5):
             rest = [r for j, r in enumerate(folds) if j != i]
             oof_probs.append(_fit_predict(params, rest, folds[i], rank))
-        res = {"out_of_fold": round(acc(None, folds, oof_probs)[0], 4)}
+        res = {"out_of_fold": round(acc(folds, oof_probs)[0], 4)}
         for split, rows in evals.items():
-            res[split] = round(acc(None, [rows], [_fit_predict(params, folds, rows, rank)])[0], 4)
+            res[split] = round(acc([rows], [_fit_predict(params, folds, rows, rank)])[0], 4)
         res["seconds"] = round(time.time() - t, 1)
         results[name] = res
         print(name, res, flush=True)
