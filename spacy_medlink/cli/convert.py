@@ -27,6 +27,13 @@ class CorpusFormat(str, Enum):
     cmeee = "cmeee"
     genia = "genia"
     ccks2019 = "ccks2019"
+    craft = "craft"
+    brat = "brat"
+    ddi = "ddi"
+
+
+# stand-off formats read from the release as downloaded: a folder or an archive, one split at a time
+_STANDOFF = ("craft", "brat", "ddi")
 
 
 class Misaligned(str, Enum):
@@ -42,12 +49,12 @@ class MultiType(str, Enum):
 @app.command("convert")
 def convert_cli(
     # fmt: off
-    input_path: Path = typer.Argument(..., help="Corpus file (.gz is read too)", exists=True, dir_okay=False),
+    input_path: Path = typer.Argument(..., help="Corpus file (.gz is read too); craft, brat, ddi: the release folder or its .tar.gz / .zip", exists=True),
     output_dir: Path = typer.Argument(..., help="Output directory (created if missing)", file_okay=False),
     file_format: CorpusFormat = typer.Option(..., "--format", "-f", help="Input format"),
     name: Optional[str] = typer.Option(None, "--name", "-n", help="Output file stem (default: the input name without suffixes, plus _SPLIT)"),
-    label_map: Optional[str] = typer.Option(None, "--label-map", "-l", help="pubtator: type -> label, as a preset (ncbi), a JSON object or a .json file"),
-    split: Optional[str] = typer.Option(None, "--split", "-s", help="genia (JSONL): keep one split only (train, dev, test); ccks2019: train (records 0-799) or dev (800-999)"),
+    label_map: Optional[str] = typer.Option(None, "--label-map", "-l", help="pubtator, craft, brat, ddi: type -> label, as a preset (ncbi), a JSON object or a .json file (default for craft, brat, ddi: the documented cross-corpus map; map a type to \"\" to leave it out, counted)"),
+    split: Optional[str] = typer.Option(None, "--split", "-s", help="genia (JSONL): keep one split only (train, dev, test); ccks2019: train (records 0-799) or dev (800-999); craft: train, dev, test; brat: the folder of the split (e.g. test, devel); ddi: train, test, ddi_test"),
     misaligned: Misaligned = typer.Option(Misaligned.expand, "--misaligned", "-m", help="pubtator: widen mentions that split a token to token boundaries, or drop them"),
     lenient: bool = typer.Option(False, "--lenient", help="pubtator: drop and count malformed mention lines instead of stopping"),
     drop_duplicates: bool = typer.Option(False, "--drop-duplicates", help="pubtator: drop a document whose PMID was seen before (default keeps it, as the official counts do)"),
@@ -60,7 +67,7 @@ def convert_cli(
     """Convert a PubTator, CMeEE, GENIA or CCKS 2019 file to OUTPUT_DIR/NAME.spacy and NAME.report.json."""
     if file_format != CorpusFormat.pubtator:
         given = {
-            "--label-map": label_map is not None,
+            "--label-map": label_map is not None and file_format not in _STANDOFF,
             "--misaligned": misaligned != Misaligned.expand,
             "--lenient": lenient,
             "--drop-duplicates": drop_duplicates,
@@ -70,8 +77,12 @@ def convert_cli(
         for option, is_given in given.items():
             if is_given:
                 msg.fail(f"{option} only applies to --format pubtator", exits=1)
-    if split is not None and file_format not in (CorpusFormat.genia, CorpusFormat.ccks2019):
-        msg.fail("--split only applies to --format genia and ccks2019", exits=1)
+    if split is not None and file_format not in (CorpusFormat.genia, CorpusFormat.ccks2019, *_STANDOFF):
+        msg.fail("--split only applies to --format genia, ccks2019, craft, brat and ddi", exits=1)
+    if file_format in _STANDOFF and split is None:
+        msg.fail(f"--format {file_format.value} reads one split of the release: give --split", exits=1)
+    if input_path.is_dir() and file_format not in _STANDOFF:
+        msg.fail(f"{input_path} is a folder: --format {file_format.value} reads one file", exits=1)
     nlp = _tokenizer_nlp(file_format, base)
     report = ConversionReport(source=str(input_path))
     try:
@@ -135,6 +146,12 @@ def _tokenizer_nlp(file_format: CorpusFormat, base: Optional[Path]) -> Language:
     return biomed_nlp("en")
 
 
+def _label_map(label_map: Optional[str]):
+    from ..corpora.pubtator import resolve_label_map
+
+    return resolve_label_map(label_map)
+
+
 def _read(
     file_format: CorpusFormat,
     path: Path,
@@ -164,6 +181,18 @@ def _read(
             pmids=pmids,
             multi_type=multi_type,
         )
+    if file_format == CorpusFormat.craft:
+        from ..corpora.craft import read_craft
+
+        return read_craft(path, nlp, report, split=split or "test", label_map=_label_map(label_map))
+    if file_format == CorpusFormat.brat:
+        from ..corpora.brat import read_brat
+
+        return read_brat(path, nlp, report, folder=split or "test", label_map=_label_map(label_map))
+    if file_format == CorpusFormat.ddi:
+        from ..corpora.ddi import read_ddi
+
+        return read_ddi(path, nlp, report, split=split or "test", label_map=_label_map(label_map))
     if file_format == CorpusFormat.cmeee:
         from ..corpora.cmeee import read_cmeee
 

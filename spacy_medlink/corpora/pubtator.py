@@ -34,7 +34,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import filter_spans
 
-from ..kb.ids import NO_CONCEPT, normalize_kb_id
+from ..ids import NO_CONCEPT, normalize_kb_id
 from .report import ConversionReport, CorpusFormatError, examples_from_docs, open_text
 
 # Named label maps, usable wherever a label map is asked for (CLI, configs).
@@ -45,6 +45,15 @@ LABEL_MAPS: Dict[str, Dict[str, str]] = {
         "Modifier": "Disease",
         "DiseaseClass": "Disease",
         "CompositeMention": "Disease",
+    },
+    # GNormPlus and NLM-Gene: genes and gene families as Gene (as AIONER trains on them); the
+    # other types (protein domains, cell types and lines, chromosome locations) left out, counted.
+    "genes": {
+        "Gene": "Gene",
+        "FamilyName": "Gene",
+        "DomainMotif": "",
+        "Cell": "",
+        "ChromosomeLocation": "",
     },
 }
 MISALIGNED_MODES = ("expand", "drop")
@@ -439,9 +448,10 @@ def _parse_mention(
 ) -> Tuple[int, int, str, str, str]:
     """(start, end, type, label, kb_id) of a mention line, or _BadMention."""
     where = _where(path, line)
-    if len(fields) < 6:
-        raise _BadMention("too few fields", f"expected PMID, start, end, mention, type, ids; got {len(fields)} fields")
-    raw_pmid, raw_start, raw_end, mention, type_, ids = fields[:6]
+    if len(fields) < 5:
+        raise _BadMention("too few fields", f"expected PMID, start, end, mention, type[, ids]; got {len(fields)} fields")
+    # a mention without a concept may have no ID column at all (GNormPlus, NLM-Gene)
+    raw_pmid, raw_start, raw_end, mention, type_, ids = (fields + [""])[:6]
     if raw_pmid.strip() != pmid:
         raise _BadMention("PMID of another document", f"{raw_pmid.strip()!r} in the block of {pmid!r}")
     if not (_INT.match(raw_start.strip()) and _INT.match(raw_end.strip())):

@@ -244,7 +244,7 @@ def test_misaligned_mentions(tmp_path):
 
 
 BAD_MENTIONS = [
-    ("227508\t0\t8\tNaloxone\tChemical", "too few fields"),
+    ("227508\t0\t8\tNaloxone", "too few fields"),
     ("227508\tzero\t8\tNaloxone\tChemical\tD009270", "non-integer offset"),
     ("227508\t0\t8.5\tNaloxone\tChemical\tD009270", "non-integer offset"),
     ("227508\tzero\teight\tNaloxone\tChemical\tD009270", "non-integer offset"),
@@ -256,6 +256,14 @@ BAD_MENTIONS = [
     ("227508\t0\t8\tNalozone\tChemical\tD009270", "mention string differs from the text"),
     ("227508\t0\t8\tNaloxone\t \tD009270", "empty type"),
 ]
+
+
+def test_mention_line_without_id_column(nlp, tmp_path):
+    # GNormPlus and NLM-Gene write a mention without a concept with no ID column at all
+    content = block(mentions=["227508\t0\t8\tNaloxone\tChemical", mention(CLONIDINE, ids="D003000")])
+    docs, report = read(write(tmp_path, content), nlp)
+    assert [(e.text, e.kb_id_) for e in docs[0].ents] == [("Naloxone", ""), ("clonidine", "D003000")]
+    assert report.mentions_kept == 2 and report.notes["no concept"] == 1
 
 
 @pytest.mark.parametrize("line,reason", BAD_MENTIONS)
