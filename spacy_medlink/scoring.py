@@ -27,7 +27,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import registry
 
-from .kb.ids import split_kb_id
+from .ids import split_kb_id
 
 IdResolver = Callable[[str], str]
 _Mention = Tuple[int, int, str, FrozenSet[str]]

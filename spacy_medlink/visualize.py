@@ -12,7 +12,7 @@ from typing import Any, Dict, Iterable, List, Optional, Union
 from spacy import displacy
 from spacy.tokens import Doc
 
-from .kb.ids import split_kb_id
+from .ids import split_kb_id
 
 _MESH = re.compile(r"^[CD]\d{6,9}$")
 MESH_URL = "https://meshb.nlm.nih.gov/record/ui?ui={}"

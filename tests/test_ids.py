@@ -1,6 +1,6 @@
 import pytest
 
-from spacy_medlink.kb.ids import normalize_kb_id, split_kb_id
+from spacy_medlink.ids import normalize_kb_id, split_kb_id
 
 
 @pytest.mark.parametrize(

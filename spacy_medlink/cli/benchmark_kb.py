@@ -140,7 +140,7 @@ def collect_mentions(corpora: List[Tuple[str, Path]], kb: ConceptKB) -> Tuple[li
     from ..corpora.pubtator import LABEL_MAPS, read_pubtator
     from ..corpora.report import ConversionReport
     from ..kb.abbreviations import abbreviation_map
-    from ..kb.ids import normalize_kb_id, split_kb_id
+    from ..ids import normalize_kb_id, split_kb_id
     from ..tokenizer import biomed_nlp
 
     nlp = biomed_nlp()

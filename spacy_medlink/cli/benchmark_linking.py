@@ -33,7 +33,7 @@ def _docs(path: Path, vocab) -> list:
 
 
 def _train_concepts(docs: Sequence, resolve: Callable[[str], str]) -> Set[str]:
-    from ..kb.ids import split_kb_id
+    from ..ids import split_kb_id
 
     return {resolve(a) for doc in docs for ent in doc.ents for a in split_kb_id(ent.kb_id_)}
 
@@ -64,7 +64,7 @@ def _linkers(generator, train_docs: Sequence) -> Dict[str, Callable]:
 
 def gold_table(generator, docs: Sequence, train_docs: Sequence) -> Dict[str, Any]:
     """Accuracy@1/@5 of each system on the gold mentions of `docs`."""
-    from ..kb.ids import split_kb_id
+    from ..ids import split_kb_id
 
     resolve = generator.kb.resolve
     seen = _train_concepts(train_docs, resolve)

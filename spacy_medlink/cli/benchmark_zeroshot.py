@@ -25,7 +25,7 @@ def _resolver(nlp) -> Optional[Callable[[str], str]]:
 def _train_concepts(nlp, train: Path, resolve) -> Set[str]:
     from spacy.tokens import DocBin
 
-    from ..kb.ids import split_kb_id
+    from ..ids import split_kb_id
 
     seen: Set[str] = set()
     for doc in DocBin().from_disk(train).get_docs(nlp.vocab):

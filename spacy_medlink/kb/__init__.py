@@ -7,14 +7,12 @@ scispacy) load on first use (PEP 562), not on import.
 from importlib import import_module
 from typing import Any
 
-from .ids import NO_CONCEPT, normalize_kb_id, split_kb_id  # noqa: F401
-
 _LAZY = {
     "Concept": ".concept_kb",
     "ConceptKB": ".concept_kb",
-    "Candidate": ".candidates",
+    "Candidate": ".names",
     "CandidateGenerator": ".candidates",
-    "normalize_name": ".candidates",
+    "normalize_name": ".names",
     "abbreviation_map": ".abbreviations",
     "add_train_mentions": ".builders",
     "build_kb": ".builders",
@@ -23,7 +21,7 @@ _LAZY = {
     "read_mesh_supplementary": ".builders",
 }
 
-__all__ = ["NO_CONCEPT", "normalize_kb_id", "split_kb_id", *_LAZY]
+__all__ = list(_LAZY)
 
 
 def __getattr__(name: str) -> Any:

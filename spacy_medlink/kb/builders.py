@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Opti
 
 from ..corpora.report import CorpusFormatError
 from .concept_kb import Concept, ConceptKB
-from .ids import normalize_kb_id, split_kb_id
+from ..ids import normalize_kb_id, split_kb_id
 
 if TYPE_CHECKING:
     from spacy.tokens import Doc, Span

@@ -28,13 +28,12 @@ The distinct names (the index rows) are a `StringTable` (kb/strings.py): UTF-8
 bytes, offsets and a hash lookup in numpy arrays, saved as .npy and
 memory-mapped like the rest (format 3), so that no process holds 600,000 name
 strings and a dict over them; the concept IDs are the KB's own table.
-Format-1 and format-2 indexes still load, and are written as format 3 when saved again.
+Format-1 and format-2 indexes still load (`kb.candidates_compat` reads them), and are
+written as format 3 when saved again.
 """
-import re
-import unicodedata
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy
 import scipy.sparse
@@ -42,6 +41,7 @@ import srsly
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, TfidfVectorizer
 
 from .concept_kb import ConceptKB
+from .names import Candidate, normalize_name
 from .strings import StringTable, save_array, table_arrays, table_from, table_names
 
 if TYPE_CHECKING:
@@ -52,37 +52,6 @@ RANKER_DIR = "ranker"
 FORMAT_VERSION = 3
 _ARRAYS = ("idf", "n_counts", "n_indices", "n_indptr", "retrieval_ngrams", "link_indptr", "link_concepts",
            "link_preferred", "link_name_pos", "concept_types", *table_names("keys"))
-# Format 2 kept the names and concept IDs as msgpack strings.
-_ARRAYS_V2 = _ARRAYS[:10]
-# Format 1 stored the TF-IDF weights, the retrieval matrix and the link names as strings.
-_ARRAYS_V1 = ("idf", "n_data", "n_indices", "n_indptr", "rt_data", "rt_indices", "rt_indptr", "retrieval_ngrams",
-              "link_indptr", "link_concepts", "link_preferred", "concept_types")
-
-
-class Candidate(NamedTuple):
-    concept_id: str
-    score: float
-    name: str  # the KB name that matched
-
-
-_POSSESSIVE = re.compile(r"(?<=\w)['’]s\b")
-_NON_ALNUM = re.compile(r"[\W_]+")
-
-
-def normalize_name(text: str, mode: str = "full") -> str:
-    """The key names and mentions are matched on.
-
-    "lower": Unicode NFKC + casefold + whitespace collapsed. "full" also drops
-    possessive 's ("Crohn's disease" = "Crohn disease") and turns every run of
-    punctuation into one space ("non-small-cell" = "non small cell").
-    """
-    text = unicodedata.normalize("NFKC", text).casefold()
-    if mode == "full":
-        text = _POSSESSIVE.sub("", text)
-        text = _NON_ALNUM.sub(" ", text)
-    elif mode != "lower":
-        raise ValueError(f"Unknown normalization {mode!r} (expected 'lower' or 'full')")
-    return " ".join(text.split())
 
 
 def _smallest_uint(values: numpy.ndarray) -> numpy.ndarray:
@@ -396,7 +365,9 @@ class CandidateGenerator:
         index.mkdir(parents=True, exist_ok=True)
         srsly.write_json(index / "cfg.json", {"format": FORMAT_VERSION, **self.cfg, "types": self.types})
         (index / "strings.msgpack").write_bytes(srsly.msgpack_dumps(self._strings()))
-        for stale in _ARRAYS_V1:
+        from .candidates_compat import ARRAYS_V1
+
+        for stale in ARRAYS_V1:
             if stale not in _ARRAYS and (index / f"{stale}.npy").exists():
                 (index / f"{stale}.npy").unlink()  # a format-1 index rewritten in place
         for name, array in self._arrays().items():
@@ -425,7 +396,11 @@ class CandidateGenerator:
         kb = ConceptKB().from_disk(path)
         cfg = srsly.read_json(index / "cfg.json")
         strings = srsly.msgpack_loads((index / "strings.msgpack").read_bytes())
-        names = {1: _ARRAYS_V1, 2: _ARRAYS_V2}.get(cfg.get("format"), _ARRAYS)
+        names = _ARRAYS
+        if cfg.get("format") != FORMAT_VERSION:
+            from .candidates_compat import OLD_ARRAYS
+
+            names = OLD_ARRAYS.get(cfg.get("format"), _ARRAYS)
         # numpy.asarray: plain arrays over the same mapping (numpy.memmap objects are slow to index)
         arrays = {name: numpy.asarray(numpy.load(index / f"{name}.npy", allow_pickle=False,
                                                  mmap_mode="c" if mmap else None))
@@ -490,28 +465,16 @@ class CandidateGenerator:
         }
 
     def _upgrade(self) -> None:
-        """What format 2 saves and a format-1 index lacks: the names' n-gram counts (counted
-        again, in the stored matrix's entry order) and each link's position among its
-        concept's names. Slow (seconds per 100k names), and only when a format-1 index is saved."""
+        """What a format-1 index lacks to be saved as the current format (slow, and only then)."""
+        from .candidates_compat import format_1_counts, format_1_name_positions
+
         if self.names_counts is None:
             counter = CountVectorizer(**self._count_settings(), vocabulary=self.vectorizer.vocabulary_)
-            counts = counter.transform(self.keys).tocsr()
-            counts.sort_indices()
-            # the position of each stored entry in (row, column) order
-            order = self.names_matrix.copy()
-            order.data = numpy.arange(order.nnz, dtype=numpy.float64)
-            order.sort_indices()
-            if not (numpy.array_equal(order.indices, counts.indices) and numpy.array_equal(order.indptr, counts.indptr)):
-                raise ValueError("The n-gram counts of the index names do not match the stored weights")
-            stored = numpy.empty(order.nnz, dtype=counts.data.dtype)
-            stored[order.data.astype(numpy.int64)] = counts.data
-            self.names_counts = _smallest_uint(stored)
+            self.names_counts = _smallest_uint(format_1_counts(self.names_matrix, self.keys, counter))
         if self.link_name_pos is None:
-            positions = numpy.empty(len(self.link_names), dtype=numpy.int64)
-            for pos, (ci, name) in enumerate(zip(self.link_concepts.tolist(), self.link_names)):
-                concept = self.kb[self.concept_ids[ci]]
-                positions[pos] = ((concept.name,) + concept.synonyms).index(name)
-            self.link_name_pos = _smallest_uint(positions)
+            self.link_name_pos = _smallest_uint(
+                format_1_name_positions(self.kb, self.concept_ids, self.link_concepts, self.link_names)
+            )
 
     @staticmethod
     def _settings(cfg: dict) -> dict:
@@ -532,9 +495,9 @@ class CandidateGenerator:
         self = cls(kb, **cls._settings(cfg), _build=False, **kwargs)
         self.types = list(cfg["types"])
         if "keys" in strings:  # formats 1 and 2: strings in msgpack
-            self.keys = StringTable.from_strings(strings["keys"])
-            ids = strings["concept_ids"]
-            self.concept_ids = kb.concept_ids if kb.concept_ids == ids else StringTable.from_strings(ids, index=False)
+            from .candidates_compat import old_strings
+
+            self.keys, self.concept_ids = old_strings(kb, strings)
         else:
             self.keys = table_from("keys", arrays)
             self.concept_ids = kb.concept_ids
@@ -550,19 +513,15 @@ class CandidateGenerator:
         vectorizer.vocabulary_ = {term: i for i, term in enumerate(strings["ngrams"])}
         vectorizer.idf_ = arrays["idf"]
         self.vectorizer = vectorizer
-        shape = (len(self.keys), len(strings["ngrams"]))
-        if "n_data" in arrays:  # format 1
+        self.retrieval_ngrams = arrays["retrieval_ngrams"]
+        if "n_data" in arrays:  # format 1: the weights and the retrieval matrix as saved
+            from .candidates_compat import format_1_matrices
+
             self.names_counts = None
-            self.names_matrix = scipy.sparse.csr_matrix((arrays["n_data"], arrays["n_indices"], arrays["n_indptr"]),
-                                                        shape=shape)
+            self.names_matrix, self.rt = format_1_matrices(arrays, len(self.keys), len(strings["ngrams"]))
         else:
             self.names_counts = arrays["n_counts"]
             self.names_matrix = self._weights(self.names_counts, arrays["n_indices"], arrays["n_indptr"])
-        self.retrieval_ngrams = arrays["retrieval_ngrams"]
-        if "rt_data" in arrays:  # format 1
-            self.rt = scipy.sparse.csr_matrix((arrays["rt_data"], arrays["rt_indices"], arrays["rt_indptr"]),
-                                              shape=(len(self.retrieval_ngrams), len(self.keys)))
-        else:
             self.rt = self._retrieval_matrix()
         return self
 

@@ -19,7 +19,7 @@ NCBI's ``+``) are not split.
 import re
 from typing import TYPE_CHECKING, Any, List, NamedTuple, Optional, Sequence
 
-from .candidates import Candidate
+from .names import Candidate
 
 if TYPE_CHECKING:
     from spacy.tokens import Span

@@ -21,7 +21,7 @@ from typing import Dict, Iterable, Iterator, Optional, Sequence, Tuple, Union
 import numpy
 import srsly
 
-from .ids import normalize_kb_id
+from ..ids import normalize_kb_id
 from .strings import StringTable, save_array, table_arrays, table_from, table_names
 
 KB_FILE = "concepts.msgpack"  # format 1

@@ -9,7 +9,7 @@ place only by keeping that precision while recalling more.
 """
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
-from .candidates import normalize_name
+from .names import normalize_name
 from .mention_stats import MentionStats
 
 if TYPE_CHECKING:

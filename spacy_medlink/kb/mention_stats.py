@@ -5,8 +5,8 @@ leave its document out."""
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple
 
-from .candidates import normalize_name
-from .ids import split_kb_id
+from .names import normalize_name
+from ..ids import split_kb_id
 
 if TYPE_CHECKING:
     from spacy.tokens import Doc

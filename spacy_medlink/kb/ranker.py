@@ -39,7 +39,7 @@ import numpy
 import srsly
 
 from .abbreviations import abbreviates, is_short_form
-from .candidates import Candidate, normalize_name
+from .names import Candidate, normalize_name
 from .encoder import NameEncoder, cosines, rank_within
 from .mention_stats import MentionStats
 from .variants import spelling_variants

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy
 
-from .candidates import Candidate
+from .names import Candidate
 from .mention_stats import MentionStats, gold_atoms, split_stats
 from .ranker import GENERATED, CandidateRanker
 

@@ -5,7 +5,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from spacy.tokens import Span
 
 from .abbreviations import abbreviation_maps, spell_out
-from .candidates import Candidate, CandidateGenerator, normalize_name
+from .candidates import CandidateGenerator
+from .names import Candidate, normalize_name
 from .variants import query_variants
 
 

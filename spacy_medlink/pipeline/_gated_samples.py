@@ -15,7 +15,7 @@ from spacy.pipeline import Sentencizer
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
-from ..kb.ids import split_kb_id
+from ..ids import split_kb_id
 
 if TYPE_CHECKING:
     from ..kb.candidates import CandidateGenerator

@@ -18,7 +18,8 @@ from spacy.training import Example, biluo_tags_to_spans, iob_to_biluo
 from ._config_settings import BytesParts, CfgPipe, DiskParts
 
 if TYPE_CHECKING:
-    from ..kb.candidates import Candidate, CandidateGenerator
+    from ..kb.candidates import CandidateGenerator
+    from ..kb.names import Candidate
 
 
 NIL = "O"  # the outside tag: index 0 of `KBPipe.entity_tags`

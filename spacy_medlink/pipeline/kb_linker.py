@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     # spaCy imports every entry-point factory module whenever it creates a
     # Language, so the KB stack (scipy, scikit-learn, scispacy) is imported
     # only when a linker actually loads or uses a KB.
-    from ..kb.candidates import Candidate, CandidateGenerator
+    from ..kb.candidates import CandidateGenerator
+    from ..kb.names import Candidate
 
 DEFAULT_KB_LINKER_SCORER = {"@scorers": "medlink.nen_scorer.v1"}
 

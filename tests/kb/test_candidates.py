@@ -3,8 +3,9 @@ import pytest
 import srsly
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from spacy_medlink.kb.candidates import FORMAT_VERSION, Candidate, CandidateGenerator, normalize_name
+from spacy_medlink.kb.candidates import FORMAT_VERSION, CandidateGenerator
 from spacy_medlink.kb.concept_kb import Concept, ConceptKB
+from spacy_medlink.kb.names import Candidate, normalize_name
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from spacy_medlink.kb.mention_stats import MentionStats, split_stats
 from spacy_medlink.kb.ranker import DENSE_FEATURES, DOCUMENT, FEATURES, GENERATED, TRAINING, CandidateRanker
 from spacy_medlink.kb.variants import query_variants, spelling_variants
 from spacy_medlink.kb.ranker_fit import fit_ranker, mention_rows
-from spacy_medlink.kb.candidates import Candidate
+from spacy_medlink.kb.names import Candidate
 from spacy_medlink.kb.span_lookup import span_candidates, span_long_forms
 from spacy_medlink.tokenizer import biomed_nlp
 
@@ -149,7 +149,7 @@ def _reference_row(ranker, kb, span, lf, cands, rank, own, doc_spans):
     """One feature row the slow way: every feature from its definition, for one (span, candidate)."""
     import math
 
-    from spacy_medlink.kb.candidates import normalize_name as norm
+    from spacy_medlink.kb.names import normalize_name as norm
 
     cand, origin = cands[rank]
     key, lkey = norm(span.text), norm(lf) if lf else None
