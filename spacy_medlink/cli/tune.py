@@ -26,6 +26,9 @@ goes to a JSON file.
   settings (dev can no longer tune a model that has trained on it), and the
   pipes `tune` added that SOURCE has and it lacks (`medlink_abbreviations`,
   `medlink_coordinations`), copied from SOURCE with their data.
+* `tune export` / `tune apply`: the same settings through a JSON file, so
+  that a pipeline's chosen settings can be committed beside its config and
+  given to a model trained later without the tuned pipeline at hand.
 """
 import contextlib
 from itertools import product
@@ -276,6 +279,65 @@ def tune_coordinations_cli(
     _tune(model, dev, output, pipe_name, [{"extend": False}, {"extend": True}], metric, sweep_output, add=add)
 
 
+def export_settings(nlp) -> Dict[str, Any]:
+    """What `tune` chose for `nlp`, JSON-serializable: each of our pipes'
+    TUNED_SETTINGS, and the pipes `tune` adds (ADDED_FACTORIES) with their
+    config, the pipes they follow and their data (a word list), so that
+    `apply_settings` can rebuild them where no tuned pipeline is at hand."""
+    import srsly
+
+    pipes = []
+    for i, (name, pipe) in enumerate(nlp.pipeline):
+        factory = nlp.get_pipe_meta(name).factory
+        ours = type(pipe).__module__.startswith("spacy_medlink.")
+        settings = {k: pipe.cfg[k] for k in TUNED_SETTINGS if k in getattr(pipe, "cfg", {})} if ours else {}
+        entry: Dict[str, Any] = {"name": name, "factory": factory, "settings": settings}
+        if factory in ADDED_FACTORIES:
+            config = {k: v for k, v in nlp.get_pipe_config(name).items() if k != "factory"}
+            data = srsly.msgpack_loads(pipe.to_bytes()) if hasattr(pipe, "to_bytes") else None
+            entry.update(follows=nlp.pipe_names[:i], config=config, data=data)
+        elif not settings:
+            continue
+        pipes.append(entry)
+    return {"pipes": pipes}
+
+
+def apply_settings(nlp, settings: Dict[str, Any], source: str) -> List[str]:
+    """Give `nlp` the settings `export_settings` wrote (from `source`): add the
+    pipes it lacks after the last pipe of theirs it has, and set the tuned
+    settings of each of our pipes. Returns what changed, one line a pipe."""
+    import srsly
+
+    entries = {entry["name"]: entry for entry in settings["pipes"]}
+    changed = []
+    for entry in settings["pipes"]:
+        name = entry["name"]
+        if "config" not in entry or name in nlp.pipe_names:
+            continue
+        after = next((n for n in reversed(entry["follows"]) if n in nlp.pipe_names), None)
+        if after is None:
+            raise typer.BadParameter(f"the pipeline has none of the pipes that {name!r} follows in {source} "
+                                     f"({entry['follows']})")
+        pipe = nlp.add_pipe(entry["factory"], name=name, after=after, config=entry["config"])
+        if entry["data"] is not None:
+            pipe.from_bytes(srsly.msgpack_dumps(entry["data"]))
+        changed.append(f"{name}: added")
+    for name, pipe in nlp.pipeline:
+        ours = type(pipe).__module__.startswith("spacy_medlink.")
+        keys = [k for k in TUNED_SETTINGS if k in getattr(pipe, "cfg", {})] if ours else []
+        if not keys:
+            continue
+        entry = entries.get(name)
+        if entry is None or entry["factory"] != nlp.get_pipe_meta(name).factory:
+            raise typer.BadParameter(f"{source} has no {type(pipe).__name__} named {name!r} to copy settings from")
+        setting = {k: entry["settings"][k] for k in keys if k in entry["settings"]}
+        _apply(nlp, name, setting)
+        changed.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in setting.items()))
+    if not changed:
+        raise typer.BadParameter("the pipeline has no pipe with tuned settings")
+    return changed
+
+
 @tune_app.command("copy")
 def tune_copy_cli(
     source: Path = typer.Argument(..., help="The tuned pipeline (e.g. training/bc5cdr_joint_floret_dict/model-tuned)"),
@@ -285,29 +347,59 @@ def tune_copy_cli(
     """Copy the settings that `tune` sweeps (TUNED_SETTINGS) from SOURCE's pipes to MODEL's pipes of the same name, adding the weightless pipes `tune` added (ADDED_FACTORIES)."""
     import spacy
 
-    tuned, nlp = spacy.load(source), spacy.load(model)
-    copied = []
-    for name in tuned.pipe_names:
-        factory = tuned.get_pipe_meta(name).factory
-        if factory in ADDED_FACTORIES and name not in nlp.pipe_names:
-            before = tuned.pipe_names[: tuned.pipe_names.index(name)]
-            after = next((n for n in reversed(before) if n in nlp.pipe_names), None)
-            if after is None:
-                raise typer.BadParameter(f"{model} has none of the pipes that {name!r} follows in {source} ({before})")
-            nlp.add_pipe(name, name=name, after=after, source=tuned)  # its config and its data (a word list)
-            copied.append(f"{name}: added")
-    for name, pipe in nlp.pipeline:
-        ours = type(pipe).__module__.startswith("spacy_medlink.")
-        keys = [k for k in TUNED_SETTINGS if k in getattr(pipe, "cfg", {})] if ours else []
-        if not keys:
-            continue
-        source_pipe = tuned.get_pipe(name) if name in tuned.pipe_names else None
-        if type(source_pipe) is not type(pipe):
-            raise typer.BadParameter(f"{source} has no {type(pipe).__name__} named {name!r} to copy settings from")
-        setting = {k: source_pipe.cfg[k] for k in keys if k in source_pipe.cfg}
-        _apply(nlp, name, setting)
-        copied.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in setting.items()))
-    if not copied:
-        raise typer.BadParameter(f"{model} has no pipe with tuned settings")
+    nlp = spacy.load(model)
+    changed = apply_settings(nlp, export_settings(spacy.load(source)), str(source))
     nlp.to_disk(output)
-    typer.echo(f"Saved {output} with the settings of {source}: " + "; ".join(copied))
+    typer.echo(f"Saved {output} with the settings of {source}: " + "; ".join(changed))
+
+
+@tune_app.command("export")
+def tune_export_cli(
+    model: Path = typer.Argument(..., help="A tuned pipeline (e.g. training/bc5cdr_joint_floret_dict/model-tuned)"),
+    settings_json: Path = typer.Argument(..., help="JSON file to write the settings to (e.g. configs/settings/en_medlink.json)"),
+    compare: Optional[Path] = typer.Option(None, "--compare", help="A settings file these must equal (e.g. the committed one); exit 1 if they differ"),
+) -> None:
+    """Write the settings `tune` chose for MODEL (what `tune copy` copies) to SETTINGS_JSON, for `tune apply`."""
+    import spacy
+    import srsly
+
+    settings = export_settings(spacy.load(model))
+    settings_json.parent.mkdir(parents=True, exist_ok=True)
+    srsly.write_json(settings_json, settings)
+    typer.echo(f"Wrote the settings of {model} to {settings_json}")
+    if compare is not None:
+        if not _same_settings(srsly.read_json(compare), srsly.read_json(settings_json)):
+            typer.echo(f"{settings_json} differs from {compare}:\n{srsly.json_dumps(settings, indent=2)}", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"The same settings as {compare}")
+
+
+def _same_settings(a: Any, b: Any) -> bool:
+    """Equal, floats within rounding: a value read back from a saved config may
+    differ in its last bit from the grid's (0.30000000000000004 for 0.3)."""
+    import math
+
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_settings(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_settings(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return not isinstance(a, bool) and not isinstance(b, bool) and isinstance(a, (int, float)) \
+            and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
+@tune_app.command("apply")
+def tune_apply_cli(
+    settings_json: Path = typer.Argument(..., help="Settings written by `tune export` (e.g. configs/settings/en_medlink.json)"),
+    model: Path = typer.Argument(..., help="A pipeline of the config they were tuned for (e.g. one trained on train + dev)"),
+    output: Path = typer.Argument(..., help="Folder to save MODEL with those settings to"),
+) -> None:
+    """Give MODEL the settings of SETTINGS_JSON, as `tune copy` would from the pipeline they were exported from."""
+    import spacy
+    import srsly
+
+    nlp = spacy.load(model)
+    changed = apply_settings(nlp, srsly.read_json(settings_json), str(settings_json))
+    nlp.to_disk(output)
+    typer.echo(f"Saved {output} with the settings of {settings_json}: " + "; ".join(changed))
