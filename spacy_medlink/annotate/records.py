@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
-from ..corpora.report import CorpusFormatError, open_text
+from ..corpora.report import READ_ERRORS, CorpusFormatError, gzip_reason, is_gzip, open_text
 
 FORMATS = ("pubtator", "bioc-xml", "bioc-json", "pubmed-xml", "jsonl", "text")
 _PUBTATOR_LINE = re.compile(r"^[^|\s]+\|[ta]\|")
@@ -126,9 +126,9 @@ def _read_pubmed(path: Path, on_bad) -> Iterator[Record]:
     import gzip
     import xml.etree.ElementTree as ET
 
-    opener = gzip.open if path.suffix == ".gz" else open
+    opener = gzip.open if is_gzip(path) else open
     n = 0
-    with opener(path, "rb") as f:
+    with opener(path, "rb") as f:  # type: ignore[operator]
         try:
             for _, elem in ET.iterparse(f, events=("end",)):
                 if elem.tag != "PubmedArticle":
@@ -147,6 +147,8 @@ def _read_pubmed(path: Path, on_bad) -> Iterator[Record]:
                 elem.clear()
         except ET.ParseError as err:
             raise CorpusFormatError(path, err.position[0], f"malformed XML ({err})") from None
+        except READ_ERRORS as err:  # the XML parser decodes the text itself: only gzip's errors reach here
+            raise CorpusFormatError(path, n + 1, f"{gzip_reason(err)}; {n} articles read before it") from None
 
 
 def _read_bioc(path: Path, on_bad, json_format: bool = False) -> Iterator[Record]:
@@ -159,6 +161,8 @@ def _read_bioc(path: Path, on_bad, json_format: bool = False) -> Iterator[Record
     with open_text(path) as f:
         try:
             collection = biocjson.load(f) if json_format else bioc.load(f)
+        except CorpusFormatError:  # bad bytes or gzip data, located by `open_text`
+            raise
         except Exception as err:  # the bioc package raises many kinds
             raise CorpusFormatError(path, 1, f"not a BioC collection ({err})") from None
     for n, document in enumerate(collection.documents, start=1):

@@ -2,10 +2,11 @@
 dropped with a reason, and the two add up."""
 import gzip
 import warnings
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Union
+from typing import IO, Any, Dict, Iterable, Iterator, List, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -15,13 +16,101 @@ MAX_EXAMPLES = 5
 CORPUS_SUFFIXES = (".gz", ".json", ".jsonl", ".txt", ".iob2")
 
 
-def open_text(path: Union[str, Path], encoding: str = "utf8"):
-    """A corpus file opened as text, gunzipped when its bytes say so (not its name)."""
+GZIP_MAGIC = b"\x1f\x8b"
+# what reading a corpus file raises for bad bytes, or for gzip data cut short or corrupt
+READ_ERRORS = (UnicodeDecodeError, EOFError, zlib.error, gzip.BadGzipFile)
+
+
+def is_gzip(path: Union[str, Path]) -> bool:
+    """Whether the file's bytes are gzip data (whatever its name says)."""
+    with Path(path).open("rb") as file_:
+        return file_.read(2) == GZIP_MAGIC
+
+
+def open_text(path: Union[str, Path], encoding: str = "utf8") -> "TextFile":
+    """A corpus file opened as text, gunzipped when its bytes say so (not its name).
+    Bytes that are not `encoding` text and gzip data cut short raise `CorpusFormatError`
+    naming the file and line, not a bare UnicodeDecodeError or EOFError."""
     path = Path(path)
-    with path.open("rb") as file_:
-        magic = file_.read(2)
-    opener = gzip.open if magic == b"\x1f\x8b" else open
-    return opener(path, "rt", encoding=encoding)
+    opener = gzip.open if is_gzip(path) else open
+    return TextFile(opener(path, "rt", encoding=encoding), path, encoding)  # type: ignore[operator]
+
+
+class TextFile:
+    """A text file from `open_text`: reads as the file it wraps, with read errors located."""
+
+    def __init__(self, file_: IO[str], path: Path, encoding: str) -> None:
+        self._file = file_
+        self.path = path
+        self.encoding = encoding
+
+    def __enter__(self) -> "TextFile":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._file.close()
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            yield from self._file
+        except READ_ERRORS as err:
+            raise read_error(self.path, err, self.encoding) from None
+
+    def __next__(self) -> str:
+        try:
+            return next(self._file)
+        except READ_ERRORS as err:
+            raise read_error(self.path, err, self.encoding) from None
+
+    def read(self, size: int = -1) -> str:
+        try:
+            return self._file.read(size)
+        except READ_ERRORS as err:
+            raise read_error(self.path, err, self.encoding) from None
+
+    def readline(self, size: int = -1) -> str:
+        try:
+            return self._file.readline(size)
+        except READ_ERRORS as err:
+            raise read_error(self.path, err, self.encoding) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+
+def read_error(path: Union[str, Path], error: Exception, encoding: str = "utf8") -> "CorpusFormatError":
+    """`error`, raised reading `path` as `encoding` text, as a `CorpusFormatError` at its line.
+    A text reader decodes ahead of the line it returns, so the file is read again, line by
+    line, to find the first line that does not decode or where the gzip data breaks off."""
+    path = Path(path)
+    line = 0
+    with (gzip.open if is_gzip(path) else open)(path, "rb") as file_:  # type: ignore[operator]
+        try:
+            for line, raw in enumerate(file_, start=1):
+                try:
+                    raw.decode(encoding)
+                except UnicodeDecodeError as bad:
+                    column = len(raw[: bad.start].decode(encoding)) + 1
+                    return CorpusFormatError(path, line, f"not {_encoding_name(encoding)} text: byte "
+                                             f"0x{raw[bad.start]:02x} at column {column} (convert the file "
+                                             "to UTF-8, e.g. with iconv)")
+        except (EOFError, zlib.error, gzip.BadGzipFile) as bad:
+            return CorpusFormatError(path, line + 1, gzip_reason(bad))
+    return CorpusFormatError(path, line, f"cannot be read as {_encoding_name(encoding)} text ({error})")
+
+
+def gzip_reason(error: Exception) -> str:
+    """What a gzip reading error means for a user."""
+    if isinstance(error, EOFError):
+        return "the gzip data ends early: the file is truncated (an interrupted download or copy?)"
+    return f"corrupt gzip data ({error})"
+
+
+def _encoding_name(encoding: str) -> str:
+    import codecs
+
+    name = codecs.lookup(encoding).name
+    return "UTF-8" if name.startswith("utf-8") else name
 
 
 def file_stem(path: Union[str, Path]) -> str:
