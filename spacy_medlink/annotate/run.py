@@ -8,12 +8,13 @@ of forked workers that each turn their docs into plain annotation dicts, so
 the parent only merges and writes: spaCy's own `n_process` sends every Doc
 back to be deserialized by the parent, which then became the bottleneck),
 put back together with their offsets, and written to `part-NNNNN.<ext>.tmp`, renamed into place;
-then a manifest `part-NNNNN.json` (records, first and last ID, entities) is
-written the same way. A chunk is done when its manifest exists, so a rerun
+then a manifest `part-NNNNN.json` (records, first and last ID, entities, entities
+per type) is written the same way. A chunk is done when its manifest exists, so a rerun
 with the same output folder skips the records of the done chunks (checking
 that the input still starts with them) and goes on after the last one.
 The summary's counts add up: read = annotated + resumed + skipped
-(empty texts are annotated, with no entities, and counted apart).
+(empty texts are annotated, with no entities, and counted apart);
+`entities_per_type` and `chunks` are the whole output's, earlier runs' chunks included.
 """
 import gc
 import itertools
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .records import BadRecord, Record, split_sections
-from .writers import OUTPUT_FORMATS, Annotated, doc_annotations, merge_sections, write_chunk
+from .writers import OUTPUT_FORMATS, Annotated, chunk_entity_types, doc_annotations, merge_sections, write_chunk
 
 Progress = Callable[[Dict[str, Any]], None]
 
@@ -210,18 +211,23 @@ def write_annotated(
             yield item
 
     items = timed(items)
+    ext = OUTPUT_FORMATS[fmt]
     per_type: Counter = Counter()
+    for i, manifest in enumerate(previous):
+        if "entities_per_type" in manifest:
+            per_type.update(manifest["entities_per_type"])
+        else:  # a manifest from before they counted types: count its chunk
+            per_type.update(chunk_entity_types(out_dir / f"part-{i:05d}{ext}", fmt))
     index = len(previous)
     while True:
         chunk = [item for _, item in zip(range(chunk_size), items)]
         if not chunk:
             break
-        for _, ann in chunk:
-            per_type.update(e["label"] for e in ann["entities"])
-        ext = OUTPUT_FORMATS[fmt]
+        chunk_types = Counter(e["label"] for _, ann in chunk for e in ann["entities"])
+        per_type.update(chunk_types)
         _atomic_write(out_dir / f"part-{index:05d}{ext}", lambda p: write_chunk(p, fmt, chunk))
         manifest = {"format": fmt, "records": len(chunk), "first_id": chunk[0][0].id, "last_id": chunk[-1][0].id,
-                    "entities": sum(len(a["entities"]) for _, a in chunk)}
+                    "entities": sum(chunk_types.values()), "entities_per_type": dict(sorted(chunk_types.items()))}
         _atomic_write(out_dir / f"part-{index:05d}.json",
                       lambda p: p.write_text(json.dumps(manifest), encoding="utf8"))
         index += 1

@@ -7,6 +7,7 @@ linker's mentions). Offsets are characters of the record's text; PubTator and
 BioC keep their passages, so offsets land where the input had them.
 """
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -61,6 +62,30 @@ def write_chunk(path: Path, fmt: str, items: Sequence[Annotated]) -> None:
         _bioc(path, items)
     else:
         raise ValueError(f"Unknown output format {fmt!r} (one of {', '.join(OUTPUT_FORMATS)})")
+
+
+def chunk_entity_types(path: Path, fmt: str) -> Counter:
+    """Entities per type in a chunk `write_chunk` wrote: for a resumed run's summary when
+    the chunk's manifest does not count them."""
+    counts: Counter = Counter()
+    if fmt == "jsonl":
+        with path.open(encoding="utf8") as f:
+            counts.update(e["label"] for line in f if line.strip() for e in json.loads(line)["entities"])
+    elif fmt == "pubtator":
+        with path.open(encoding="utf8") as f:
+            for line in f:
+                fields = line.rstrip("\n").split("\t")
+                if len(fields) == 6 and fields[1].isdigit() and fields[2].isdigit():
+                    counts[fields[4]] += 1
+    elif fmt == "bioc-xml":
+        import bioc
+
+        with path.open(encoding="utf8") as f:
+            collection = bioc.load(f)
+        counts.update(a.infons["type"] for d in collection.documents for p in d.passages for a in p.annotations)
+    else:
+        raise ValueError(f"Unknown output format {fmt!r} (one of {', '.join(OUTPUT_FORMATS)})")
+    return counts
 
 
 def _pubtator(record: Record, ann: Dict[str, Any]) -> str:
