@@ -1,13 +1,18 @@
-"""`annotate --backend ray`: the same annotation on a Ray cluster (Ray Data, no scheduler of ours).
+"""`annotate --backend ray`: the same annotation on a Ray cluster.
 
 * Ray Data reads the input shards (each file, or each text file of a folder)
   with the same readers as the local backend, in parallel: first to count
   their records (the ETA, and where a resumed run starts in each shard), then
-  to stream them.
-* `map_batches` runs the pipeline in a pool of `n_actors` actors that each
-  load the model once (`_Annotator`); Ray restarts an actor that dies and
-  retries its batches, and order is preserved, so every record comes back
-  exactly once and in input order.
+  to stream them, in order, to the driver.
+* A pool of `n_actors` Ray actors (`_Annotator`) each load the model once and
+  annotate batches of records; the driver hands each batch to the least busy
+  actor and takes the results back in input order. Ray restarts an actor that
+  dies and retries its batches (`max_restarts`, `max_task_retries`), so every
+  record comes back exactly once.
+  The actors are plain Ray actors, not a Ray Data `map_batches` stage: Ray Data
+  hands its actors their constructor arguments through the object store, which
+  Ray (2.60) logs as an error for any actor that may restart (ray-project/ray#57733);
+  ours get theirs (a model name or path, three numbers) by value.
 * The driver writes the output with the local backend's writer
   (`run.write_annotated`): the same chunks, manifests, resume and summary,
   record for record the same output.
@@ -15,16 +20,17 @@
 Ray is an extra: `pip install spacy-medlink[ray]`.
 """
 import json
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .records import BadRecord, Record, read_records
 from .run import Progress, prepare_output, write_annotated
 from .writers import Annotated
 
 READ_CPUS = 0  # readers reserve no CPU, so they run beside actors that hold every CPU
-READ_BLOCK_BYTES = 256 * 1024  # about a hundred abstracts per block: work for every actor
+READ_BLOCK_BYTES = 256 * 1024  # about a hundred abstracts per block: the driver gets records while a shard is read
+BATCHES_PER_ACTOR = 2  # one annotated while the next waits: an actor never waits for the driver
 
 
 def _shards(inputs: Sequence[Path]) -> List[str]:
@@ -65,7 +71,7 @@ def _read_shard(row: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
 
 
 class _Annotator:
-    """A Ray actor: loads the pipeline once, annotates batches of rows."""
+    """A Ray actor: loads the pipeline once, annotates batches of records."""
 
     def __init__(self, model: str, max_chars: int, batch_size: int, fault: Optional[Dict[str, str]] = None) -> None:
         import gc
@@ -78,27 +84,55 @@ class _Annotator:
         self.batch_size = batch_size
         self.fault = fault  # tests: {"id": ..., "flag": path}: die once on that record
 
-    def __call__(self, batch: Dict[str, Any]) -> Dict[str, Any]:
+    def annotate(self, records: List[Record]) -> Dict[str, Any]:
+        """The records' annotations, in order, and how many were empty or sectioned."""
         from .run import Workers, annotate_records
 
-        rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
-        if self.fault is not None and any(r["id"] == self.fault["id"] for r in rows):
+        if self.fault is not None and any(r.id == self.fault["id"] for r in records):
             flag = Path(self.fault["flag"])
             if not flag.exists():
                 flag.write_text("killed", encoding="utf8")
                 import os
 
                 os._exit(1)  # the worker process dies mid-batch
-        good = [i for i, r in enumerate(rows) if not r["bad"]]
-        records = [Record(rows[i]["id"], rows[i]["text"], rows[i]["source"], int(rows[i]["line"]),
-                          tuple(tuple(p) for p in json.loads(rows[i]["passages"]))) for i in good]
         counts: Counter = Counter()
         annotated = annotate_records(Workers(self.nlp, 1, self.batch_size), records, self.max_chars, counts)
-        out = [""] * len(rows)
-        for i, (_, ann) in zip(good, annotated):
-            out[i] = json.dumps(ann)
-        return {**batch, "annotation": out, "empty": [counts["empty"]] + [0] * (len(rows) - 1),
-                "sectioned": [counts["sectioned"]] + [0] * (len(rows) - 1)}
+        return {"annotations": [ann for _, ann in annotated], "empty": counts["empty"],
+                "sectioned": counts["sectioned"]}
+
+
+def _in_order(actors: List[Any], batches: Iterable[List[Record]],
+              per_actor: int = BATCHES_PER_ACTOR) -> Iterator[Tuple[List[Record], Dict[str, Any]]]:
+    """Each batch with its annotation, in input order. A batch goes to the actor with the
+    fewest unfinished batches (at most `per_actor`), so one slow batch holds up no other actor."""
+    import ray
+
+    pending: Deque[Tuple[List[Record], Any]] = deque()  # (batch, result ref) in input order
+    unfinished: Dict[Any, int] = {}  # result ref -> its actor's index
+    load = [0] * len(actors)
+    batches = iter(batches)
+    more = True
+    while True:
+        while more and min(load) < per_actor:
+            batch = next(batches, None)
+            if batch is None:
+                more = False
+                break
+            i = load.index(min(load))
+            ref = actors[i].annotate.remote(batch)
+            pending.append((batch, ref))
+            unfinished[ref] = i
+            load[i] += 1
+        if not pending:
+            return
+        batch, ref = pending[0]
+        if ref not in unfinished:
+            pending.popleft()
+            yield batch, ray.get(ref)
+            continue
+        done, _ = ray.wait(list(unfinished), num_returns=1)
+        for ref in done:
+            load[unfinished.pop(ref)] -= 1
 
 
 def annotate_ray(
@@ -130,11 +164,29 @@ def annotate_ray(
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = False
-    # A shard's records would come out as one block (the default target is 128 MiB) and an
-    # actor takes whole blocks: one actor would annotate a whole file while the others wait.
-    # (`repartition` would split them too, but its tasks need a CPU the actors hold.)
+    # A shard's records would come out as one block (the default target is 128 MiB): the
+    # driver would get none of a file's records before all of them were read.
     ctx.target_max_block_size = min(ctx.target_max_block_size or READ_BLOCK_BYTES, READ_BLOCK_BYTES)
     previous = prepare_output(out_dir, fmt)
+    # The actors load the model while the shards are counted.
+    # Ray restarts a dead actor (its constructor runs again) and retries its batches.
+    annotator = ray.remote(_Annotator).options(num_cpus=1, max_restarts=-1, max_task_retries=-1)
+    actors = [annotator.remote(str(model), max_chars, batch_size, _fault) for _ in range(n_actors)]
+    try:
+        return _annotate_with(actors, inputs, out_dir, previous, input_format=input_format, fmt=fmt,
+                              chunk_size=chunk_size, batch_size=batch_size, id_field=id_field, text_field=text_field,
+                              skip_bad=skip_bad, progress=progress)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+
+
+def _annotate_with(actors: List[Any], inputs: Sequence[Path], out_dir: Path, previous: List[Dict[str, Any]], *,
+                   input_format: Optional[str], fmt: str, chunk_size: int, batch_size: int, id_field: str,
+                   text_field: str, skip_bad: bool, progress: Optional[Progress]) -> Dict[str, Any]:
+    """`annotate_ray`'s reading, annotating with `actors` and writing."""
+    import ray.data
+
     base = {"fmt": input_format, "id_field": id_field, "text_field": text_field, "skip_bad": skip_bad}
     shards = [{"path": p, **base} for p in _shards(inputs)]
     # reading reserves no CPU: with as many actors as CPUs, readers must still run
@@ -151,28 +203,34 @@ def annotate_ray(
     if left:
         raise ValueError(f"{out_dir} holds {resume} annotated records, more than the input has: it changed")
     ds = ray.data.from_items(items, override_num_blocks=max(len(items), 1)).flat_map(_read_shard, num_cpus=READ_CPUS)
-    ds = ds.map_batches(_Annotator, fn_constructor_kwargs={"model": str(model), "max_chars": max_chars,
-                                                          "batch_size": batch_size, "fault": _fault},
-                        concurrency=n_actors, batch_size=batch_size, num_cpus=1, batch_format="default",
-                        max_restarts=-1, max_task_retries=-1)
     counts: Counter = Counter()
     skipped: List[BadRecord] = []
 
-    def annotated() -> Iterator[Annotated]:
+    def batches() -> Iterator[List[Record]]:
+        """The records to annotate, `batch_size` at a time; malformed ones counted or listed."""
+        batch: List[Record] = []
         for row in ds.iter_rows():
-            counts["empty"] += int(row["empty"])
-            counts["sectioned"] += int(row["sectioned"])
             if row["bad"]:
                 if row["resumed"]:
                     counts["resumed_malformed"] += 1
                 else:
                     skipped.append(BadRecord(row["source"], int(row["line"]), row["bad"]))
                 continue
-            record = Record(row["id"], row["text"], row["source"], int(row["line"]),
-                            tuple(tuple(p) for p in json.loads(row["passages"])))
-            yield record, json.loads(row["annotation"])
+            batch.append(Record(row["id"], row["text"], row["source"], int(row["line"]),
+                                tuple(tuple(p) for p in json.loads(row["passages"]))))
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def annotated() -> Iterator[Annotated]:
+        for batch, result in _in_order(actors, batches()):
+            counts["empty"] += result["empty"]
+            counts["sectioned"] += result["sectioned"]
+            yield from zip(batch, result["annotations"])
 
     counts["resumed"] = resume
     return write_annotated(annotated(), out_dir, fmt=fmt, chunk_size=chunk_size, previous=previous, counts=counts,
                            skipped=skipped, total=total, progress=progress,
-                           backend={"backend": "ray", "n_actors": n_actors})
+                           backend={"backend": "ray", "n_actors": len(actors)})
