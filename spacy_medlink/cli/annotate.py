@@ -32,7 +32,7 @@ def annotate_cli(
     id_field: str = typer.Option("id", "--id-field", help="JSONL: the ID field"),
     text_field: str = typer.Option("text", "--text-field", help="JSONL: the text field"),
     count: bool = typer.Option(True, "--count/--no-count", help="Count the records first, for the ETA"),
-    backend: str = typer.Option("local", "--backend", help="local (this machine, --n-process) or ray (Ray Data actors, --n-actors)"),
+    backend: str = typer.Option("local", "--backend", help="local (this machine, --n-process) or ray (a pool of Ray actors, --n-actors; Ray Data reads the inputs)"),
     address: Optional[str] = typer.Option(None, "--address", help="Ray: the cluster address (default: start or join a local Ray)"),
     n_actors: int = typer.Option(1, "--n-actors", help="Ray: actors, each loading the model once"),
 ) -> None:
