@@ -1,12 +1,13 @@
 # Two entry points (README): `make all` (data -> en_medlink trained, evaluated, packaged)
-# and `make test`. Both set up the virtual environment first.
+# and `make test`. Both set up the virtual environment first. `make reproduce` and
+# `make pipelines` run project.yml's workflows of those names.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 RUN := $(PY) -m spacy project run
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: all test setup kb vectors
+.PHONY: all test setup reproduce pipelines kb vectors
 
 setup: $(VENV)/.installed
 
@@ -19,8 +20,8 @@ $(VENV)/.installed: requirements.txt setup.cfg
 	touch $@
 
 # The steps of project.yml's `all` workflow, in its order, except that `kb` and `vectors`,
-# which only read the converted corpus and the assets, run side by side on the two cores
-# (the KB and its ranker on one thread; the same outputs as one after the other).
+# which only read the assets and the converted corpus, run side by side on the two cores
+# (the ranker fits on one thread): the same outputs as one after the other.
 all: setup
 	$(RUN) assets
 	$(RUN) convert
@@ -30,6 +31,9 @@ all: setup
 	$(RUN) package
 
 kb vectors: setup
+	$(RUN) $@
+
+reproduce pipelines: setup
 	$(RUN) $@
 
 test: setup

@@ -1,6 +1,7 @@
 """The spaCy project end to end on a small slice: assets, convert, KB, train,
 assemble, evaluate, package; then the wheel loads in a fresh process with no
-import of ours (entry points only) and links entities to the KB."""
+import of ours (entry points only) and links entities to the KB. And the
+product path's shape: its workflows, each pipeline's model card and settings."""
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import srsly
 
 ROOT = Path(__file__).parents[1]
 
@@ -70,3 +72,41 @@ def test_smoke_package_loads_in_fresh_process(smoke_project, tmp_path):
     assert linked["FMF"] == "D010505"  # short form resolved through its long form
     assert linked["breast cancer"] == "D001943"
     assert all(kb_id for _, _, kb_id in result["ents"])
+
+
+def _project():
+    return srsly.read_yaml(ROOT / "project.yml")
+
+
+def test_workflows_run_commands_the_project_defines():
+    project = _project()
+    commands = {cmd["name"] for cmd in project["commands"]}
+    assert {"all", "reproduce", "pipelines", "smoke"} <= set(project["workflows"])
+    for name, steps in project["workflows"].items():
+        assert set(steps) <= commands, name
+    # the product path trains once, on train + dev, with the settings dev chose (committed):
+    # the train-only run and its tuning are for `reproduce`
+    assert "final" in project["workflows"]["all"]
+    assert not {"train", "tune", "kb-train"} & set(project["workflows"]["all"])
+    assert {"train", "tune", "kb-train", "baseline", "benchmark"} <= set(project["workflows"]["reproduce"])
+
+
+def test_each_pipeline_has_a_model_card_and_its_settings():
+    """Every pipeline `pipelines` builds has meta/<name>.json, a valid spaCy meta once
+    `spacy package` adds the version; a joint tagger also has the settings `final` applies."""
+    from spacy.schemas import ModelMetaSchema, validate
+
+    project = _project()
+    built = {"en_medlink"} | {step for step in project["workflows"]["pipelines"] if "medlink" in step}
+    assert built == {"en_medlink", "en_medlink_ncbi", "zh_medlink_nested", "zh_medlink_ccks2019", "en_medlink_genia"}
+    for name in built:
+        meta = srsly.read_json(ROOT / "meta" / f"{name}.json")
+        assert f"{meta['lang']}_{meta['name']}" == name
+        assert not validate(ModelMetaSchema, {**meta, "version": "0.0.0"}), name
+        assert "\n" not in meta["description"]  # the wheel's one-line summary
+        assert meta["sources"] and all(source.get("license") for source in meta["sources"]), name
+        for path in {word.strip("`(),.;:") for word in meta["notes"].split() if word.strip("`(),.;:").endswith(".json")}:
+            assert (ROOT / path).exists(), (name, path)
+        if name.startswith("en_medlink") and name != "en_medlink_genia":
+            settings = srsly.read_json(ROOT / "configs" / "settings" / f"{name}.json")
+            assert [pipe["name"] for pipe in settings["pipes"]] == ["joint_tagger", "abbreviations"]
