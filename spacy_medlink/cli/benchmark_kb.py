@@ -117,14 +117,14 @@ K = 10
 SCISPACY_NEIGHBOURS = 30  # scispacy's EntityLinker default k (aliases, before grouping by concept)
 
 
-def _rss_mb() -> float:
+def rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -198,7 +198,7 @@ def _merge(first: List[str], second: List[str]) -> List[str]:
 def _run_medlink(kb_dir: Path, mentions: list, n_threads: int) -> dict:
     from ..kb.candidates import CandidateGenerator
 
-    base = _rss_mb()
+    base = rss_mb()
     start = time.perf_counter()
     gen = CandidateGenerator.from_disk(kb_dir, n_threads=n_threads)
     load = time.perf_counter() - start
@@ -246,13 +246,13 @@ def _run_medlink(kb_dir: Path, mentions: list, n_threads: int) -> dict:
                                            else "no cache")
         result["mentions_per_second"][label] = round(len(mentions) / seconds, 1)
     result["distinct_mention_strings"] = len(set(zip(texts, types)))
-    result["peak_rss_mb"] = round(_peak_rss_mb(), 1)
+    result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     result["n_threads"] = n_threads
     return result
 
 
 def _run_scispacy(kb_dir: Path, index_dir: Path, mentions: list) -> dict:
-    base = _rss_mb()
+    base = rss_mb()
     start = time.perf_counter()
     kb = ConceptKB.load(kb_dir)
     sci_kb = scispacy_kb(kb)
@@ -283,7 +283,7 @@ def _run_scispacy(kb_dir: Path, index_dir: Path, mentions: list) -> dict:
         "mentions_per_second": {"untyped, one batch (scispacy has no type filter)": round(len(mentions) / seconds, 1)},
         "neighbours_k": SCISPACY_NEIGHBOURS,
         "ef_search": 200,
-        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "n_threads": "all cores (nmslib knnQueryBatch default)",
     }
 
@@ -296,7 +296,7 @@ def _run_build(kb_dir: Path) -> dict:
     gen = CandidateGenerator(kb)
     seconds = time.perf_counter() - start
     return {"index_build_seconds": round(seconds, 1), "names": len(gen.keys), "cfg": gen.cfg,
-            "peak_rss_mb": round(_peak_rss_mb(), 1)}
+            "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
 def _subprocess(args: List[str]) -> dict:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from .benchmark_kb import _peak_rss_mb, _rss_mb
+from .benchmark_kb import peak_rss_mb, rss_mb
 
 WARMUP_DOCS = 5
 
@@ -27,11 +27,11 @@ def run_pipeline(model: str, data: Path, batch_size: int, n_threads: int, settin
     from spacy.tokens import DocBin
 
     torch.set_num_threads(n_threads)
-    rss_before = _rss_mb()
+    rss_before = rss_mb()
     start = time.perf_counter()
     nlp = spacy.load(model)
     load_seconds = time.perf_counter() - start
-    rss_loaded = _rss_mb()
+    rss_loaded = rss_mb()
     for name_key, value in (setting or {}).items():
         name, key = name_key.split(".", 1)
         cfg = nlp.get_pipe(name).cfg
@@ -59,7 +59,7 @@ def run_pipeline(model: str, data: Path, batch_size: int, n_threads: int, settin
         "docs_per_second": round(len(texts) / seconds, 2),
         "load_seconds": round(load_seconds, 2),
         "rss_loaded_mb": round(rss_loaded - rss_before, 1),
-        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "batch_size": batch_size,
         "threads": n_threads,
     }

@@ -40,7 +40,9 @@ class NameEncoder:
                  cache_size: int = 50_000) -> None:
         # forked workers (annotate --n-process) get one torch thread, as for the torch components:
         # a child's first multi-threaded op would wait forever on the parent's thread pool
-        from ..ml import torch_wrapper  # noqa: F401
+        from ..torch_utils import one_torch_thread_in_forks
+
+        one_torch_thread_in_forks()
 
         self.model = model
         self.tokenizer = tokenizer

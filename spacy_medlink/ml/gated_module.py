@@ -1,41 +1,21 @@
 """The torch side of medlink.GatedNormalizer (`ml/gated_normalizer.py` has
-the method, the builders and the thinc glue): the module with its three heads,
-the scores it returns, and the loss the pipe computes on them.
+the method, the builders and the thinc glue): the module with its three heads
+and the loss the pipe computes on the scores it returns (`ml/scores.py`).
 
 Shapes: B texts padded to T tokens (``lengths`` (B,)), P (text, concept)
 pairs, C concepts, D the encoder width.
 """
-from typing import Any, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy
 import torch
 
 from .crf import CRF, Constraints, partial_nll
 from .layers import PackedBiLSTM, length_mask, pooled_mean, segment_softmax
+from .scores import GatedScores
 from .torch_wrapper import loss_on_leaves
 
 HIGH_TAGS = ("O", "B", "I")  # B/I/O of "a mention of concept e"
-
-
-class GatedScores(NamedTuple):
-    """Model output (B docs, T = longest doc, P pairs); also carries gradients.
-
-    ner: (B, T, n_tags) emissions; start, transitions, end: CRF scores (None
-    without a CRF); mid: (P,) logits (None without the mid task); high:
-    (P, T, 3) B/I/O logits (None without the high task); attention: (P, T)
-    weights (not differentiated); lengths: (B,) ints; pair_doc: (P,) ints.
-    """
-
-    ner: Any
-    start: Any = None
-    transitions: Any = None
-    end: Any = None
-    mid: Any = None
-    high: Any = None
-    attention: Any = None
-    lengths: Any = None
-    pair_doc: Any = None
-
 
 # the module's outputs, in its return order, that get gradients (attention does not)
 DIFFERENTIABLE = ("ner", "start", "transitions", "end", "mid", "high")

@@ -56,20 +56,24 @@ the builders, the thinc glue and the two inference stages. Inference
 runs the torch module directly in two stages (`encode_texts`, then
 `score_pairs` for the candidates the NER output implies) so the text is
 encoded once, and concept names only for the candidates of the batch.
+This module imports torch only inside the functions that use it (`torch_utils`).
 """
-from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy
-import torch
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.types import Floats2d
 
-from .crf import Constraints, transition_constraints, viterbi
-from .gated_module import DIFFERENTIABLE, GatedNormalizerModule, GatedScores
-from .layers import length_mask
-from .torch_wrapper import backward_args, wrap_torch_module
+from ..torch_utils import require_torch
+from .scores import GatedScores
+
+if TYPE_CHECKING:
+    import torch
+
+    from .crf import Constraints
+    from .gated_module import GatedNormalizerModule
 
 FUSION = ("gate", "concat")
 ATTENTION = ("attention", "mean")
@@ -144,6 +148,7 @@ def build_gated_normalizer_v2(
     The NER label space is set by the pipe (`set_gated_labels`) before
     initialization or deserialization: the torch module is built then.
     """
+    require_torch("medlink.GatedNormalizer")
     if fusion not in FUSION:
         raise ValueError(f"fusion must be one of {FUSION}, not {fusion!r}")
     if attention not in ATTENTION:
@@ -191,6 +196,8 @@ def build_gated_normalizer_v2(
 
 def set_gated_labels(model: Model, ner_tags: Sequence[str], tag_scheme: str) -> None:
     """Give the NER head its tags ("O", "B-Disease", ...) and (re)build the torch module."""
+    from .crf import transition_constraints
+
     heads = model.get_ref("heads")
     transition_constraints(ner_tags, tag_scheme)  # validates the tags
     heads.attrs["ner_tags"] = list(ner_tags)
@@ -199,7 +206,9 @@ def set_gated_labels(model: Model, ner_tags: Sequence[str], tag_scheme: str) -> 
         _build(heads)
 
 
-def ner_constraints(model: Model) -> Constraints:
+def ner_constraints(model: Model) -> "Constraints":
+    from .crf import transition_constraints
+
     heads = model.get_ref("heads")
     return transition_constraints(heads.attrs["ner_tags"], heads.attrs["tag_scheme"])
 
@@ -258,6 +267,10 @@ def _heads_forward(model: Model, X: Any, is_train: bool) -> Tuple[GatedScores, C
 
 
 def _build(heads: Model) -> None:
+    from .crf import transition_constraints
+    from .gated_module import GatedNormalizerModule
+    from .torch_wrapper import wrap_torch_module
+
     attrs = heads.attrs
     if attrs["ner_tags"] is None:
         raise ValueError("medlink_gated_heads: set_gated_labels must be called before initialization")
@@ -289,6 +302,8 @@ def _pad(ops, X: Sequence[Floats2d], width: int) -> Tuple[Any, List[int]]:
 
 def _convert_inputs(model: Model, X: Any, is_train: bool) -> Tuple[ArgsKwargs, Callable]:
     """(text feats, name feats, name_concept, n_concepts, pair_doc, pair_concept[, pair_start, pair_end]) -> tensors."""
+    import torch
+
     text, names, name_concept, n_concepts, pair_doc, pair_concept, *ranges = X
     pair_start, pair_end = ranges if ranges else (None, None)
     width = model.get_dim("nI") if model.has_dim("nI") else next(iter(list(text) + list(names))).shape[1]
@@ -308,7 +323,7 @@ def _convert_inputs(model: Model, X: Any, is_train: bool) -> Tuple[ArgsKwargs, C
         _long_or_none(pair_end, device),
     )
 
-    def unpad(grad: Optional[torch.Tensor], lengths: List[int]) -> List[Floats2d]:
+    def unpad(grad: Optional["torch.Tensor"], lengths: List[int]) -> List[Floats2d]:
         if grad is None:
             return [model.ops.alloc2f(n, width) for n in lengths]
         dX = torch2xp(grad, ops=model.ops)
@@ -320,11 +335,16 @@ def _convert_inputs(model: Model, X: Any, is_train: bool) -> Tuple[ArgsKwargs, C
     return ArgsKwargs(args=args, kwargs={}), reverse
 
 
-def _long_or_none(values: Optional[Sequence[int]], device: Any) -> Optional[torch.Tensor]:
+def _long_or_none(values: Optional[Sequence[int]], device: Any) -> Optional["torch.Tensor"]:
+    import torch
+
     return None if values is None else torch.as_tensor(numpy.asarray(values, dtype=numpy.int64), device=device)
 
 
 def _convert_outputs(model: Model, X_Yt: Tuple[Any, tuple], is_train: bool) -> Tuple[GatedScores, Callable]:
+    from .gated_module import DIFFERENTIABLE
+    from .torch_wrapper import backward_args
+
     X, outputs = X_Yt
     text, pair_doc = X[0], X[4]
     arrays = [None if t is None else torch2xp(t.detach(), ops=model.ops) for t in outputs]
@@ -339,13 +359,18 @@ def _convert_outputs(model: Model, X_Yt: Tuple[Any, tuple], is_train: bool) -> T
 
 # -- inference: two stages, text encoded once --------------------------------------
 class EncodedTexts(NamedTuple):
-    H: torch.Tensor  # (B, T, D)
-    lengths: torch.Tensor  # (B,)
+    H: "torch.Tensor"  # (B, T, D)
+    lengths: "torch.Tensor"  # (B,)
     paths: List[List[int]]  # best valid NER tag path per doc
 
 
 def encode_texts(model: Model, docs: Sequence[Doc]) -> EncodedTexts:
     """Stage 1: text features and the decoded NER tags (no gradient)."""
+    import torch
+
+    from .crf import viterbi
+    from .layers import length_mask
+
     module = torch_module(model)
     feats = model.get_ref("tok2vec").predict(list(docs))
     device = model.get_ref("heads").layers[0].shims[0].device
@@ -365,8 +390,11 @@ def encode_texts(model: Model, docs: Sequence[Doc]) -> EncodedTexts:
     return EncodedTexts(H, L, paths)
 
 
-def encode_concepts(model: Model, name_docs: Sequence[Doc], name_concept: numpy.ndarray, n_concepts: int) -> torch.Tensor:
+def encode_concepts(model: Model, name_docs: Sequence[Doc], name_concept: numpy.ndarray,
+                    n_concepts: int) -> "torch.Tensor":
     """h_e for n_concepts concepts from their tokenized names (no gradient)."""
+    import torch
+
     module = torch_module(model)
     device = model.get_ref("heads").layers[0].shims[0].device
     width = model.get_ref("heads").get_dim("nI")
@@ -385,12 +413,14 @@ def encode_concepts(model: Model, name_docs: Sequence[Doc], name_concept: numpy.
 
 
 def score_pairs(
-    model: Model, texts: EncodedTexts, h_e: torch.Tensor, pair_doc: numpy.ndarray, pair_concept: numpy.ndarray,
+    model: Model, texts: EncodedTexts, h_e: "torch.Tensor", pair_doc: numpy.ndarray, pair_concept: numpy.ndarray,
     *, chunk_size: int = 256, pair_start: Optional[numpy.ndarray] = None, pair_end: Optional[numpy.ndarray] = None,
 ) -> Tuple[Optional[numpy.ndarray], Optional[numpy.ndarray]]:
     """Stage 2: mid probabilities (P,) and high B/I/O probabilities (P, T, 3),
     in chunks of pairs (a pair costs its text's tokens × width floats per layer).
     pair_start, pair_end: each pair's token range (a sentence); None = whole doc."""
+    import torch
+
     module = torch_module(model)
     device = texts.H.device
     mids: List[numpy.ndarray] = []

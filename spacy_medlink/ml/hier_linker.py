@@ -56,22 +56,24 @@ around it, and the overlapping outputs are averaged.
 
 As in `ml/joint_tagger.py`, the torch module returns scores (emissions,
 logits, CRF start/transition/end scores); the pipe computes the loss in
-torch on leaf copies (`hier_loss`) and hands the gradients back. The module,
-its scores and its loss are in `ml/hier_module.py`; this module holds the
-builder, the label set-up and the thinc glue.
+torch on leaf copies (`hier_loss`) and hands the gradients back. The module
+and its loss are in `ml/hier_module.py`, its scores in `ml/scores.py`; this
+module holds the builder, the label set-up and the thinc glue, and imports
+torch only inside the functions that use it (`torch_utils`).
 """
-from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy
-import torch
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.types import Floats2d
 
-from .crf import Constraints, transition_constraints
-from .hier_module import DIFFERENTIABLE, TASKS, HierLinkerModule, HierScores
-from .torch_wrapper import backward_args, wrap_torch_module
+from ..torch_utils import require_torch
+from .scores import HierScores
+
+if TYPE_CHECKING:
+    from .crf import Constraints
 
 ARCHITECTURES = ("single", "flat", "hierarchical")
 SETUPS = ("PT", "PE")
@@ -125,6 +127,9 @@ def build_hier_linker(
         tanh-bounded BiLSTM states, with which EL's thousand-way softmax
         learned slowly on BC5CDR (metrics/README.md).
     """
+    require_torch("medlink.HierLinker.v1")
+    from .hier_module import TASKS
+
     for name, value, allowed in (("architecture", architecture, ARCHITECTURES), ("setup", setup, SETUPS),
                                  ("task", task, TASKS), ("shared_loss", shared_loss, SHARED_LOSSES)):
         if value not in allowed:
@@ -168,6 +173,8 @@ def build_hier_linker(
 
 
 def model_tasks(model: Model) -> Tuple[str, ...]:
+    from .hier_module import TASKS
+
     attrs = model.get_ref("heads").attrs
     return (attrs["task"],) if attrs["architecture"] == "single" else TASKS
 
@@ -182,6 +189,8 @@ def set_hier_labels(
     "B-Chemical", ...); types: the entity types (PE's ET classes);
     n_concepts: EL's concepts, nil excluded (EL has n_concepts + 1 outputs).
     """
+    from .crf import transition_constraints
+
     heads = model.get_ref("heads")
     transition_constraints(mr_tags, tag_scheme)
     transition_constraints(et_tags, tag_scheme)
@@ -191,7 +200,9 @@ def set_hier_labels(
         _build(heads)
 
 
-def tag_constraints(model: Model) -> Tuple[Constraints, Constraints]:
+def tag_constraints(model: Model) -> Tuple["Constraints", "Constraints"]:
+    from .crf import transition_constraints
+
     attrs = model.get_ref("heads").attrs
     scheme = attrs["tag_scheme"]
     return transition_constraints(attrs["mr_tags"], scheme), transition_constraints(attrs["et_tags"], scheme)
@@ -231,6 +242,9 @@ def _heads_forward(model: Model, X: Any, is_train: bool) -> Tuple[HierScores, Ca
 
 
 def _build(heads: Model) -> None:
+    from .hier_module import HierLinkerModule
+    from .torch_wrapper import wrap_torch_module
+
     attrs = heads.attrs
     if attrs["mr_tags"] is None:
         raise ValueError("medlink_hier_heads: set_hier_labels must be called before initialization")
@@ -260,6 +274,8 @@ def _build(heads: Model) -> None:
 
 
 def _convert_inputs(model: Model, X: Any, is_train: bool) -> Tuple[ArgsKwargs, Callable]:
+    import torch
+
     vectors, spans, columns = X
     width = model.attrs["heads"].get_dim("nI")
     lengths = [len(x) for x in vectors]
@@ -284,6 +300,9 @@ def _convert_inputs(model: Model, X: Any, is_train: bool) -> Tuple[ArgsKwargs, C
 
 
 def _convert_outputs(model: Model, X_Yt: Tuple[Any, tuple], is_train: bool) -> Tuple[HierScores, Callable]:
+    from .hier_module import DIFFERENTIABLE
+    from .torch_wrapper import backward_args
+
     X, outputs = X_Yt
     lengths = model.ops.asarray1i([len(x) for x in X[0]])
     arrays = [None if t is None else torch2xp(t, ops=model.ops) for t in outputs]

@@ -1,8 +1,8 @@
 """The torch side of medlink.HierLinker (`ml/hier_linker.py` has the method,
 the builder and the thinc glue): the module with its task encoders and
-decoders, the scores it returns, and the loss the pipe computes on them.
+decoders, and the loss the pipe computes on the scores it returns (`ml/scores.py`).
 """
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy
 import torch
@@ -11,47 +11,10 @@ from spacy.training.iob_utils import tags_to_entities
 
 from .crf import CRF, Constraints, partial_nll, transition_constraints, viterbi
 from .layers import BiLSTM, ShortcutBiLSTM, length_mask, span_mean
+from .scores import HierScores
 from .torch_wrapper import loss_on_leaves
 
 TASKS = ("MR", "ET", "EL")
-
-
-class HierScores(NamedTuple):
-    """Scores for B docs padded to T tokens.
-
-    Training: mr (B, T, n_mr) MR emissions; et: PT (B, T, n_et) ET
-    emissions, PE (S, n_types) logits of the given spans; el: PT (B, T, C)
-    or PE (S, C) logits over the given columns; the CRF scores of MR and
-    (PT) ET with forbidden moves at NEG. None where a task is absent.
-
-    Inference: mr_paths, et_paths (B, T) best valid tag paths (-1 on
-    padding); spans (S, 3) MR's spans (PE); et_probs (S, n_types) (PE);
-    el_probs (n, n_concepts + 1) EL probabilities of the tokens inside
-    predicted entities (PT: el_rows (B, T) gives each token's row, -1
-    outside) or of the spans (PE).
-
-    columns: the EL columns of the input (None: all concepts), so that a
-    loss over these scores maps its targets the way the forward pass did.
-    """
-
-    mr: Any = None
-    et: Any = None
-    el: Any = None
-    mr_start: Any = None
-    mr_transitions: Any = None
-    mr_end: Any = None
-    et_start: Any = None
-    et_transitions: Any = None
-    et_end: Any = None
-    lengths: Any = None
-    mr_paths: Any = None
-    et_paths: Any = None
-    spans: Any = None
-    et_probs: Any = None
-    el_probs: Any = None
-    el_rows: Any = None
-    columns: Any = None
-
 
 # the fields that get gradients, in the module's return order
 DIFFERENTIABLE = ("mr", "et", "el", "mr_start", "mr_transitions", "mr_end", "et_start", "et_transitions", "et_end")

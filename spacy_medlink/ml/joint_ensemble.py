@@ -15,20 +15,21 @@ trained as a whole: its forward pass refuses training.
 """
 from typing import Any, Callable, List, Sequence, Tuple
 
-import torch
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Model, torch2xp
 
-from .joint_module import infer_joint, token_mask
-from .joint_tagger import JOINT_ENSEMBLE, JointScores, _convert_inputs
+from ..torch_utils import require_torch
+from .joint_tagger import JOINT_ENSEMBLE, convert_inputs
 from .nested_ensemble import copy_member
+from .scores import JointScores
 
 
 @registry.architectures("medlink.JointEnsemble.v1")
 def build_joint_ensemble(member: Model[List[Doc], JointScores], n_members: int) -> Model[List[Doc], JointScores]:
     """member: a `medlink.JointTagger.v1` whose tok2vec is its own (not a
     listener), built n_members times. n_members (int): at least 2."""
+    require_torch("medlink.JointEnsemble.v1")
     if n_members < 2:
         raise ValueError(f"an ensemble needs at least 2 members, not {n_members}")
     members = [member] + [copy_member(member) for _ in range(n_members - 1)]
@@ -47,6 +48,10 @@ def _init(model: Model, X: Any = None, Y: Any = None) -> None:
 
 
 def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[JointScores, Callable]:
+    import torch
+
+    from .joint_module import infer_joint, token_mask
+
     if is_train:
         _init(model)
     modules, vs = [], []
@@ -54,7 +59,7 @@ def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[JointScores
     for member in model.layers:
         wrapper = member.get_ref("heads").layers[0]
         module = wrapper.shims[0]._model
-        inputs, _ = _convert_inputs(wrapper, member.get_ref("tok2vec").predict(docs), False)
+        inputs, _ = convert_inputs(wrapper, member.get_ref("tok2vec").predict(docs), False)
         X, lengths = inputs.args
         module.eval()
         with torch.no_grad():

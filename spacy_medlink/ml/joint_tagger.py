@@ -45,55 +45,29 @@ through the transition scores they output (a CRF's scores are emissions *and*
 transitions; decoding needs both, which is why the model outputs them).
 
 The torch module (`ml/joint_module.py`) is wrapped by `wrap_torch_module` (PyTorchWrapper_v3 whose
-shim also applies the optimizer's weight averages; msgpack weights, no pickle).
+shim also applies the optimizer's weight averages; msgpack weights, no pickle). This
+module imports torch only inside the functions that use it (`torch_utils`).
 """
-from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy
-import torch
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, chain, torch2xp, xp2torch
 from thinc.types import Floats2d
 
-from .crf import Constraints, partial_nll, transition_constraints, viterbi
-from .joint_module import JointTaggerModule
-from .layers import length_mask
-from .torch_wrapper import backward_args, loss_on_leaves, wrap_torch_module
+from ..torch_utils import require_torch
+from .scores import JointScores
+
+if TYPE_CHECKING:
+    import torch
+
+    from .crf import Constraints
 
 FEEDBACK = ("none", "mer", "men", "both")
 FEEDBACK_INIT = ("uniform", "first_pass")
 # the name of `medlink.JointEnsemble.v1` models (ml/joint_ensemble.py): k joint taggers in one
 JOINT_ENSEMBLE = "medlink_joint_ensemble"
-
-
-class JointScores(NamedTuple):
-    """Padded per-token scores for a batch of docs (B docs, T = longest doc).
-
-    mer: (B, T, n_tags) MER emissions; men: (B, T, n_concepts + 1) MEN
-    logits, column 0 = nil; mer_aux, men_aux: the first-guess logits of the
-    feedback cycle (None without one); start, transitions, end: CRF scores
-    with forbidden moves at NEG (None without a CRF); lengths: (B,) ints.
-    The same structure carries the gradients in backprop (None = no gradient).
-
-    At inference (`model.predict`) the module decodes MER itself and scores
-    MEN only where it is needed: ``paths`` (B, T) best valid MER tags (-1 on
-    padding); ``men_probs`` (n, n_concepts + 1) MEN probabilities of the n
-    tokens inside predicted spans; ``men_rows`` (B, T) each token's row in
-    ``men_probs`` (-1 outside spans). ``men`` and ``men_aux`` are None then.
-    """
-
-    mer: Any
-    men: Any
-    mer_aux: Any = None
-    men_aux: Any = None
-    start: Any = None
-    transitions: Any = None
-    end: Any = None
-    lengths: Any = None
-    paths: Any = None
-    men_probs: Any = None
-    men_rows: Any = None
 
 
 _DIFFERENTIABLE = ("mer", "men", "mer_aux", "men_aux", "start", "transitions", "end")
@@ -122,6 +96,7 @@ def build_joint_tagger(
     The label spaces are set by the pipe (`set_joint_labels`) before
     initialization or deserialization: the torch module is built then.
     """
+    require_torch("medlink.JointTagger.v1")
     if feedback not in FEEDBACK:
         raise ValueError(f"feedback must be one of {FEEDBACK}, not {feedback!r}")
     if feedback_init not in FEEDBACK_INIT:
@@ -159,6 +134,8 @@ def set_joint_labels(model: Model, mer_tags: Sequence[str], tag_scheme: str, n_c
     tag_scheme: "BIO" or "BILUO", for the CRF constraints.
     n_concepts: concept tags, nil excluded (the MEN head has n_concepts + 1 outputs).
     """
+    from .crf import transition_constraints
+
     transition_constraints(mer_tags, tag_scheme)  # validates the tags
     for member in joint_members(model):
         heads = member.get_ref("heads")
@@ -174,7 +151,9 @@ def joint_members(model: Model) -> List[Model]:
     return list(model.layers) if model.name == JOINT_ENSEMBLE else [model]
 
 
-def mer_constraints(model: Model) -> Constraints:
+def mer_constraints(model: Model) -> "Constraints":
+    from .crf import transition_constraints
+
     heads = model.get_ref("heads")
     return transition_constraints(heads.attrs["mer_tags"], heads.attrs["tag_scheme"])
 
@@ -193,6 +172,10 @@ def _heads_forward(model: Model, X: List[Floats2d], is_train: bool) -> Tuple[Joi
 
 
 def _build(heads: Model) -> None:
+    from .crf import transition_constraints
+    from .joint_module import JointTaggerModule
+    from .torch_wrapper import wrap_torch_module
+
     attrs = heads.attrs
     if attrs["mer_tags"] is None:
         raise ValueError("medlink_joint_heads: set_joint_labels must be called before initialization")
@@ -209,13 +192,16 @@ def _build(heads: Model) -> None:
         use_crf=attrs["use_crf"],
         outside=attrs["mer_tags"].index("O"),
     )
-    wrapped = wrap_torch_module(module, convert_inputs=_convert_inputs, convert_outputs=_convert_outputs)
+    wrapped = wrap_torch_module(module, convert_inputs=convert_inputs, convert_outputs=_convert_outputs)
     heads.layers[:] = [wrapped]
 
 
 # -- thinc <-> torch ------------------------------------------------------------
-def _convert_inputs(model: Model, X: List[Floats2d], is_train: bool) -> Tuple[ArgsKwargs, Callable]:
-    """List of (n_tokens, nI) arrays -> padded (B, T, nI) tensor and lengths."""
+def convert_inputs(model: Model, X: List[Floats2d], is_train: bool) -> Tuple[ArgsKwargs, Callable]:
+    """List of (n_tokens, nI) arrays -> padded (B, T, nI) tensor and lengths (also run
+    by `medlink.JointEnsemble.v1` on each member)."""
+    import torch
+
     lengths = [len(x) for x in X]
     width = model.get_dim("nI") if model.has_dim("nI") else (X[0].shape[1] if X else 0)
     padded = model.ops.alloc3f(len(X), max(lengths, default=0), width)
@@ -236,6 +222,8 @@ def _convert_inputs(model: Model, X: List[Floats2d], is_train: bool) -> Tuple[Ar
 
 
 def _convert_outputs(model: Model, X_Yt: Tuple[List[Floats2d], tuple], is_train: bool) -> Tuple[JointScores, Callable]:
+    from .torch_wrapper import backward_args
+
     X, outputs = X_Yt
     lengths = model.ops.asarray1i([len(x) for x in X])
     arrays = [None if t is None else torch2xp(t, ops=model.ops) for t in outputs]
@@ -248,12 +236,12 @@ def _convert_outputs(model: Model, X_Yt: Tuple[List[Floats2d], tuple], is_train:
 # -- loss and decoding (run by the pipe on JointScores) --------------------------
 def joint_loss(
     scores: JointScores,
-    mer_gold: torch.Tensor,
-    men_gold: torch.Tensor,
+    mer_gold: "torch.Tensor",
+    men_gold: "torch.Tensor",
     *,
     men_weight: float = 1.0,
     aux_weight: float = 1.0,
-) -> torch.Tensor:
+) -> "torch.Tensor":
     """Joint loss per token: MER (CRF NLL or cross-entropy) + men_weight · MEN CE.
 
     scores: torch tensors. mer_gold, men_gold: (B, T) gold tag indices, -1
@@ -262,6 +250,11 @@ def joint_loss(
     (partial-label NLL) rather than dropped. The first guesses of a feedback
     cycle add aux_weight · (MER CE + men_weight · MEN CE).
     """
+    import torch
+
+    from .crf import partial_nll
+    from .layers import length_mask
+
     lengths = scores.lengths
     B, T, n_tags = scores.mer.shape
     mask = length_mask(lengths, T)
@@ -286,6 +279,9 @@ def joint_loss_and_gradient(
     scores: JointScores, mer_gold: numpy.ndarray, men_gold: numpy.ndarray, *, men_weight: float, aux_weight: float
 ) -> Tuple[float, JointScores]:
     """`joint_loss` on leaf copies of the model's outputs, and their gradients."""
+    import torch
+
+    from .torch_wrapper import loss_on_leaves
 
     def loss_fn(t_scores: JointScores) -> torch.Tensor:
         device = t_scores.mer.device
@@ -301,7 +297,7 @@ def joint_loss_and_gradient(
     return float(loss.item()), grads
 
 
-def decode_mer(scores: JointScores, constraints: Constraints) -> List[List[int]]:
+def decode_mer(scores: JointScores, constraints: "Constraints") -> List[List[int]]:
     """Best valid MER tag path per doc: Viterbi over the CRF, or, without a
     CRF, over the softmax log-probabilities with the constraints only (the
     most probable valid sequence, rather than argmax plus repair). Scores
@@ -309,6 +305,11 @@ def decode_mer(scores: JointScores, constraints: Constraints) -> List[List[int]]
     if scores.paths is not None:
         paths = scores.paths
         return [[int(t) for t in paths[b, :n]] for b, n in enumerate(scores.lengths.tolist())]
+    import torch
+
+    from .crf import viterbi
+    from .layers import length_mask
+
     mer = xp2torch(scores.mer)
     lengths = xp2torch(scores.lengths).long()
     mask = length_mask(lengths, mer.shape[1])

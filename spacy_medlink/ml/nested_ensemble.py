@@ -17,9 +17,8 @@ import numpy
 from spacy.util import registry
 from thinc.api import Model
 
-from .nested_recognizer import NestedInput, NestedScores
-
-ENSEMBLE_NAME = "medlink_nested_ensemble"
+from .nested_recognizer import ENSEMBLE_NAME
+from .scores import NestedInput, NestedScores
 
 
 @registry.architectures("medlink.NestedEnsemble.v1")
@@ -38,11 +37,6 @@ def copy_member(member: Model) -> Model:
     for name in member.ref_names:
         copied.set_ref(name, copied.layers[member.layers.index(member.get_ref(name))])
     return copied
-
-
-def ensemble_members(model: Model) -> List[Model]:
-    """The members of an ensemble, or [model] for a single recognizer."""
-    return list(model.layers) if model.name == ENSEMBLE_NAME else [model]
 
 
 def _init(model: Model, X: Any = None, Y: Any = None) -> None:

@@ -45,48 +45,32 @@ weighting; or fixed) in the pipe, on leaf copies of the model's outputs as
 in `ml/joint_tagger.py`: the torch module returns scores (emissions, band
 of biaffine logits, CRF start/transition/end scores and the raw loss
 weights), the pipe computes the loss in torch and hands back gradients.
+The torch modules, the loss and decoding are in `ml/nested_module.py`, the
+scores in `ml/scores.py`; this module holds the builder, the label set-up and
+the thinc glue, and imports torch only inside the functions that use it
+(`torch_utils`).
 """
-from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple
 
-import numpy
-import torch
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.types import Floats2d
 
-from .crf import CRF, Constraints, partial_nll, transition_constraints, viterbi
-from .layers import Biaffine, BiLSTM, ConditionalLayerNorm, LossWeights, length_mask, pooled_mean
-from .torch_wrapper import backward_args, loss_on_leaves, wrap_torch_module
+from ..torch_utils import require_torch
+from .scores import NestedInput, NestedScores
+
+if TYPE_CHECKING:
+    from .crf import Constraints
+    from .nested_module import TypeConditionedHeads
 
 TAG_SCHEMES = {"BIO": ("BIO", ("O", "B-ENT", "I-ENT")), "BIOES": ("BILUO", ("O", "B-ENT", "I-ENT", "L-ENT", "U-ENT"))}
 """Our tag scheme -> (the CRF's scheme name, tag names). BIOES is BILUO: E = L, S = U."""
 
 OBJECTIVES = ("mtl", "crf", "biaffine")
 DECODERS = ("crf", "biaffine")
-
-
-class NestedScores(NamedTuple):
-    """Padded scores for B sentences, K types, T = longest sentence.
-
-    emissions (B, K, T, n_tags); biaffine (B, K, T, L, 2) logits of the span
-    from token t to t + l (None when not computed); start, transitions, end:
-    CRF scores with forbidden moves at NEG; loss_w (2,): the raw loss
-    weights; lengths (B,) ints. The same structure carries the gradients in
-    backprop (None = no gradient).
-    """
-
-    emissions: Any
-    biaffine: Any = None
-    start: Any = None
-    transitions: Any = None
-    end: Any = None
-    loss_w: Any = None
-    lengths: Any = None
-
-
-_DIFFERENTIABLE = ("emissions", "biaffine", "start", "transitions", "end", "loss_w")
-NestedInput = Tuple[List[Doc], List[Doc]]
+# the name of `medlink.NestedEnsemble.v1` models (ml/nested_ensemble.py): k nested recognizers in one
+ENSEMBLE_NAME = "medlink_nested_ensemble"
 
 
 @registry.architectures("medlink.NestedRecognizer.v1")
@@ -118,6 +102,8 @@ def build_nested_recognizer(
     deserialization; the torch module is built then.
     """
     from spacy.pipeline.tok2vec import Tok2VecListener
+
+    require_torch("medlink.NestedRecognizer.v1")
 
     if isinstance(tok2vec, Tok2VecListener) or tok2vec.name.endswith("listener"):
         raise ValueError(
@@ -151,6 +137,8 @@ def build_nested_recognizer(
             # which heads to run: set by the pipe from its objective and decoder
             "biaffine_train": True,
             "biaffine_predict": False,
+            # builds the torch module once the labels are known (not serialized)
+            "build_module": build_module,
         },
     )
     model: Model = Model(
@@ -163,11 +151,10 @@ def build_nested_recognizer(
 def set_nested_labels(
     model: Model, n_types: int, tag_scheme: str, loss_weighting: str, alpha: float, beta: float
 ) -> None:
-    """Give the heads their label space and loss weighting; (re)build the torch module."""
+    """Give the heads their label space and loss weighting; (re)build the torch module
+    (each encoder's builder gives its heads the `build_module` that does it)."""
     if tag_scheme not in TAG_SCHEMES:
         raise ValueError(f"tag_scheme must be one of {tuple(TAG_SCHEMES)}, not {tag_scheme!r}")
-    from .nested_ensemble import ENSEMBLE_NAME
-
     if model.name == ENSEMBLE_NAME:
         for member in model.layers:
             set_nested_labels(member, n_types, tag_scheme, loss_weighting, alpha, beta)
@@ -177,19 +164,22 @@ def set_nested_labels(
         {"n_types": int(n_types), "tag_scheme": tag_scheme, "loss_weighting": loss_weighting,
          "alpha": float(alpha), "beta": float(beta)}
     )
-    if heads.name == "medlink_nested_trf_heads":
-        from .nested_recognizer_trf import _build as build_trf
+    if heads.has_dim("nI"):
+        heads.attrs["build_module"](heads)
 
-        build_trf(heads)
-    elif heads.has_dim("nI"):
-        _build(heads)
+
+def ensemble_members(model: Model) -> List[Model]:
+    """The members of an ensemble, or [model] for a single recognizer."""
+    return list(model.layers) if model.name == ENSEMBLE_NAME else [model]
 
 
 def type_tags(tag_scheme: str) -> Tuple[str, ...]:
     return TAG_SCHEMES[tag_scheme][1]
 
 
-def type_constraints(tag_scheme: str) -> Constraints:
+def type_constraints(tag_scheme: str) -> "Constraints":
+    from .crf import transition_constraints
+
     scheme, tags = TAG_SCHEMES[tag_scheme]
     return transition_constraints(tags, scheme)
 
@@ -232,7 +222,7 @@ def _init(model: Model, X: Optional[NestedInput] = None, Y: Any = None) -> None:
 
 def _heads_init(model: Model, X: Any = None, Y: Any = None) -> None:
     if not model.layers:
-        _build(model)
+        build_module(model)
 
 
 def _heads_forward(model: Model, X: Tuple[List[Floats2d], List[Floats2d]], is_train: bool):
@@ -241,7 +231,11 @@ def _heads_forward(model: Model, X: Tuple[List[Floats2d], List[Floats2d]], is_tr
     return model.layers[0](X, is_train)
 
 
-def _build(heads: Model) -> None:
+def build_module(heads: Model) -> None:
+    """The tok2vec encoder's torch module for the heads' label space, wrapped as their one layer."""
+    from .nested_module import NestedRecognizerModule
+    from .torch_wrapper import wrap_torch_module
+
     attrs = heads.attrs
     if attrs["n_types"] is None:
         raise ValueError("medlink_nested_heads: set_nested_labels must be called before initialization")
@@ -264,103 +258,10 @@ def _build(heads: Model) -> None:
     heads.layers[:] = [wrapped]
 
 
-# -- torch side ------------------------------------------------------------------
-class TypeConditionedHeads(torch.nn.Module):
-    """What every encoder of the MRC recognizer shares: type embeddings, the
-    conditional LayerNorm, the CRF emissions and scores, the Biaffine head
-    and the loss weights. Subclasses encode; `heads` takes it from there.
-
-    cond_width: width of what joins the type embedding in the condition
-    (the pooled query with a tok2vec; 0 when the query is in the input).
-    """
-
-    def _init_heads(
-        self, H: int, *, n_types: int, constraints: Constraints, type_width: int, cond_width: int,
-        aux_lstm_width: int, biaffine_width: int, dropout: float, loss_weighting: str, alpha: float, beta: float,
-    ) -> None:
-        # Subnormal floats (tiny LSTM gradients and Adam moments) run on a
-        # slow path of the CPU: CCKS2019 updates slowed from 0.8 s to 5.7 s
-        # within five steps without this. Process-wide, as torch sets it.
-        torch.set_flush_denormal(True)
-        n_tags = len(constraints[0])
-        self.drop = torch.nn.Dropout(dropout)
-        self.types = torch.nn.Embedding(n_types, type_width)
-        self.cln = ConditionalLayerNorm(H, type_width + cond_width)
-        self.emit = torch.nn.Linear(H, n_tags)
-        self.crf = CRF(n_tags, constraints)
-        self.aux = BiLSTM(H, aux_lstm_width)
-        self.start_mlp = torch.nn.Sequential(
-            torch.nn.Linear(aux_lstm_width, biaffine_width), torch.nn.GELU(), torch.nn.Dropout(dropout)
-        )
-        self.end_mlp = torch.nn.Sequential(
-            torch.nn.Linear(aux_lstm_width, biaffine_width), torch.nn.GELU(), torch.nn.Dropout(dropout)
-        )
-        self.biaffine = Biaffine(biaffine_width, 2)
-        self.loss_weights = LossWeights(loss_weighting, alpha, beta)
-
-    def heads(
-        self, h: torch.Tensor, lengths: torch.Tensor, cond: torch.Tensor, max_span_length: int, biaffine: bool
-    ) -> Tuple[Optional[torch.Tensor], ...]:
-        """h (B, T, H) shared by all types, or (B, K, T, H) one per pair;
-        cond (K, cond_width) or None -> the scores `NestedScores` carries."""
-        K = self.types.num_embeddings
-        condition = self.types.weight if cond is None else torch.cat([self.types.weight, cond], dim=-1)
-        h = self.cln(h, condition)  # (B, K, T, H)
-        B, _, T, H = h.shape
-        emissions = self.emit(h)
-        start, transitions, end = self.crf()
-        spans = None
-        if biaffine:
-            flat = h.reshape(B * K, T, H)
-            aux = self.drop(self.aux(flat, lengths.repeat_interleave(K)))
-            spans = self.biaffine(self.start_mlp(aux), self.end_mlp(aux), max_span_length)
-            spans = spans.reshape(B, K, T, spans.shape[2], 2)
-        return emissions, spans, start, transitions, end, self.loss_weights.w * 1.0
-
-
-class NestedRecognizerModule(TypeConditionedHeads):
-    """tok2vec input: the shared encoder, the pooled-query condition, the heads."""
-
-    def __init__(
-        self,
-        nI: int,
-        *,
-        n_types: int,
-        constraints: Constraints,
-        hidden_width: int,
-        lstm_depth: int,
-        type_width: int,
-        aux_lstm_width: int,
-        biaffine_width: int,
-        dropout: float,
-        loss_weighting: str,
-        alpha: float,
-        beta: float,
-    ) -> None:
-        super().__init__()
-        self.encoder = BiLSTM(nI, hidden_width, lstm_depth, dropout) if lstm_depth else None
-        self.project = None if lstm_depth else torch.nn.Linear(nI, hidden_width)
-        self._init_heads(
-            hidden_width, n_types=n_types, constraints=constraints, type_width=type_width, cond_width=hidden_width,
-            aux_lstm_width=aux_lstm_width, biaffine_width=biaffine_width, dropout=dropout,
-            loss_weighting=loss_weighting, alpha=alpha, beta=beta,
-        )
-
-    def encode(self, X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        X = self.drop(X)
-        X = self.encoder(X, lengths) if self.encoder is not None else self.project(X)
-        return self.drop(X)
-
-    def forward(
-        self, X: torch.Tensor, lengths: torch.Tensor, Q: torch.Tensor, q_lengths: torch.Tensor,
-        max_span_length: int = 30, biaffine: bool = True,
-    ) -> Tuple[Optional[torch.Tensor], ...]:
-        pooled = pooled_mean(self.encode(Q, q_lengths), q_lengths)  # (K, H): the encoded queries
-        return self.heads(self.encode(X, lengths), lengths, pooled, max_span_length, biaffine)
-
-
 def _convert_inputs(model: Model, X, is_train: bool) -> Tuple[ArgsKwargs, Callable]:
     """(sentence arrays, query arrays) -> padded tensors, lengths and run switches."""
+    import torch
+
     heads = model.attrs["heads"]
     width = heads.get_dim("nI")
     tensors, lengths_all = [], []
@@ -389,86 +290,13 @@ def _convert_inputs(model: Model, X, is_train: bool) -> Tuple[ArgsKwargs, Callab
 
 
 def _convert_outputs(model: Model, X_Yt, is_train: bool) -> Tuple[NestedScores, Callable]:
+    from .nested_module import torch_gradients
+
     X, outputs = X_Yt
     lengths = model.ops.asarray1i([len(x) for x in X[0]])
     arrays = [None if t is None else torch2xp(t, ops=model.ops) for t in outputs]
     scores = NestedScores(*arrays, lengths=lengths)
     return scores, lambda d_scores: torch_gradients(outputs, d_scores)
-
-
-def torch_gradients(outputs: Sequence[Optional[torch.Tensor]], d_scores: NestedScores) -> ArgsKwargs:
-    """The backward call for the module's outputs, given the gradients of their scores."""
-    return backward_args(outputs, d_scores, _DIFFERENTIABLE)
-
-
-# -- loss and decoding (run by the pipe on NestedScores) ---------------------------
-def nested_loss(
-    scores: NestedScores,
-    tag_gold: torch.Tensor,
-    span_gold: Optional[torch.Tensor],
-    loss_weights: LossWeights,
-    objective: str = "mtl",
-) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(total, L_CRF, L_Biaffine) on torch tensors.
-
-    tag_gold (B, K, T): gold tag per (sentence, type, token), -1 where
-    unknown (padding; summed over by the partial-label CRF). L_CRF is the CRF
-    NLL per token and type. span_gold (B, K, T, L): 1 for a gold span of the
-    type, 0 for another valid span, -1 outside the band; L_Biaffine is the
-    mean cross-entropy over the valid spans.
-    """
-    B, K, T, n = scores.emissions.shape
-    zero = scores.emissions.new_zeros(())
-    l_crf = l_biaffine = zero
-    if objective in ("mtl", "crf"):
-        em = scores.emissions.reshape(B * K, T, n)
-        gold = tag_gold.reshape(B * K, T)
-        mask = length_mask(scores.lengths.repeat_interleave(K), T)
-        l_crf = partial_nll(em, mask, scores.start, scores.transitions, scores.end, gold).sum() / mask.sum().clamp(min=1)
-    if objective in ("mtl", "biaffine"):
-        if scores.biaffine is None or span_gold is None:
-            raise ValueError("the Biaffine objective needs the Biaffine scores and span targets")
-        logits = scores.biaffine.reshape(-1, 2)
-        l_biaffine = torch.nn.functional.cross_entropy(logits, span_gold.reshape(-1), ignore_index=-1)
-        if not torch.isfinite(l_biaffine):  # no valid span in the batch
-            l_biaffine = zero
-    if objective == "mtl":
-        total = loss_weights.combine(scores.loss_w, l_crf, l_biaffine)
-    else:
-        total = l_crf if objective == "crf" else l_biaffine
-    return total, l_crf, l_biaffine
-
-
-def nested_loss_and_gradient(
-    scores: NestedScores, tag_gold: numpy.ndarray, span_gold: Optional[numpy.ndarray],
-    loss_weights: LossWeights, objective: str,
-) -> Tuple[Tuple[float, float, float], NestedScores]:
-    """`nested_loss` on leaf copies of the model's outputs, and their gradients."""
-
-    def loss_fn(t_scores: NestedScores):
-        device = t_scores.emissions.device
-        return nested_loss(
-            t_scores._replace(lengths=t_scores.lengths.long()),
-            torch.as_tensor(tag_gold, dtype=torch.long, device=device),
-            None if span_gold is None else torch.as_tensor(span_gold, dtype=torch.long, device=device),
-            loss_weights,
-            objective,
-        )
-
-    (total, l_crf, l_biaffine), grads = loss_on_leaves(scores, _DIFFERENTIABLE, loss_fn)
-    values = (float(total.detach()), float(l_crf.detach()), float(l_biaffine.detach()))
-    return values, grads
-
-
-def decode_crf(scores: NestedScores, constraints: Constraints) -> List[List[List[int]]]:
-    """Best valid tag path per (sentence, type): [b][k] -> tag indices."""
-    em = xp2torch(scores.emissions)
-    B, K, T, n = em.shape
-    lengths = xp2torch(scores.lengths).long()
-    mask = length_mask(lengths.repeat_interleave(K), T)
-    start, transitions, end = (xp2torch(a) for a in (scores.start, scores.transitions, scores.end))
-    paths = viterbi(em.reshape(B * K, T, n), mask, start, transitions, end, constraints=constraints)
-    return [paths[b * K : (b + 1) * K] for b in range(B)]
 
 
 def tag_path_spans(path: Sequence[int], tag_scheme: str) -> List[Tuple[int, int]]:
@@ -490,27 +318,3 @@ def tag_path_spans(path: Sequence[int], tag_scheme: str) -> List[Tuple[int, int]
     if open_at is not None:
         spans.append((open_at, len(path)))
     return spans
-
-
-def decode_biaffine(scores: NestedScores, threshold: float = 0.5) -> List[List[List[Tuple[int, int]]]]:
-    """Spans per (sentence, type) from the Biaffine probabilities: every span
-    above `threshold`, most probable first, skipping those that cross an
-    accepted one (nesting is allowed, crossing is not; Yu et al., 2020)."""
-    if scores.biaffine is None:
-        raise ValueError("no Biaffine scores: the Biaffine decoder needs biaffine_predict")
-    probs = torch.softmax(xp2torch(scores.biaffine), dim=-1)[..., 1].cpu().numpy()  # (B, K, T, L)
-    lengths = [int(n) for n in scores.lengths.tolist()]
-    out = []
-    for b, n in enumerate(lengths):
-        per_type = []
-        for k in range(probs.shape[1]):
-            starts, offsets = numpy.nonzero(probs[b, k, :n] > threshold)
-            cands = [(float(probs[b, k, i, l]), int(i), int(i + l + 1)) for i, l in zip(starts, offsets) if i + l < n]
-            cands.sort(key=lambda c: (-c[0], c[1], c[2]))
-            kept: List[Tuple[int, int]] = []
-            for _, s, e in cands:
-                if all(e <= ks or s >= ke or (s <= ks and ke <= e) or (ks <= s and e <= ke) for ks, ke in kept):
-                    kept.append((s, e))
-            per_type.append(sorted(kept))
-        out.append(per_type)
-    return out

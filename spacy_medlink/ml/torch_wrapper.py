@@ -11,15 +11,10 @@ in spaCy's own ``ner`` configs) covers the whole model.
 Weights are saved as raw numpy buffers in msgpack (no pickle), through
 PyTorchWrapper_v3's serialize/deserialize hooks.
 
-Forked workers run torch on one thread. `nlp.pipe(texts, n_process=N)` forks
-N workers from a parent whose torch has already started its OpenMP thread
-pool; in a forked child that pool cannot start again, and the worker's first
-parallel torch op waits forever (the parent then waits forever on its
-workers). Each worker is one process of the parallelism the user asked for,
-so one torch thread each is also the right count.
+Importing this module (which every model does when it builds its torch
+module) makes forked workers run torch on one thread (`torch_utils`).
 """
 import contextlib
-import os
 from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import numpy
@@ -28,12 +23,9 @@ import torch
 from thinc.api import ArgsKwargs, Model, PyTorchShim, torch2xp, xp2torch
 from thinc.layers.pytorchwrapper import forward as pytorch_forward
 
+from ..torch_utils import one_torch_thread_in_forks
 
-def _one_torch_thread() -> None:
-    torch.set_num_threads(1)
-
-
-os.register_at_fork(after_in_child=_one_torch_thread)
+one_torch_thread_in_forks()
 
 
 class AveragingPyTorchShim(PyTorchShim):

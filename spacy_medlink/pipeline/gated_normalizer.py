@@ -63,8 +63,8 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, set_dropout_rate
 
-from ..ml.gated_module import GatedScores, gated_loss_and_gradient
 from ..ml.gated_normalizer import GatedBatch, encode_concepts, encode_texts, score_pairs, set_gated_labels
+from ..ml.scores import GatedScores
 from ..scoring import NER_NEN_SCORE_WEIGHTS
 from ._kb_pipe import DEFAULT_TOK2VEC_CONFIG, KBPipe
 from ._gated_samples import HIGH_B, draw_pairs, gold_ids, pair_targets, text_segments
@@ -360,6 +360,8 @@ class GatedNormalizer(KBPipe):
         self, examples: Sequence[Example], scores: GatedScores, pair_ids: Sequence[str],
         pair_start: Optional[numpy.ndarray] = None, pair_end: Optional[numpy.ndarray] = None,
     ) -> Tuple[float, GatedScores]:
+        from ..ml.gated_module import gated_loss_and_gradient
+
         T = scores.ner.shape[1]
         ner_gold = self._entity_targets(examples, T)
         pair_doc = self.model.ops.to_numpy(scores.pair_doc) if scores.pair_doc is not None else []

@@ -31,7 +31,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, set_dropout_rate
 
 from ..ml.hier_linker import MENTION, HierInput, model_tasks, set_hier_labels
-from ..ml.hier_module import HierScores, hier_loss_and_gradient, path_spans
+from ..ml.scores import HierScores
 from ..scoring import HIER_SCORE_WEIGHTS
 from ._kb_pipe import DEFAULT_TOK2VEC_CONFIG, NIL, ConceptPipe
 from .extensions import install_span_extensions
@@ -287,6 +287,8 @@ class HierLinker(ConceptPipe):
         return loss, d_scores
 
     def _loss_and_gradient(self, scores: HierScores, gold: Dict[str, numpy.ndarray]):
+        from ..ml.hier_module import hier_loss_and_gradient
+
         return hier_loss_and_gradient(
             scores, gold, nil_weight=self.cfg["nil_weight"], task_weights=self.cfg["task_weights"]
         )
@@ -362,6 +364,8 @@ class HierLinker(ConceptPipe):
         return self.model.predict(HierInput(docs))
 
     def set_annotations(self, docs: Iterable[Doc], scores: Optional[HierScores]) -> None:
+        from ..ml.hier_module import path_spans
+
         docs = list(docs)
         key = self.cfg["mentions_key"]
         if scores is None:

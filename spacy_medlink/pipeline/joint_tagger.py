@@ -34,14 +34,8 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, set_dropout_rate
 
-from ..ml.joint_tagger import (
-    JointScores,
-    decode_mer,
-    joint_loss_and_gradient,
-    joint_members,
-    mer_constraints,
-    set_joint_labels,
-)
+from ..ml.joint_tagger import decode_mer, joint_loss_and_gradient, joint_members, mer_constraints, set_joint_labels
+from ..ml.scores import JointScores
 from ..scoring import NER_NEN_SCORE_WEIGHTS
 from ._kb_pipe import DEFAULT_TOK2VEC_CONFIG, NIL, ConceptPipe
 from .extensions import install_span_extensions

@@ -27,16 +27,14 @@ embedding output to perturb). With `medlink.NestedRecognizerTransformer.v1`
 the word-embedding matrix itself is perturbed, as in the paper.
 """
 from itertools import islice
-from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
-import srsly
 from spacy.errors import Errors
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
-from spacy.util import filter_spans, registry
+from spacy.util import filter_spans
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, set_dropout_rate, xp2torch
 
@@ -44,17 +42,13 @@ from ..ml.nested_recognizer import (
     DECODERS,
     OBJECTIVES,
     TAG_SCHEMES,
-    NestedScores,
-    decode_biaffine,
-    decode_crf,
-    nested_loss_and_gradient,
+    ensemble_members,
     set_nested_labels,
     tag_path_spans,
     torch_module,
     type_constraints,
 )
-from ..ml.layers import LOSS_WEIGHTINGS
-from ..ml.nested_ensemble import ensemble_members
+from ..ml.scores import NestedScores
 from ..scoring import NESTED_SCORE_WEIGHTS
 from ._config_settings import CfgPipe
 from ._kb_pipe import DEFAULT_TOK2VEC_CONFIG
@@ -165,6 +159,8 @@ class NestedRecognizer(CfgPipe):
         set_ents: bool = True,
         scorer: Optional[Callable] = None,
     ) -> None:
+        from ..ml.layers import LOSS_WEIGHTINGS
+
         for option, value, allowed in (
             ("tag_scheme", tag_scheme, tuple(TAG_SCHEMES)),
             ("objective", objective, OBJECTIVES),
@@ -380,11 +376,13 @@ class NestedRecognizer(CfgPipe):
         return scores, loss, l_crf, l_biaffine
 
     def get_loss(self, examples: Iterable[Example], scores: NestedScores) -> Tuple[float, NestedScores]:
-        """The objective's loss (ml.nested_recognizer.nested_loss, in torch) and its gradient."""
+        """The objective's loss (ml.nested_module.nested_loss, in torch) and its gradient."""
         (loss, _, _), d_scores = self._loss(list(examples), scores)
         return loss, d_scores
 
     def _loss(self, examples: Sequence[Example], scores: NestedScores):
+        from ..ml.nested_module import nested_loss_and_gradient
+
         validate_examples(examples, "NestedRecognizer.get_loss")
         T = scores.emissions.shape[2]
         L = scores.biaffine.shape[3] if scores.biaffine is not None else None
@@ -416,6 +414,8 @@ class NestedRecognizer(CfgPipe):
         return chunks
 
     def set_annotations(self, docs: Iterable[Doc], chunks: List[Tuple[List[int], NestedScores]]) -> None:
+        from ..ml.nested_module import decode_biaffine, decode_crf
+
         docs = list(docs)
         per_doc: List[List[List[Tuple[int, int]]]] = [[[] for _ in self.labels] for _ in docs]
         for indices, scores in chunks:
@@ -456,31 +456,3 @@ class NestedRecognizer(CfgPipe):
 
     def _after_load(self) -> None:
         self._set_run_switches()
-
-
-
-@registry.callbacks("medlink.nested_loss_weights_trace.v1")
-def create_loss_weights_trace(path: str, every: int = 100) -> Callable[[Language, Dict[str, Any]], None]:
-    """A ``[training.before_update]`` callback: every `every` steps, append the
-    current α and β (and, with uncertainty weighting, the log variances) of
-    each nested recognizer to the JSON-lines file `path`, to see what the
-    learned weights do during training."""
-    trace = Path(path)
-
-    def before_update(nlp: Language, info: Dict[str, Any]) -> None:
-        step = info.get("step", 0)
-        if step % every:
-            return
-        rows = []
-        for name, pipe in nlp.pipeline:
-            if isinstance(pipe, NestedRecognizer) and pipe.model.has_ref("heads") and pipe.model.get_ref("heads").layers:
-                module = torch_module(pipe.model)
-                rows.append({"step": step, "epoch": info.get("epoch"), "component": name,
-                             "loss_weighting": module.loss_weights.mode,
-                             **module.loss_weights.describe(module.loss_weights.w)})
-        if rows:
-            trace.parent.mkdir(parents=True, exist_ok=True)
-            with trace.open("a", encoding="utf8") as file_:
-                file_.writelines(srsly.json_dumps(row) + "\n" for row in rows)
-
-    return before_update

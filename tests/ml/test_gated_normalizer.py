@@ -7,7 +7,7 @@ import torch
 from thinc.api import fix_random_seed
 
 from spacy_medlink.ml.crf import transition_constraints
-from spacy_medlink.ml.gated_module import GatedNormalizerModule, GatedScores, gated_loss, gated_loss_and_gradient
+from spacy_medlink.ml.gated_module import GatedNormalizerModule, gated_loss, gated_loss_and_gradient
 from spacy_medlink.ml.gated_normalizer import (
     GatedBatch,
     build_gated_normalizer,
@@ -19,6 +19,7 @@ from spacy_medlink.ml.gated_normalizer import (
     torch_module,
 )
 from spacy_medlink.ml.layers import segment_softmax
+from spacy_medlink.ml.scores import GatedScores
 
 TAGS = ["O", "B-Disease", "I-Disease", "B-Chemical", "I-Chemical"]
 

@@ -196,7 +196,7 @@ def test_nil_weight_scales_nil_tokens():
     out = module(X, lengths, columns=torch.tensor([0, 1]))
     el = out[2]
     gold = torch.tensor([[0, 1, 0]])
-    from spacy_medlink.ml.hier_module import HierScores
+    from spacy_medlink.ml.scores import HierScores
 
     scores = HierScores(el=el, lengths=lengths)
     loss, parts = hier_loss(scores, {"el": gold}, nil_weight=0.125)

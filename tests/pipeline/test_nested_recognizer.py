@@ -256,7 +256,7 @@ def test_zh_config_trains_and_traces_loss_weights(tmp_path):
 
 def test_ensemble_averages_members_and_round_trips(tmp_path):
     from spacy_medlink.cli.ensemble import assemble_ensemble
-    from spacy_medlink.ml.nested_ensemble import ensemble_members
+    from spacy_medlink.ml.nested_recognizer import ensemble_members
 
     paths = []
     for seed in (0, 1):
