@@ -177,7 +177,7 @@ def parse_setting(text: str) -> Tuple[str, int, Optional[int]]:
 def benchmark_annotate_cli(
     model: str = typer.Argument(..., help="Pipeline (path or package name)"),
     data: Path = typer.Option(..., "--data", help="A PubTator file, e.g. assets/bc5cdr/CDR_TestSet.PubTator.txt"),
-    output: Path = typer.Option(Path("metrics/benchmark_annotate.json"), "--output"),
+    output: Path = typer.Option(Path("metrics/annotate/benchmark_annotate.json"), "--output"),
     batch_size: int = typer.Option(32, "--batch-size"),
     settings: Optional[str] = typer.Option(None, "--settings", help="Comma-separated BACKEND:WORKERS[:THREADS] (default local:1,local:2,ray:1,ray:2); THREADS sets the run's OMP_NUM_THREADS, e.g. local:1:1 for one process on one core"),
     repeat: int = typer.Option(1, "--repeat", min=1, help="Annotate the texts this many times (as distinct records), so that start-up costs weigh less"),

@@ -348,7 +348,7 @@ def _register() -> None:
     def benchmark_kb_cli(
         kb_dir: Path = typer.Argument(..., help="KB folder written by `kb build`"),
         corpus: List[str] = typer.Option(..., "--corpus", help="NAME=PATH of a PubTator dev file; NAME 'ncbi' maps NCBI types to Disease"),
-        output: Path = typer.Option(Path("metrics/kb_benchmark.json"), "--output"),
+        output: Path = typer.Option(Path("metrics/linking/kb_benchmark.json"), "--output"),
         scispacy: bool = typer.Option(False, "--scispacy", help="Also run scispacy's CandidateGenerator on the same KB"),
         scispacy_index: Path = typer.Option(Path("kb/_scispacy_full"), "--scispacy-index", help="Cached scispacy index (built if missing)"),
         ef_construction: int = typer.Option(SCISPACY_EF_CONSTRUCTION, "--ef-construction", help="HNSW efConstruction if the scispacy index must be built"),

@@ -69,7 +69,7 @@ def benchmark_load_cli(
     models: List[str] = typer.Argument(..., help="Pipelines: folders or installed package names"),
     wheels: Optional[str] = typer.Option(None, "--wheels", help="Comma-separated wheel files, one per pipeline, in order"),
     repeats: int = typer.Option(3, "--repeats", min=1),
-    output: Path = typer.Option(Path("metrics/benchmark_load.json"), "--output"),
+    output: Path = typer.Option(Path("metrics/annotate/benchmark_load.json"), "--output"),
 ) -> None:
     """Size on disk, wheel size, and fresh-process import, load and first-sentence time of each pipeline."""
     wheel_list = [Path(w) for w in wheels.split(",")] if wheels else []

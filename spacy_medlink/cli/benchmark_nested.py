@@ -64,7 +64,7 @@ def _register() -> None:
         config: Path = typer.Argument(..., help="A nested-recognizer config, e.g. configs/nested_zh_tok2vec.cfg", exists=True),
         data: Path = typer.Option(..., "--data", help="A .spacy split (its texts, and its types for the labels)"),
         types: str = typer.Option("1,3,5,9", "--types", help="Numbers of entity types to time"),
-        output: Path = typer.Option(Path("metrics/benchmark_nested.json"), "--output"),
+        output: Path = typer.Option(Path("metrics/nested/benchmark_nested.json"), "--output"),
         limit: int = typer.Option(1000, "--limit", help="Docs of DATA to process (0: all)"),
         batch_size: int = typer.Option(256, "--batch-size"),
         threads: int = typer.Option(1, "--threads", help="torch threads"),

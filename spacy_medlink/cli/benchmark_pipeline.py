@@ -107,7 +107,7 @@ def _register() -> None:
     def benchmark_pipeline_cli(
         models: List[str] = typer.Argument(..., help="Pipelines to compare (paths or package names); the first is the reference"),
         data: Path = typer.Option(..., "--data", help="A .spacy split whose texts are processed, e.g. corpus/bc5cdr/test.spacy"),
-        output: Path = typer.Option(Path("metrics/benchmark_pipeline.json"), "--output"),
+        output: Path = typer.Option(Path("metrics/annotate/benchmark_pipeline.json"), "--output"),
         batch_size: int = typer.Option(32, "--batch-size", help="nlp.pipe batch size (docs)"),
         threads: int = typer.Option(1, "--threads", help="torch threads per pipeline"),
         sweep: Optional[str] = typer.Option(None, "--sweep", help="PIPE.KEY=V1,V2,...: one run per value of a pipe setting"),

@@ -1,5 +1,5 @@
 """`silver`: unlabeled text annotated by trained pipelines, as a .spacy file to train on beside
-the gold (self-training, issue 19); `complete`: a gold corpus's unannotated labels filled in
+the gold (self-training); `complete`: a gold corpus's unannotated labels filled in
 the same way (multi-corpus training). See `corpora/silver.py` for what is kept."""
 import json
 import random

@@ -11,7 +11,7 @@ without an ID is unknown to them).
 `completed_doc` is the same agreement on gold docs of a corpus that leaves some labels
 unannotated (NCBI Disease has no Chemical mentions): the gold entities stay as they are,
 with their IDs, and the teachers fill in only the missing labels, so such a corpus can be
-trained on beside one that annotates every label (multi-corpus training, issue 19)
+trained on beside one that annotates every label (multi-corpus training)
 without teaching that its chemicals are outside.
 """
 from collections import Counter

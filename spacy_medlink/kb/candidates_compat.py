@@ -1,8 +1,9 @@
 """Candidate indexes saved in the older on-disk formats 1 and 2.
 
-Format 1 stored the names' TF-IDF weights, the transposed retrieval matrix and
-each link's name as a string; format 2 kept the distinct names and the concept
-IDs as msgpack strings. Both still load (`CandidateGenerator.from_disk`) and are
+Format 1 (written before 2026-12-01) stored the names' TF-IDF weights, the
+transposed retrieval matrix and each link's name as a string; format 2 (written
+2026-12-01 to 2026-12-03) kept the distinct names and the concept IDs as
+msgpack strings. Both still load (`CandidateGenerator.from_disk`) and are
 written in the current format when saved again, which needs what format 1 lacks:
 the names' n-gram counts and each link's position among its concept's names.
 """

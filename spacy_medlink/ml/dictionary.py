@@ -1,4 +1,4 @@
-"""The KB dictionary as an embedded feature of any tok2vec (issue 19).
+"""The KB dictionary as an embedded feature of any tok2vec.
 
 `medlink.DictionaryEmbed.v1` wraps an embedding layer (spaCy's
 MultiHashEmbed, CharacterEmbed, ...) and concatenates, per token, an

@@ -37,8 +37,8 @@ EL's softmax in training runs over the concept columns the pipe passes in
 (the concepts of the batch plus nil: the paper's memory trick for extreme
 classification; only those rows of the output layer are multiplied), or
 over all concepts when it passes none; at inference over all concepts, and
-only for the tokens or spans that need it. Measured on BC5CDR (metrics/
-README.md): with batches of ~1,000 words (a few abstracts, a few dozen
+only for the tokens or spans that need it. Measured on BC5CDR
+(docs/results.md#hier): with batches of ~1,000 words (a few abstracts, a few dozen
 concepts) the batch softmax never contrasts a concept with the thousand
 others it meets at inference, and EL stays near chance; the pipe's
 ``el_softmax = "full"`` (cheap for a few thousand concepts) or
@@ -125,7 +125,7 @@ def build_hier_linker(
     layer_norm (bool): a LayerNorm on each decoder's input. The paper's
         decoders read BERT's (layer-normalized, wide) outputs; ours read
         tanh-bounded BiLSTM states, with which EL's thousand-way softmax
-        learned slowly on BC5CDR (metrics/README.md).
+        learned slowly on BC5CDR (docs/results.md#hier).
     """
     require_torch("medlink.HierLinker.v1")
     from .hier_module import TASKS

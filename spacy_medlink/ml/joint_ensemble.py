@@ -1,7 +1,6 @@
 """medlink.JointEnsemble.v1: k joint taggers in one component, their MER
 emissions and CRF scores averaged before one decoding, their MEN
-probabilities averaged on the decoded spans (issue 19's "ensembles inside one
-component").
+probabilities averaged on the decoded spans: an ensemble inside one component.
 
 The members share one architecture (the `member` config, copied k times: a
 `medlink.JointTagger.v1` with its own tok2vec, no listener) and one label and

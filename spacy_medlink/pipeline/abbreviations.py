@@ -21,7 +21,7 @@ makes the two agree, using the abbreviations the document defines
 * ``remove_short_forms``: where no entity overlaps the long form, entities
   whose text is the short form are removed.
 
-Measured in metrics/abbreviations/ (issue 19). `python -m spacy_medlink tune
+Measured in metrics/joint/abbreviations/ (docs/results.md#joint). `python -m spacy_medlink tune
 abbreviations` adds it to a trained pipeline and chooses the settings on dev.
 """
 from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple

@@ -12,7 +12,7 @@ as it was. The extended entity keeps its label, concept and medlink values.
 `initialize` reads the word list from the training examples; it is saved
 beside the pipeline as JSON. `python -m spacy_medlink tune coordinations`
 adds it to a trained pipeline and decides on dev whether it stays on.
-Measured in metrics/coordinations/ (issue 19).
+Measured in metrics/joint/coordinations/ (docs/results.md#joint).
 """
 from collections import Counter
 from pathlib import Path

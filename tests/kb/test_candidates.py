@@ -145,7 +145,7 @@ def test_format2_round_trip_is_exact(gen, tmp_path):
 
 
 def _write_format1(gen: CandidateGenerator, path) -> None:
-    """The index as session-14 code wrote it (float weights, retrieval matrix, name strings)."""
+    """The index as written before 2026-12-01 (float weights, retrieval matrix, name strings)."""
     gen.kb.to_disk(path)
     index = path / "candidates"
     index.mkdir(parents=True)
@@ -181,7 +181,7 @@ def test_format1_loads_and_upgrades(gen, tmp_path):
 
 
 def test_format2_loads(gen, tmp_path):
-    """Format 2 (sessions 15-24) kept the names and concept IDs as msgpack strings."""
+    """Format 2 (written 2026-12-01 to 2026-12-03) kept the names and concept IDs as msgpack strings."""
     queries = ["breast cancers", "FMF", "calcium glucon", "crohns disease", "Ca"]
     types = ["Disease", None, "Chemical", "Disease", "Chemical"]
     gen.to_disk(tmp_path / "v2")
