@@ -118,6 +118,9 @@ class NameEncoder:
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "NameEncoder":
+        from ..torch_utils import require_torch
+
+        require_torch("A KB whose ranker has a name encoder")
         from safetensors.torch import load
         from tokenizers import Tokenizer
         from transformers import AutoConfig, AutoModel
