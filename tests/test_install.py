@@ -4,8 +4,9 @@ torch is an extra (``[torch]``), and spaCy imports every module named by a
 registered factory whenever it creates a pipeline, so those modules import
 nothing heavy. Checked in a subprocess where torch cannot be imported (and the
 distributions that require it, such as spacy-transformers, are hidden as if not
-installed), and, with --runslow, in a fresh virtualenv installed the way the
-README says, which then loads a small packaged pipeline.
+installed): spaCy and our command line work there, and our trainable components
+say what to install. With --runslow, a fresh virtualenv installed the way the
+README says loads a small packaged pipeline.
 """
 import configparser
 import json
@@ -123,6 +124,15 @@ def test_spacy_works_without_torch(tmp_path):
         assert message is not None, f"{factory} was created without torch"
         assert "PyTorch" in message and "[torch]" in message, message
     assert out["light"] == ["medlink_abbreviations", "medlink_coordinations", "medlink_kb_linker"]
+
+
+def test_cli_works_without_torch(tmp_path):
+    (tmp_path / "sitecustomize.py").write_text(NO_TORCH, encoding="utf8")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]), COLUMNS="200")
+    result = subprocess.run([sys.executable, "-m", "spacy_medlink", "--help"], capture_output=True, text=True,
+                            env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "annotate" in result.stdout
 
 
 def _package_tiny_pipeline(root: Path, kb_dir: Path) -> Path:

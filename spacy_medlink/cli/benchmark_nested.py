@@ -54,7 +54,6 @@ def time_k_types(config: Path, data: Path, k: int, limit: int, batch_size: int, 
 
 def _register() -> None:
     import srsly
-    import torch
     import typer
 
     from ._app import benchmark_app
@@ -72,7 +71,9 @@ def _register() -> None:
         queries: Optional[str] = typer.Option(None, "--queries", help="medlink.mrc_queries.v1 preset (cmeee, ccks2019, genia)"),
     ) -> None:
         """Sentences per second against the number of entity types, beside one pass per (sentence, type)."""
-        torch.set_num_threads(threads)
+        from ..torch_utils import require_torch
+
+        require_torch("benchmark nested").set_num_threads(threads)
         ks: List[int] = sorted({int(x) for x in types.split(",") if x.strip()})
         if 1 not in ks:
             ks = [1] + ks  # the single-type pass is the peer
