@@ -3,6 +3,6 @@ from ._app import app, benchmark_app  # noqa: F401
 
 # Importing a module registers its commands on `app` / `benchmark_app`.
 from . import assets  # noqa: F401,E402
-from . import convert, ensemble, silver, split  # noqa: F401,E402
+from . import convert, ensemble, partial, silver, split  # noqa: F401,E402
 from . import vectors  # noqa: F401,E402
 from . import annotate, evaluate, kb, benchmark_annotate, benchmark_crosscorpus, benchmark_kb, benchmark_linking, benchmark_load, benchmark_nested, benchmark_pipeline, benchmark_zeroshot, tune  # noqa: F401,E402

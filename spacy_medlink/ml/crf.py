@@ -141,12 +141,21 @@ def partial_nll(
     transitions: torch.Tensor,
     end: torch.Tensor,
     gold: torch.Tensor,
+    candidates: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Negative log-likelihood per sequence (B,) of gold tags (B, T), where a
     -1 tag (unknown: a token the gold does not align to) is summed over, the
-    partial-label CRF; padding is left out by `mask`."""
+    partial-label CRF; padding is left out by `mask`.
+
+    candidates (B, T, n) bool: for an unknown token, the tags it may have when
+    the gold narrows them without fixing one (a corpus that annotates only
+    diseases: "outside, or any chemical tag"); a row with none set means any.
+    """
     known = gold >= 0
-    allowed = torch.nn.functional.one_hot(gold.clamp(min=0), emissions.shape[-1]).bool() | ~known[..., None]
+    free = ~known[..., None]
+    if candidates is not None:
+        free = free & torch.where(candidates.any(-1, keepdim=True), candidates, torch.ones_like(candidates))
+    allowed = torch.nn.functional.one_hot(gold.clamp(min=0), emissions.shape[-1]).bool() | free
     return nll(emissions, mask, start, transitions, end, allowed)
 
 

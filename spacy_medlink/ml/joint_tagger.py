@@ -241,6 +241,7 @@ def joint_loss(
     *,
     men_weight: float = 1.0,
     aux_weight: float = 1.0,
+    mer_candidates: Optional["torch.Tensor"] = None,
 ) -> "torch.Tensor":
     """Joint loss per token: MER (CRF NLL or cross-entropy) + men_weight · MEN CE.
 
@@ -248,7 +249,9 @@ def joint_loss(
     where unknown (padding, misaligned or unannotated tokens, a mention
     without concept ID for MEN). With a CRF, an unknown MER tag is summed over
     (partial-label NLL) rather than dropped. The first guesses of a feedback
-    cycle add aux_weight · (MER CE + men_weight · MEN CE).
+    cycle add aux_weight · (MER CE + men_weight · MEN CE). mer_candidates
+    (B, T, n_tags) bool: the tags an unknown token may have, where a corpus
+    annotates some types only (see `crf.partial_nll`).
     """
     import torch
 
@@ -266,7 +269,9 @@ def joint_loss(
         )
 
     if scores.transitions is not None:
-        loss = partial_nll(scores.mer, mask, scores.start, scores.transitions, scores.end, mer_gold).sum()
+        loss = partial_nll(
+            scores.mer, mask, scores.start, scores.transitions, scores.end, mer_gold, mer_candidates
+        ).sum()
     else:
         loss = ce(scores.mer, mer_gold)
     loss = loss + men_weight * ce(scores.men, men_gold)
@@ -276,7 +281,8 @@ def joint_loss(
 
 
 def joint_loss_and_gradient(
-    scores: JointScores, mer_gold: numpy.ndarray, men_gold: numpy.ndarray, *, men_weight: float, aux_weight: float
+    scores: JointScores, mer_gold: numpy.ndarray, men_gold: numpy.ndarray, *, men_weight: float, aux_weight: float,
+    mer_candidates: Optional[numpy.ndarray] = None,
 ) -> Tuple[float, JointScores]:
     """`joint_loss` on leaf copies of the model's outputs, and their gradients."""
     import torch
@@ -291,6 +297,7 @@ def joint_loss_and_gradient(
             torch.as_tensor(men_gold, dtype=torch.long, device=device),
             men_weight=men_weight,
             aux_weight=aux_weight,
+            mer_candidates=None if mer_candidates is None else torch.as_tensor(mer_candidates, device=device),
         )
 
     loss, grads = loss_on_leaves(scores, _DIFFERENTIABLE, loss_fn)

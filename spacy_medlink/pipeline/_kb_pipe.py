@@ -15,6 +15,7 @@ from spacy.errors import Errors
 from spacy.tokens import Doc, Span
 from spacy.training import Example, biluo_tags_to_spans, iob_to_biluo
 
+from ..corpora.partial import ANNOTATED_KEY, OUTSIDE_KEY
 from ._config_settings import BytesParts, CfgPipe, DiskParts
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 
 NIL = "O"  # the outside tag: index 0 of `KBPipe.entity_tags`
+
 
 # The encoder both components default to (spaCy's CPU tok2vec); each factory
 # puts its own [model] section above it.
@@ -119,6 +121,47 @@ class KBPipe(CfgPipe):
                     tag = tag.replace("U-", "B-", 1).replace("L-", "I-", 1)
                 gold[b, i] = tag_index.get(tag, -1)
         return gold
+
+    def _partial_targets(self, examples: Sequence[Example], gold: numpy.ndarray
+                         ) -> Tuple[numpy.ndarray, Optional[numpy.ndarray]]:
+        """Gold tags for references that annotate only some labels.
+
+        An outside token of a reference whose ``user_data[ANNOTATED_KEY]``
+        lacks some labels may be any of their tags: it becomes unknown (-1),
+        with candidates (B, T, n_tags) "outside or a tag of an unannotated
+        label" for the partial-label CRF. Tokens of ``spans[OUTSIDE_KEY]`` are
+        outside whatever the corpus annotates. Returns `gold` unchanged and
+        None when no reference is partial.
+        """
+        n_tags = len(self.entity_tags)
+        nil = self.entity_tags.index(NIL)
+        candidates: Optional[numpy.ndarray] = None
+        gold = gold.copy()
+        for b, eg in enumerate(examples):
+            annotated = eg.reference.user_data.get(ANNOTATED_KEY)
+            outside = eg.reference.spans.get(OUTSIDE_KEY, [])
+            if annotated is None and not len(outside):
+                continue
+            complete = set(self.labels if annotated is None else annotated)
+            missing = [label for label in self.labels if label not in complete]
+            if missing:
+                if candidates is None:
+                    candidates = numpy.zeros(gold.shape + (n_tags,), dtype=bool)
+                row = numpy.zeros(n_tags, dtype=bool)
+                row[nil] = True
+                for i, tag in enumerate(self.entity_tags):
+                    if tag != NIL and tag.split("-", 1)[1] in missing:
+                        row[i] = True
+                ambiguous = gold[b] == nil
+                gold[b, ambiguous] = -1
+                candidates[b, ambiguous] = row
+            for span in outside:
+                aligned = eg.predicted.char_span(span.start_char, span.end_char, alignment_mode="expand")
+                if aligned is not None:
+                    gold[b, aligned.start : aligned.end] = nil
+                    if candidates is not None:
+                        candidates[b, aligned.start : aligned.end] = False
+        return gold, candidates
 
     def _spans_from_tags(self, doc: Doc, path: Iterable[int]) -> List[Span]:
         """Entity spans from a decoded (always valid) sequence of tag indices."""

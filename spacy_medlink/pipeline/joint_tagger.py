@@ -236,8 +236,11 @@ class JointTagger(ConceptPipe):
         examples = list(examples)
         validate_examples(examples, "JointTagger.get_loss")
         mer_gold, men_gold = self._targets(examples, scores.mer.shape[1])
+        mer_gold, candidates = self._partial_targets(examples, mer_gold)
+        men_gold = numpy.where(mer_gold < 0, -1, men_gold)  # a token that may be a mention of an unannotated type
         return joint_loss_and_gradient(
-            scores, mer_gold, men_gold, men_weight=self.cfg["men_weight"], aux_weight=self.cfg["aux_weight"]
+            scores, mer_gold, men_gold, men_weight=self.cfg["men_weight"], aux_weight=self.cfg["aux_weight"],
+            mer_candidates=candidates,
         )
 
     def _targets(self, examples: Sequence[Example], n_positions: int) -> Tuple[numpy.ndarray, numpy.ndarray]:

@@ -116,6 +116,36 @@ def test_partial_nll_sums_over_unknown_tags_brute_force(tags, scheme, seed):
     assert (loss >= -1e-9).all()
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_partial_nll_candidates_brute_force(seed):
+    """An unknown token with candidates (a corpus that annotates A only: its
+    outside tokens are "O or a tag of B") sums over those tags alone; a row of
+    no candidates means any tag."""
+    tags, scheme = BIO2, "BIO"
+    n = len(tags)
+    constraints = transition_constraints(tags, scheme)
+    start, trans, end = _params(n, constraints, seed)
+    lengths = [4, 3]
+    em, mask = _batch(n, lengths, seed)
+    # doc 0: B-A I-A known, then two tokens that are O or B-B/I-B; doc 1: one fully unknown token
+    gold = torch.tensor([[1, 2, -1, -1], [0, -1, 0, -1]])
+    cand = torch.zeros(2, 4, n, dtype=torch.bool)
+    cand[0, 2:, [0, 3, 4]] = True
+    loss = partial_nll(em, mask, start, trans, end, gold, cand)
+    logz = log_partition(em, mask, start, trans, end)
+    for b, length in enumerate(lengths):
+        def ok(t, y):
+            g = gold[b, t].item()
+            if g >= 0:
+                return y == g
+            return not cand[b, t].any() or bool(cand[b, t, y])
+        agree = [p for p in _valid_paths(n, length, constraints) if all(ok(t, y) for t, y in enumerate(p))]
+        expected = logz[b] - torch.logsumexp(torch.stack([_score(p, em[b], start, trans, end) for p in agree]), 0)
+        assert loss[b].item() == pytest.approx(expected.item(), abs=1e-9)
+    # without candidates, doc 0's unknown tokens may also be A's tags: a smaller loss
+    assert partial_nll(em, mask, start, trans, end, gold)[0] < loss[0]
+
+
 def test_log_partition_gradient_is_brute_force_marginals():
     tags, scheme = CASES[1]
     n = len(tags)

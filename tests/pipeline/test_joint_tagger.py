@@ -106,6 +106,51 @@ def test_targets_mark_unknowns():
     assert [concepts[i] for i in men[0]] == ["D001241", "O", "O", "D014456", "D014456", "O", "O", "O", "O"]
 
 
+def test_partial_targets_leave_unannotated_labels_open():
+    """A reference that annotates Disease only: its outside tokens may be O or
+    Chemical (unknown, with candidates), its Disease mentions stay known, and a
+    span marked outside (a gene) is O whatever the corpus annotates."""
+    from spacy_medlink.corpora.partial import mark_partial
+
+    nlp = _make_nlp()
+    examples = _examples(nlp)
+    nlp.initialize(lambda: examples)
+    jt = nlp.get_pipe("medlink_joint_tagger")
+    data = [("Aspirin can cause gastric ulcer in TP53 carriers.",
+             [(18, 31, "Disease", "D014456"), (35, 39, "Gene", "")])]
+    eg = make_examples(nlp, data)[0]
+    assert mark_partial(eg.reference, ["Disease"], ["Gene"]) == 1
+    mer, _ = jt._targets([eg], 10)
+    gold, cand = jt._partial_targets([eg], mer)
+    tags = jt.entity_tags
+    assert [tags[i] if i >= 0 else None for i in gold[0, :9]] == [
+        None, None, None, "B-Disease", "I-Disease", None, "O", None, None]
+    open_tags = {tags[i] for i in numpy.flatnonzero(cand[0, 0])}
+    assert open_tags == {"O", "B-Chemical", "I-Chemical"}
+    assert not cand[0, 3].any() and not cand[0, 6].any()
+    # a complete reference is left as it is
+    full = make_examples(nlp, TRAIN_DATA[:1])
+    mer_full, _ = jt._targets(full, 9)
+    same, none = jt._partial_targets(full, mer_full)
+    assert none is None and (same == mer_full).all()
+
+
+def test_partial_corpus_keeps_chemicals_learnable():
+    """Disease-only references teach diseases without teaching that the
+    chemicals in them are outside."""
+    from spacy_medlink.corpora.partial import mark_partial
+
+    nlp = _make_nlp()
+    examples = _examples(nlp)
+    disease_only = [("Aspirin worsened the gastric ulcer.", [(21, 34, "Disease", "D014456")])] * 2
+    partial = make_examples(nlp, disease_only)
+    for eg in partial:
+        mark_partial(eg.reference, ["Disease"])
+    _train(nlp, examples + partial, n_iter=30)
+    pred = ent_outputs(nlp, ["Aspirin worsened the gastric ulcer."])[0]
+    assert [p[:3] for p in pred] == [(0, 7, "Chemical"), (21, 34, "Disease")]
+
+
 @pytest.mark.parametrize(
     "feedback,use_crf,tag_scheme,feedback_init",
     [("none", False, "BIO", "uniform"), ("none", True, "BILUO", "uniform"),

@@ -2,7 +2,7 @@
 import spacy
 from spacy.training import Example
 
-from spacy_medlink.corpora.augment import create_mention_replacement
+from spacy_medlink.training.augment import create_mention_replacement
 from spacy_medlink.corpora.partial import mark_partial
 
 from ..pipeline.helpers import make_examples

@@ -21,7 +21,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import registry
 
-from .partial import ANNOTATED_KEY, OUTSIDE_KEY
+from ..corpora.partial import ANNOTATED_KEY, OUTSIDE_KEY
 
 MAX_NAME_CHARS = 60
 

@@ -1,0 +1,1 @@
+"""Training-time data tools: augmenters for `[corpora.train.augmenter]`."""
