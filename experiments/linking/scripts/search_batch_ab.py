@@ -1,7 +1,7 @@
 """The candidate search's batch size, A/B in one process: BC5CDR dev gold mentions, typed,
 one call each (every mention searched: dedupe off), batch sizes alternated three rounds;
 the md5 of every candidate list (IDs and scores) per size. Writes JSON to argv[2].
-Usage: OMP_NUM_THREADS=1 python metrics/linking/kb_format/format3/search_batch_ab.py kb/mesh_medic_base metrics/linking/kb_format/format3/search_batch_ab.json"""
+Usage: OMP_NUM_THREADS=1 python experiments/linking/scripts/search_batch_ab.py kb/mesh_medic_base metrics/linking/kb_format/format3/search_batch_ab.json"""
 import hashlib
 import json
 import sys

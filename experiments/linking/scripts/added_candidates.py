@@ -1,5 +1,5 @@
 """Where the ranker's top-1 is a candidate it added (from the training split or the document, no name)
-and the mention is wrong: python metrics/linking/learner/added_candidates.py KB CORPUS LABEL|all (printed counts)."""
+and the mention is wrong: python experiments/linking/scripts/added_candidates.py KB CORPUS LABEL|all (printed counts)."""
 import spacy, collections, sys
 from spacy.tokens import DocBin
 from spacy_medlink.kb.candidates import CandidateGenerator

@@ -1,12 +1,12 @@
 """Where does gated MiniLM memory grow? RSS per update (or per predict batch).
 
 Run from the repository root, one thread, beside another training:
-    OMP_NUM_THREADS=1 [MALLOC_MMAP_THRESHOLD_=N MALLOC_TRIM_THRESHOLD_=N] python metrics/gated/memory_probe/probe.py train
+    OMP_NUM_THREADS=1 [MALLOC_MMAP_THRESHOLD_=N MALLOC_TRIM_THRESHOLD_=N] python experiments/gated/scripts/memory_probe.py train
 Columns (train): step, docs in the batch, longest doc (tokens), seconds, RSS (MB), concept names cached so far.
-The logs: train.log (as configs/gated_minilm.cfg was), train_mmap.log (N = 131072),
+The logs in metrics/gated/memory_probe/: train.log (as configs/gated_minilm.cfg was), train_mmap.log (N = 131072),
 train_mmap4m.log (N = 4194304), train_split.log (N = 4194304, texts and names encoded apart).
 All four ran before the config named medlink.malloc_mmap_threshold.v1 in [nlp.before_creation] and the first
-three before the gated model encoded texts and names apart (commit history); remove the section from a copy
+three before the gated model encoded texts and names apart (measured 2026-11-30); remove the section from a copy
 of the config to see the growth again.
 """
 import resource, sys, time, os, gc
