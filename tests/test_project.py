@@ -4,11 +4,13 @@ import of ours (entry points only) and links entities to the KB. And the
 product path's shape: its workflows, each pipeline's model card and settings."""
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any, Dict, Iterator
 
 import pytest
 import srsly
@@ -110,3 +112,36 @@ def test_each_pipeline_has_a_model_card_and_its_settings():
         if name.startswith("en_medlink") and name != "en_medlink_genia":
             settings = srsly.read_json(ROOT / "configs" / "settings" / f"{name}.json")
             assert [pipe["name"] for pipe in settings["pipes"]] == ["joint_tagger", "abbreviations"]
+
+
+def _steps(workflow: str) -> Iterator[Dict[str, Any]]:
+    """The commands a workflow runs, each with its vars: a step that runs others
+    (`spacy project run <command> . --vars...`) counts as those, with its overrides."""
+    from weasel.util import load_project_config, parse_config_overrides
+
+    project = load_project_config(ROOT)
+    commands = {cmd["name"]: cmd for cmd in project["commands"]}
+    for step in project["workflows"][workflow]:
+        nested = [shlex.split(line) for line in commands[step]["script"] if "spacy project run" in line]
+        if not nested:
+            yield commands[step]
+        for args in nested:
+            overrides = parse_config_overrides(args[args.index("run") + 3 :], env_var=None)
+            config = load_project_config(ROOT, overrides=overrides)
+            yield next(cmd for cmd in config["commands"] if cmd["name"] == args[args.index("run") + 1])
+
+
+def test_reproduce_builds_the_train_only_kbs_and_the_dev_choices():
+    """`reproduce` builds the train-only KBs the experiments read (kb/mesh_medic, kb/medic)
+    and writes every train-only figure of en_medlink and en_medlink_ncbi where metrics/ keeps it."""
+    steps = list(_steps("reproduce"))
+    outputs = {path for cmd in steps for path in cmd.get("outputs", [])}
+    assert {"kb/mesh_medic", "kb/medic"} <= outputs
+    for pipeline, dataset in (("en_medlink", "bc5cdr"), ("en_medlink_ncbi", "ncbi")):
+        metrics = f"metrics/pipelines/{pipeline}"
+        expected = {f"{metrics}/linking_ranker_{dataset}_train_oof.json", f"{metrics}/linking_{dataset}_traindev_test.json"}
+        expected |= {f"{metrics}/{dataset}_joint_floret_dict_{name}.json" for name in ("abbreviations", "threshold", "dev", "test")}
+        assert expected <= outputs, expected - outputs
+        assert all((ROOT / path).exists() for path in expected), pipeline
+    kb_builds = [line for cmd in steps for line in cmd["script"] if "kb build kb/medic" in line]
+    assert kb_builds and not any("--mesh" in line for line in kb_builds)  # CTD MEDIC alone
