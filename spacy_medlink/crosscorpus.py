@@ -14,7 +14,7 @@ shared scorer (`scoring.score_nen`).
 """
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from spacy.language import Language
 from spacy.scorer import PRFScore
@@ -159,7 +159,7 @@ def score_corpus(
             out["genes"]["chemical_false_positives_on_genes"] = gene_fp_chemical
             out["genes"]["chemical_false_positives"] = fp
     if spec.ids and examples:
-        nen = score_nen(examples)
+        nen = score_nen(examples, id_resolver=id_resolver(nlp))
         out["nen"] = {k: nen[k] for k in ("nen_p", "nen_r", "nen_f", "nen_doc_p", "nen_doc_r", "nen_doc_f")}
     out["gold_aligned_to_tokens"] = {"mentions": aligned[0], "aligned": aligned[1],
                                      "share": aligned[1] / aligned[0] if aligned[0] else None}
@@ -167,6 +167,16 @@ def score_corpus(
         out["unseen_name_recall"] = {label: {"gold": g, "found": f, "r": f / g if g else None}
                                      for label, (g, f) in unseen.items()}
     return out
+
+
+def id_resolver(nlp: Language) -> Optional[Callable[[str], str]]:
+    """The KB's ID resolution of the pipeline's linking pipe, as its own scorer
+    uses it (an ID the KB has merged into another counts as that one)."""
+    for _, pipe in nlp.pipeline:
+        generator = getattr(pipe, "generator", None)
+        if generator is not None:
+            return generator.kb.resolve
+    return None
 
 
 def _keep(doc: Doc, labels: Iterable[str]) -> Doc:

@@ -74,6 +74,7 @@ def benchmark_crosscorpus_cli(
                  f"{gene if gene is None else round(gene, 3)} ({scores['seconds']} s)")
     trained = [n.strip() for n in trained_on.split(",") if n.strip()]
     summary = summarize(results, trained)
+    output.parent.mkdir(parents=True, exist_ok=True)
     srsly.write_json(output, {"model": model, "pipeline": nlp.pipe_names, "trained_on": trained,
                               "summary": summary, "corpora": results})
     msg.good(f"Held-out mean NER F {summary['mean_ner_f']}, mean mention NEN F {summary['mean_nen_f']}, "
