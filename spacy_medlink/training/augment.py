@@ -93,11 +93,10 @@ class MentionReplacement:
             cursor = ent.end_char
         pieces.append(ref.text[cursor:])
         doc = nlp.make_doc("".join(pieces))
-        spans = []
-        for start, end, label, kb_id in ents:
-            span = doc.char_span(start, end, label=label, kb_id=kb_id, alignment_mode="expand")
-            if span is not None and len(span):
-                spans.append(span)
+        spans = [doc.char_span(s, e, label=label, kb_id=kb_id, alignment_mode="expand") for s, e, label, kb_id in ents]
+        if any(span is None or not len(span) for span in spans):
+            # a gold mention that no longer aligns would become outside: keep the original
+            return Example(nlp.make_doc(ref.text), ref)
         from spacy.util import filter_spans
 
         doc.ents = filter_spans(spans)
