@@ -28,6 +28,15 @@ The ranker travels with the KB (`CandidateGenerator.ranker`, saved in the KB
 folder's `ranker/`), so every component that looks up candidates through
 `kb.span_lookup.span_candidates` uses it; nothing is pickled (LightGBM's text
 model format, msgpack).
+
+Where no corpus annotated with the KB's IDs exists, the "calibrated" learner
+takes the ranker's place (`CandidateRanker.calibrated`): the generator's order
+is kept and each similarity becomes a probability by a monotone map fit on the
+KB's own synonyms (`kb.calibration`), so that the same thresholds apply.
+
+A trained ranker belongs to the KB it was trained against: its statistics name
+that KB's concept IDs (p(concept | string), the concepts it adds as candidates).
+`kb_coverage` says how much of them another KB holds.
 """
 import math
 from functools import lru_cache
@@ -39,6 +48,7 @@ import numpy
 import srsly
 
 from .abbreviations import abbreviates, is_short_form
+from .calibration import ScoreCalibration
 from .names import Candidate, normalize_name
 from .encoder import NameEncoder, cosines, rank_within
 from .mention_stats import MentionStats
@@ -48,6 +58,7 @@ if TYPE_CHECKING:
     from spacy.tokens import Span
 
     from .candidates import CandidateGenerator
+    from .concept_kb import ConceptKB
 
 FORMAT_VERSION = 1
 GENERATED, TRAINING, DOCUMENT = 0, 1, 2  # where a candidate comes from
@@ -62,6 +73,7 @@ DENSE_FEATURES = ("dense_cos", "dense_rank")
 # the variant rule set (`kb.variants`) each feature scores against; the generator is queried with those a ranker uses
 VARIANT_FEATURES = {"exact_variant": "spelling", "exact_cancer": "cancer"}
 _INDEX = {name: i for i, name in enumerate(FEATURES)}
+LEARNERS = ("lightgbm", "logistic", "calibrated")
 
 
 @lru_cache(maxsize=500_000)
@@ -84,7 +96,7 @@ class CandidateRanker:
     k: generator candidates rescored per mention.
     doc_candidates: concepts of the document's other mentions added per mention.
     train_candidates: concepts the training split linked the mention's string to, added per mention.
-    learner: "lightgbm" or "logistic".
+    learner: "lightgbm" or "logistic"; "calibrated" for `calibrated` (no training).
     features: the features the learner sees, of FEATURES (default all it can compute;
         fewer for an ablation, and a ranker saved before a feature was added keeps loading).
     encoder: a name encoder (`kb.encoder`) for the DENSE_FEATURES, the cosine of
@@ -94,8 +106,8 @@ class CandidateRanker:
     def __init__(self, *, k: int = 20, doc_candidates: int = 3, train_candidates: int = 3,
                  learner: str = "lightgbm", params: Optional[Dict[str, Any]] = None,
                  features: Optional[Sequence[str]] = None, encoder: Optional[NameEncoder] = None) -> None:
-        if learner not in ("lightgbm", "logistic"):
-            raise ValueError(f"Unknown ranker learner {learner!r} (expected 'lightgbm' or 'logistic')")
+        if learner not in LEARNERS:
+            raise ValueError(f"Unknown ranker learner {learner!r} (expected one of {', '.join(LEARNERS)})")
         if features is None:
             features = [f for f in FEATURES if encoder is not None or f not in DENSE_FEATURES]
         features = list(features)
@@ -115,6 +127,27 @@ class CandidateRanker:
         self.stats = MentionStats()
         self._booster = None
         self._linear: Optional[Dict[str, numpy.ndarray]] = None
+        self.calibration: Optional[ScoreCalibration] = None
+
+    @classmethod
+    def calibrated(cls, calibration: ScoreCalibration, *, k: int = 10) -> "CandidateRanker":
+        """The untrained ranking: the generator's own order over its top `k`, each score
+        mapped to P(top-1 correct) by `calibration` (per entity label where it has a map).
+        No statistics and no added candidates: nothing ties it to a corpus."""
+        self = cls(k=k, doc_candidates=0, train_candidates=0, learner="calibrated", features=["score"])
+        self.calibration = calibration
+        return self
+
+    def kb_coverage(self, kb: "ConceptKB") -> Optional[float]:
+        """The share of the training split's single-concept mentions whose concept `kb` holds
+        under the same primary ID: near 1 for the KB the ranker was trained against, near 0
+        for another vocabulary, whose concepts its statistics cannot name. None without
+        statistics (a calibrated ranker)."""
+        total = sum(self.stats.concepts.values())
+        if not total:
+            return None
+        held = sum(n for cid, n in self.stats.concepts.items() if cid in kb and kb.resolve(cid) == cid)
+        return held / total
 
     @property
     def wants_variants(self) -> Tuple[str, ...]:
@@ -305,6 +338,8 @@ class CandidateRanker:
 
     # -- learning -----------------------------------------------------------------------
     def fit(self, X: numpy.ndarray, y: numpy.ndarray, *, seed: int = 0) -> "CandidateRanker":
+        if self.cfg["learner"] == "calibrated":
+            raise ValueError("A calibrated ranker is fit on the KB (`kb.calibration.fit_calibration`), not on rows")
         if self.cfg["learner"] == "lightgbm":
             import lightgbm
 
@@ -331,7 +366,7 @@ class CandidateRanker:
 
     @property
     def is_trained(self) -> bool:
-        return self._booster is not None or self._linear is not None
+        return self._booster is not None or self._linear is not None or self.calibration is not None
 
     def feature_gain(self) -> Optional[Dict[str, float]]:
         """LightGBM's total gain per feature, largest first (None for the logistic learner)."""
@@ -344,6 +379,8 @@ class CandidateRanker:
         """P(candidate is the mention's concept) per row."""
         if not len(X):
             return numpy.zeros(0, dtype=numpy.float64)
+        if self.calibration is not None:
+            return self.calibration(X[:, _INDEX["score"]])
         X = X[:, self._columns]
         if self._booster is not None:
             return numpy.asarray(self._booster.predict(X, num_threads=1), dtype=numpy.float64)
@@ -357,6 +394,10 @@ class CandidateRanker:
     def rerank(self, spans: Sequence["Span"], long_forms: Sequence[Optional[str]],
                cand_lists: Sequence[List[Candidate]], generator: "CandidateGenerator", k: int) -> List[List[Candidate]]:
         """Each span's candidates ordered by the ranker, scores its probabilities, top k."""
+        if self.calibration is not None:
+            return [[Candidate(c.concept_id, float(p), c.name) for c, p in
+                     zip(cands[:k], self.calibration([c.score for c in cands[:k]], span.label_))]
+                    for span, cands in zip(spans, cand_lists)]
         expanded = self.expand(spans, long_forms, cand_lists)
         probs = self.predict(self.features(spans, long_forms, expanded, generator))
         out = []
@@ -375,6 +416,8 @@ class CandidateRanker:
             model["lightgbm"] = self._booster.model_to_string()
         if self._linear is not None:
             model["linear"] = {k: v.tolist() for k, v in self._linear.items()}
+        if self.calibration is not None:
+            model["calibration"] = self.calibration.to_dict()
         out = {"format": FORMAT_VERSION, "cfg": self.cfg, "stats": self.stats.to_dict(), "model": model}
         if self.encoder is not None:
             out["encoder"] = self.encoder.to_dict()
@@ -398,6 +441,8 @@ class CandidateRanker:
             self._booster = lightgbm.Booster(model_str=model["lightgbm"])
         if "linear" in model:
             self._linear = {k: numpy.asarray(v, dtype=numpy.float64) for k, v in model["linear"].items()}
+        if "calibration" in model:
+            self.calibration = ScoreCalibration.from_dict(model["calibration"])
         return self
 
     def to_bytes(self) -> bytes:
