@@ -1,4 +1,15 @@
-"""scispacy's candidate generator on a ConceptKB, for the KB benchmark only.
+"""`benchmark kb`: our candidate generator beside scispacy's, and (`--build`) the cost of
+building KBs and their index at real sizes.
+
+`--build` writes synthetic MeSH XML and UMLS RRF files of the official formats
+and the real files' sizes (kb/synthetic.py), reads each with kb/sources'
+readers in a process of its own (peak RSS, seconds, the RSS curve as concepts
+are added), reads each again into a KB that keeps nothing (the parse's own
+memory, which a streaming reader keeps flat as the file grows), builds our
+candidate index on each KB, and times scispacy's index and ours on the same
+concepts in the same run.
+
+scispacy's candidate generator on a ConceptKB, for the KB benchmark:
 
 scispacy builds a char-3-gram TF-IDF (min_df=10) and an nmslib HNSW index
 (M=100, efConstruction=2000) over every alias. Its `create_tfidf_ann_index`
@@ -13,7 +24,7 @@ reattaches the vectors to the index, as scispacy's own loader does.
 import json
 import time
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy
 import scipy.sparse
@@ -311,6 +322,9 @@ def _subprocess(args: List[str]) -> dict:
 
 def _worker(argv: List[str]) -> None:
     system, kb_dir = argv[0], Path(argv[1])
+    if system == "build-stage":
+        _build_stage(json.loads(Path(argv[1]).read_text(encoding="utf8")))
+        return
     if system == "build":
         print(json.dumps(_run_build(kb_dir)))
         return
@@ -321,6 +335,403 @@ def _worker(argv: List[str]) -> None:
         print(json.dumps(_run_scispacy(kb_dir, Path(argv[3]), mentions)))
     else:
         raise ValueError(system)
+
+
+# -- the KB build benchmark (`benchmark kb --build`) ---------------------------------------
+#
+# Each reader builds its KB in a process of its own, so that the peak RSS
+# measured (os.wait4's ru_maxrss for that child) is the reader's alone; a
+# watcher samples the child's RSS, kills it over `max_rss_mib` and keeps its
+# curve. A second pass of each reader adds into a KB that keeps nothing: its
+# peak is the parse alone, which stays flat as the file grows when the reader
+# streams, while the first pass grows with the KB.
+
+BUILD_SOURCES = ("mesh", "umls")
+RSS_POINTS = 40  # points kept of each RSS curve
+
+
+def _vm_rss_mib(pid: Union[int, str] = "self") -> Optional[float]:
+    """Resident set size from /proc; None once the process has exited."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+class _TracedKB(ConceptKB):
+    """A ConceptKB that writes its RSS every `every` concepts added to `trace`, one JSON line each
+    and flushed, so that a stage killed for its memory still leaves its curve. With `keep=False`
+    it keeps nothing, so that a reader's own memory shows apart from the KB's."""
+
+    def __init__(self, trace: Path, every: int, keep: bool = True) -> None:
+        super().__init__()
+        self.keep = keep
+        self.added = 0
+        self.every = max(1, every)
+        self._trace = open(trace, "a", encoding="utf8")
+        self._start = time.perf_counter()
+
+    def add(self, concept) -> None:  # type: ignore[override]
+        self.added += 1
+        if self.keep:
+            super().add(concept)
+        if self.added % self.every == 0:
+            self.sample()
+
+    def add_synonym(self, concept_id: str, name: str, source: str) -> str:
+        return super().add_synonym(concept_id, name, source) if self.keep else concept_id
+
+    def sample(self) -> None:
+        point = {"added": self.added, "concepts": len(self), "seconds": round(time.perf_counter() - self._start, 2),
+                 "rss_mib": round(_vm_rss_mib() or 0.0, 1)}
+        self._trace.write(json.dumps(point) + "\n")
+        self._trace.flush()
+
+
+def _read_source(source: str, paths: Dict[str, str], kb: ConceptKB,
+                 umls_types: Sequence[str] = ()) -> Tuple[ConceptKB, Dict[str, dict]]:
+    """One source's files into `kb` with kb/sources' readers; their counts by file."""
+    if source == "mesh":
+        from ..kb.sources.mesh_xml import read_mesh_xml
+
+        kb, desc, descriptor_types = read_mesh_xml(paths["mesh_descriptors"], kb=kb, source="MeSH")
+        kb, supp, _ = read_mesh_xml(paths["mesh_supplementals"], kb=kb, descriptor_types=descriptor_types,
+                                    source="MeSH")
+        return kb, {"desc2025.xml": dict(desc), "supp2025.xml": dict(supp)}
+    if source == "umls":
+        from ..kb.sources.umls import read_umls
+
+        kb, counts = read_umls(paths["umls"], kb=kb, semantic_types=umls_types or None, source="UMLS")
+        return kb, {"MRCONSO.RRF": dict(counts)}
+    raise ValueError(f"Unknown source {source!r}")
+
+
+def _first_concepts(kb: ConceptKB, n: int) -> ConceptKB:
+    """The first `n` concepts of `kb` as a KB of their own (the same ones scispacy_kb takes)."""
+    out = ConceptKB()
+    for i, concept in enumerate(kb):
+        if i >= n:
+            break
+        out.add(concept)
+    return out
+
+
+def _ru_peak_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _build_stage(spec: dict) -> None:
+    """One measured stage, in its own process: read, parse (read into a KB that keeps nothing),
+    index (our candidate index) or scispacy (its TF-IDF + HNSW index)."""
+    stage = spec["stage"]
+    result: dict = {"rss_after_imports_mib": round(_vm_rss_mib() or 0.0, 1)}
+    if stage in ("read", "parse"):
+        kb = _TracedKB(Path(spec["trace"]), spec["expected"] // RSS_POINTS, keep=stage == "read")
+        start = time.perf_counter()
+        kb, counts = _read_source(spec["source"], spec["paths"], kb, spec.get("umls_types", ()))
+        result["seconds"] = round(time.perf_counter() - start, 2)
+        kb.sample()
+        result["peak_rss_read_mib"] = round(_ru_peak_mib(), 1)
+        result["records_added"] = kb.added
+        result["reader_counts"] = counts
+        if stage == "read":
+            result["concepts"] = len(kb)
+            result["names"] = sum(1 for _ in kb.names())
+            result["types"] = len({t for c in kb for t in c.types})
+            start = time.perf_counter()
+            kb.to_disk(spec["kb_out"])
+            result["save_seconds"] = round(time.perf_counter() - start, 2)
+            result["kb_disk_bytes"] = sum(f.stat().st_size for f in Path(spec["kb_out"]).rglob("*") if f.is_file())
+    elif stage == "index":
+        from ..kb.candidates import CandidateGenerator
+
+        kb = ConceptKB.load(spec["kb"])
+        if spec.get("max_concepts"):
+            kb = _first_concepts(kb, spec["max_concepts"])
+        result["rss_kb_loaded_mib"] = round(_vm_rss_mib() or 0.0, 1)
+        start = time.perf_counter()
+        gen = CandidateGenerator(kb)
+        result["seconds"] = round(time.perf_counter() - start, 2)
+        result["peak_rss_build_mib"] = round(_ru_peak_mib(), 1)
+        result.update(concepts=len(kb), names=len(gen.keys), links=int(gen.link_indptr[-1]),
+                      ngrams=len(gen.vectorizer.vocabulary_), nonzeros=int(gen.names_matrix.nnz), cfg=gen.cfg)
+        start = time.perf_counter()
+        gen.to_disk(spec["out"])
+        result["save_seconds"] = round(time.perf_counter() - start, 2)
+    elif stage == "scispacy":
+        kb = ConceptKB.load(spec["kb"])
+        start = time.perf_counter()
+        sci_kb = scispacy_kb(kb, max_concepts=spec["max_concepts"])
+        result["knowledge_base_seconds"] = round(time.perf_counter() - start, 2)
+        seconds, aliases = build_index(sci_kb, spec["out"], m=spec["m"], ef_construction=spec["ef_construction"],
+                                       threads=spec["threads"])
+        result["seconds"] = round(seconds, 2)
+        result["concepts"] = len(sci_kb.cui_to_entity)
+        result["names"] = aliases
+        result["build"] = json.loads((Path(spec["out"]) / "build.json").read_text())
+        result["peak_rss_build_mib"] = round(_ru_peak_mib(), 1)
+    else:
+        raise ValueError(f"Unknown stage {stage!r}")
+    Path(spec["result"]).write_text(json.dumps(result), encoding="utf8")
+
+
+def _thin(points: list, n: int = RSS_POINTS) -> list:
+    """At most about `n` evenly spaced points of a curve, its last and its highest kept."""
+    if len(points) <= n:
+        return points
+    step = len(points) / n
+    keep = {int(i * step) for i in range(n)} | {len(points) - 1}
+    keep.add(max(range(len(points)), key=lambda i: points[i][-1] if isinstance(points[i], list) else
+                 points[i]["rss_mib"]))
+    return [points[i] for i in sorted(keep)]
+
+
+def _measure(spec: dict, work: Path, max_rss_mib: float, timeout: float) -> dict:
+    """Run one stage in a child process: its result, wall seconds, peak RSS (ru_maxrss of that
+    child) and RSS curve; a child over `max_rss_mib` or `timeout` is killed and says so."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    name = spec["name"]
+    spec = {**spec, "result": str(work / f"{name}.result.json"), "trace": str(work / f"{name}.trace.jsonl")}
+    spec_path = work / f"{name}.spec.json"
+    spec_path.write_text(json.dumps(spec), encoding="utf8")
+    log = work / f"{name}.log"
+    start = time.perf_counter()
+    with open(log, "w", encoding="utf8") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "spacy_medlink.cli.benchmark_kb", "build-stage",
+                                 str(spec_path)], stdout=out, stderr=subprocess.STDOUT)
+    timeline: List[List[float]] = []
+    stopped: List[str] = []
+
+    def watch() -> None:
+        # The child stays a zombie (waitid WNOWAIT below) until this returns, so its pid is
+        # never another process's here.
+        while True:
+            rss = _vm_rss_mib(proc.pid)
+            if rss is None:
+                return
+            elapsed = time.perf_counter() - start
+            timeline.append([round(elapsed, 1), round(rss, 1)])
+            if not stopped and (rss > max_rss_mib or elapsed > timeout):
+                stopped.append(f"RSS {rss:.0f} MiB over the limit of {max_rss_mib:.0f} MiB" if rss > max_rss_mib
+                               else f"over the time limit of {timeout:.0f} s")
+                proc.kill()
+            time.sleep(0.25)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+    watcher.join()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    result_path = Path(spec["result"])
+    result: dict = json.loads(result_path.read_text(encoding="utf8")) if result_path.exists() else {}
+    result["wall_seconds"] = round(time.perf_counter() - start, 1)
+    result["peak_rss_mib"] = round(usage.ru_maxrss / 1024, 1)
+    trace = Path(spec["trace"])
+    if trace.exists():
+        curve = [json.loads(line) for line in trace.read_text(encoding="utf8").splitlines() if line]
+        if curve:
+            result["rss_curve"] = _thin(curve)
+    result["rss_timeline_mib"] = _thin(timeline)
+    if stopped:
+        result["stopped"] = stopped[0]
+    elif proc.returncode != 0:
+        result["error"] = f"exit code {proc.returncode}: " + log.read_text(encoding="utf8")[-2000:]
+    return result
+
+
+def describe_machine() -> dict:
+    """What the figures were measured on: CPU, cores, memory, load, library versions."""
+    import os
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem = next((int(line.split()[1]) / 1024 / 1024 for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal:")), float("nan"))
+    versions = {}
+    for package in ("numpy", "scipy", "scikit-learn", "sparse_dot_topn", "scispacy", "nmslib-metabrainz", "spacy"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "cores_usable": len(os.sched_getaffinity(0)),
+            "memory_gib": round(mem, 1), "platform": platform.platform(), "python": platform.python_version(),
+            "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "versions": versions}
+
+
+def _sources(folder: Path, scale: float, seed: int, echo) -> dict:
+    """The synthetic files for one scale: reused when `folder` holds them for this scale and seed."""
+    from ..kb import synthetic
+
+    manifest = folder / "synthetic.json"
+    if manifest.exists():
+        info = json.loads(manifest.read_text(encoding="utf8"))
+        if info.get("scale") == scale and info.get("seed") == seed:
+            echo(f"Reusing the synthetic files in {folder}")
+            return {**info, "reused": True}
+    echo(f"Writing synthetic files at scale {scale:g} into {folder}")
+    start = time.perf_counter()
+    counts = synthetic.write_sources(folder, scale=scale, seed=seed)
+    info = {"scale": scale, "seed": seed, "counts": counts, "generate_seconds": round(time.perf_counter() - start, 1)}
+    manifest.write_text(json.dumps(info, indent=2), encoding="utf8")
+    return {**info, "reused": False}
+
+
+def _file_table(folder: Path, counts: dict) -> dict:
+    from ..kb.synthetic import SOURCE_FILES
+
+    desc, supp, umls = counts["mesh_descriptors"], counts["mesh_supplementals"], counts["umls"]
+    size = lambda key: (folder / SOURCE_FILES[key]).stat().st_size  # noqa: E731
+    return {
+        "desc2025.xml": {"bytes": size("mesh_descriptors"), "records": desc["records"], "terms": desc["terms"],
+                         "bytes_per_record": round(size("mesh_descriptors") / desc["records"])},
+        "supp2025.xml": {"bytes": size("mesh_supplementals"), "records": supp["records"], "terms": supp["terms"],
+                         "bytes_per_record": round(size("mesh_supplementals") / supp["records"])},
+        "MRCONSO.RRF": {"bytes": size("mrconso"), "rows": umls["mrconso_rows"], "english_rows": umls["english_rows"],
+                        "english_suppressed_rows": umls["english_suppressed_rows"],
+                        "non_english_rows": umls["non_english_rows"], "concepts": umls["concepts"],
+                        "bytes_per_row": round(size("mrconso") / umls["mrconso_rows"], 1)},
+        "MRSTY.RRF": {"bytes": size("mrsty"), "rows": umls["mrsty_rows"]},
+    }
+
+
+def run_build_benchmark(
+    scales: Sequence[float],
+    seed: int,
+    sources: Optional[Path],
+    max_rss_mib: float,
+    scispacy_concepts: int,
+    ef_construction: int,
+    threads: int,
+    timeout: float,
+    umls_types: Sequence[str] = ("st21pv",),
+    echo=print,
+) -> dict:
+    """Generate (or reuse) the synthetic sources at each scale, then measure every reader, the
+    parse alone, our candidate index and, at the largest scale, scispacy's index on as many
+    concepts as `scispacy_concepts`, beside ours on the same ones."""
+    import shutil
+    import tempfile
+
+    from ..kb.synthetic import SOURCE_FILES
+
+    report: dict = {"machine": describe_machine(), "settings": {
+        "scales": list(scales), "seed": seed, "umls_semantic_types": list(umls_types),
+        "max_rss_mib": max_rss_mib, "stage_timeout_s": timeout,
+        "scispacy_concepts": scispacy_concepts, "scispacy_m": SCISPACY_M,
+        "scispacy_ef_construction": ef_construction, "scispacy_threads": threads}, "scales": {}}
+    tmp = Path(tempfile.mkdtemp(prefix="medlink_kb_build_"))
+    try:
+        last_mesh_kb: Optional[Path] = None
+        for scale in sorted(scales):
+            key = f"{scale:g}"
+            folder = (sources if sources is not None else tmp / "sources") / f"scale-{key}-seed-{seed}"
+            info = _sources(folder, scale, seed, echo)
+            paths = {name: str(folder / rel) for name, rel in SOURCE_FILES.items()}
+            counts = info["counts"]
+            expected = {"mesh": counts["mesh_descriptors"]["records"] + counts["mesh_supplementals"]["records"],
+                        "umls": counts["umls"]["concepts_with_english"]}
+            entry: dict = {"files": _file_table(folder, counts), "generate_seconds": info["generate_seconds"],
+                           "files_reused": info["reused"], "parse_only": {}, "kb_build": {}, "index_build": {}}
+            report["scales"][key] = entry
+            work = tmp / f"work-{key}"
+            work.mkdir()
+            for source in BUILD_SOURCES:
+                for stage, table in (("parse", "parse_only"), ("read", "kb_build")):
+                    spec = {"name": f"{stage}-{source}", "stage": stage, "source": source, "paths": paths,
+                            "expected": expected[source], "kb_out": str(work / f"kb-{source}"),
+                            "umls_types": list(umls_types)}
+                    echo(f"[{key}] {stage} {source} ...")
+                    entry[table][source] = result = _measure(spec, work, max_rss_mib, timeout)
+                    echo(f"[{key}] {stage} {source}: {result.get('seconds')} s, peak RSS {result['peak_rss_mib']} MiB"
+                         + (f" ({result.get('stopped') or result.get('error', '')[:200]})"
+                            if "stopped" in result or "error" in result else ""))
+                if "concepts" not in entry["kb_build"][source]:
+                    continue
+                spec = {"name": f"index-{source}", "stage": "index", "kb": str(work / f"kb-{source}"),
+                        "out": str(work / f"index-{source}")}
+                echo(f"[{key}] index {source} ...")
+                entry["index_build"][source] = result = _measure(spec, work, max_rss_mib, timeout)
+                echo(f"[{key}] index {source}: {result.get('seconds')} s, peak RSS {result['peak_rss_mib']} MiB")
+                shutil.rmtree(work / f"index-{source}", ignore_errors=True)
+            if "concepts" in entry["kb_build"]["mesh"]:
+                if last_mesh_kb is not None:
+                    shutil.rmtree(last_mesh_kb, ignore_errors=True)
+                last_mesh_kb = work / "kb-mesh"
+            shutil.rmtree(work / "kb-umls", ignore_errors=True)
+        if scispacy_concepts > 0 and last_mesh_kb is not None:
+            report["scispacy_comparison"] = _compare_scispacy(last_mesh_kb, tmp, scispacy_concepts, ef_construction,
+                                                              threads, max_rss_mib, timeout, echo)
+        report["summary"] = _build_summary(report)
+        report["machine"]["load_average_at_end_1_5_15"] = describe_machine()["load_average_1_5_15"]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return report
+
+
+def _compare_scispacy(kb_dir: Path, tmp: Path, n: int, ef_construction: int, threads: int, max_rss_mib: float,
+                      timeout: float, echo) -> dict:
+    """Our index and scispacy's over the same first `n` concepts of a KB, each in its own process."""
+    work = tmp / "scispacy"
+    work.mkdir()
+    ours = _measure({"name": "index-subset", "stage": "index", "kb": str(kb_dir), "max_concepts": n,
+                     "out": str(work / "medlink")}, work, max_rss_mib, timeout)
+    echo(f"ours on {ours.get('concepts')} concepts: {ours.get('seconds')} s")
+    theirs = _measure({"name": "scispacy", "stage": "scispacy", "kb": str(kb_dir), "max_concepts": n,
+                       "out": str(work / "scispacy"), "m": SCISPACY_M, "ef_construction": ef_construction,
+                       "threads": threads}, work, max_rss_mib, timeout)
+    echo(f"scispacy on {theirs.get('concepts')} concepts: {theirs.get('seconds')} s")
+    out = {"kb": "the MeSH KB of the largest scale, its first concepts", "concepts": n, "medlink": ours,
+           "scispacy": theirs}
+    if ours.get("seconds") and theirs.get("seconds"):
+        out["seconds_ratio_scispacy_over_medlink"] = round(theirs["seconds"] / ours["seconds"], 1)
+    return out
+
+
+def _build_summary(report: dict) -> dict:
+    """Per source and scale: file bytes, KB size, peak RSS of the parse alone and of the KB build
+    (each also over the process's RSS after its imports), and seconds."""
+    rows: Dict[str, list] = {}
+    for key, entry in report["scales"].items():
+        files = entry["files"]
+        file_bytes = {"mesh": files["desc2025.xml"]["bytes"] + files["supp2025.xml"]["bytes"],
+                      "umls": files["MRCONSO.RRF"]["bytes"] + files["MRSTY.RRF"]["bytes"]}
+        for source in BUILD_SOURCES:
+            parse = entry["parse_only"].get(source, {})
+            read = entry["kb_build"].get(source, {})
+            index = entry["index_build"].get(source, {})
+            row = {"scale": float(key), "file_mib": round(file_bytes[source] / 2**20, 1),
+                   "concepts": read.get("concepts"), "names": read.get("names"),
+                   "parse_seconds": parse.get("seconds"), "parse_peak_rss_mib": parse.get("peak_rss_mib"),
+                   "parse_rss_over_imports_mib": _over(parse),
+                   "kb_build_seconds": read.get("seconds"), "kb_build_peak_rss_mib": read.get("peak_rss_read_mib"),
+                   "kb_build_rss_over_imports_mib": _over(read, "peak_rss_read_mib"),
+                   "kb_save_seconds": read.get("save_seconds"), "kb_build_and_save_peak_rss_mib": read.get("peak_rss_mib"),
+                   "index_build_seconds": index.get("seconds"), "index_build_peak_rss_mib": index.get("peak_rss_mib"),
+                   "index_names": index.get("names")}
+            for stage in (parse, read, index):
+                if "stopped" in stage or "error" in stage:
+                    row.setdefault("not_finished", []).append(stage.get("stopped") or stage["error"][:300])
+            rows.setdefault(source, []).append(row)
+    return rows
+
+
+def _over(result: dict, key: str = "peak_rss_mib") -> Optional[float]:
+    if result.get(key) is None or result.get("rss_after_imports_mib") is None:
+        return None
+    return round(result[key] - result["rss_after_imports_mib"], 1)
 
 
 def _parse_corpora(values: List[str]) -> List[Tuple[str, Path]]:
@@ -335,6 +746,10 @@ def _parse_corpora(values: List[str]) -> List[Tuple[str, Path]]:
     return out
 
 
+DEFAULT_OUTPUT = Path("metrics/linking/kb_benchmark.json")
+DEFAULT_BUILD_OUTPUT = Path("metrics/kb/kb_build_benchmark.json")
+
+
 def _register() -> None:
     import os
     import tempfile
@@ -346,15 +761,35 @@ def _register() -> None:
 
     @benchmark_app.command("kb")
     def benchmark_kb_cli(
-        kb_dir: Path = typer.Argument(..., help="KB folder written by `kb build`"),
-        corpus: List[str] = typer.Option(..., "--corpus", help="NAME=PATH of a PubTator dev file; NAME 'ncbi' maps NCBI types to Disease"),
-        output: Path = typer.Option(Path("metrics/linking/kb_benchmark.json"), "--output"),
+        kb_dir: Optional[Path] = typer.Argument(None, help="KB folder written by `kb build` (not with --build)"),
+        corpus: List[str] = typer.Option([], "--corpus", help="NAME=PATH of a PubTator dev file; NAME 'ncbi' maps NCBI types to Disease"),
+        output: Optional[Path] = typer.Option(None, "--output", help=f"Report JSON (default {DEFAULT_OUTPUT}, with --build {DEFAULT_BUILD_OUTPUT})"),
         scispacy: bool = typer.Option(False, "--scispacy", help="Also run scispacy's CandidateGenerator on the same KB"),
         scispacy_index: Path = typer.Option(Path("kb/_scispacy_full"), "--scispacy-index", help="Cached scispacy index (built if missing)"),
         ef_construction: int = typer.Option(SCISPACY_EF_CONSTRUCTION, "--ef-construction", help="HNSW efConstruction if the scispacy index must be built"),
-        threads: int = typer.Option(os.cpu_count() or 1, "--threads", help="Threads for our sparse top-k product"),
+        threads: int = typer.Option(os.cpu_count() or 1, "--threads", help="Threads for our sparse top-k product (with --build: nmslib's index threads)"),
+        build: bool = typer.Option(False, "--build", help="Instead: memory and time of building KBs from synthetic full-size MeSH XML and UMLS RRF, and of the candidate index"),
+        scale: List[float] = typer.Option([0.1, 1.0], "--scale", help="With --build: size of the synthetic files, 1.0 the real files' (repeat for several)"),
+        seed: int = typer.Option(0, "--seed", help="With --build: seed of the synthetic files"),
+        sources: Optional[Path] = typer.Option(None, "--sources", help="With --build: keep the synthetic files here, reused when there (default: a temporary folder, deleted)"),
+        max_rss: float = typer.Option(8192, "--max-rss", help="With --build: MiB; a stage over it is stopped and its growth reported"),
+        scispacy_concepts: int = typer.Option(10_000, "--scispacy-concepts", help="With --build: concepts of the index-build comparison with scispacy (0: none)"),
+        stage_timeout: float = typer.Option(3 * 3600, "--stage-timeout", help="With --build: seconds before a stage is stopped"),
+        umls_types: List[str] = typer.Option(["st21pv"], "--umls-types", help="With --build: semantic types the UMLS KB keeps (TUIs or 'st21pv'; the candidate index holds at most 32)"),
     ) -> None:
-        """Recall@1/@10, speed, load time and memory of candidate generation on gold dev mentions."""
+        """Recall@1/@10, speed, load time and memory of candidate generation on gold dev mentions;
+        with --build, peak memory and time of building KBs and indexes at real sizes."""
+        if build:
+            output = output or DEFAULT_BUILD_OUTPUT
+            report = run_build_benchmark(scale, seed, sources, max_rss, scispacy_concepts, ef_construction, threads,
+                                         stage_timeout, umls_types=umls_types, echo=typer.echo)
+            output.parent.mkdir(parents=True, exist_ok=True)
+            srsly.write_json(output, report)
+            typer.echo(f"Wrote {output}")
+            return
+        if kb_dir is None or not corpus:
+            raise typer.BadParameter("benchmark kb takes a KB folder and --corpus (or --build)")
+        output = output or DEFAULT_OUTPUT
         kb = ConceptKB.load(kb_dir)
         mentions, counts = collect_mentions(_parse_corpora(corpus), kb)
         typer.echo(f"{len(mentions)} gold mentions evaluated: {json.dumps(counts)}")
