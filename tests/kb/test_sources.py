@@ -196,6 +196,18 @@ def test_obo():
         read_obo(OBO, synonym_scopes=("exact",))
 
 
+def test_obo_chebi_style(tmp_path):
+    path = tmp_path / "chebi_sample.obo.gz"
+    with gzip.open(path, "wt") as f:
+        f.write('[Term]\nid: CHEBI:46195\nname: paracetamol\nsynonym: "acetaminophen" RELATED INN [ChemIDplus]\n'
+                'synonym: "C8H9NO2" RELATED FORMULA [KEGG_COMPOUND]\nsynonym: "InChI=1S/C8H9NO2" RELATED InChI [ChEBI]\n'
+                'exact_synonym: "4-acetamidophenol" []\nxref: MSH:D000082\n')
+    kb, stats = read_obo(path, synonym_scopes=("EXACT", "RELATED"), types=["Chemical"])
+    assert kb["CHEBI:46195"].synonyms == ("acetaminophen", "4-acetamidophenol")
+    assert stats["synonyms left out: structures (formula, InChI, SMILES)"] == 2
+    assert kb.resolve("MESH:D000082") == "CHEBI:46195" and kb["CHEBI:46195"].sources == ("chebi_sample",)
+
+
 @pytest.mark.parametrize("edit,line,message", [
     (('synonym: "diabetes" EXACT []', "synonym: diabetes EXACT []"), 13, "quoted string"),
     (('synonym: "diabetes" EXACT []', 'synonym: "diabetes" EXCT []'), 13, "scope 'EXCT'"),

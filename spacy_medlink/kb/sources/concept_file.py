@@ -44,7 +44,7 @@ def _jsonl_records(path: PathLike) -> Iterator[Tuple[int, Dict[str, Any]]]:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json.loads(line.lstrip("\ufeff") if line_no == 1 else line)
             except ValueError as err:
                 raise CorpusFormatError(path, line_no, f"not a JSON object ({err}); the file is one object per line")
             if not isinstance(record, dict):
@@ -58,7 +58,7 @@ def _tsv_records(path: PathLike) -> Iterator[Tuple[int, Dict[str, Any]]]:
         for line_no, line in enumerate(lines, start=1):
             line = line.rstrip("\r\n")
             if not columns:
-                columns = [c.strip() for c in line.split("\t")]
+                columns = [c.strip() for c in line.lstrip("\ufeff").split("\t")]  # a spreadsheet's byte order mark
                 unknown = [c for c in columns if c not in COLUMNS]
                 missing = [c for c in REQUIRED if c not in columns]
                 if unknown or missing or len(set(columns)) != len(columns):

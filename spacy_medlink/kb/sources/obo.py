@@ -6,7 +6,8 @@ others as written: ``MONDO:0005015``), its `name`, and as synonyms the
 RELATED, NARROW and BROAD ones name other, related concepts ("diabetes" is a
 BROAD synonym of type 2 diabetes), which a linker would then return for the
 wrong mentions. ChEBI marks most of its names RELATED (brand names, IUPAC
-names), so for ChEBI keep ("EXACT", "RELATED").
+names), so for ChEBI keep ("EXACT", "RELATED"); its structures (FORMULA,
+InChI, InChIKey and SMILES synonyms) are left out, counted.
 
 `alt_id` and the `xref`s that name MeSH or OMIM become alternative IDs, so
 that corpora's MeSH and OMIM IDs resolve to the term (an ID claimed by several
@@ -31,6 +32,8 @@ from ..concept_kb import Concept, ConceptKB
 PathLike = Union[str, Path]
 SCOPES = ("EXACT", "RELATED", "NARROW", "BROAD")
 XREF_PREFIXES = frozenset({"MESH", "MSH", "OMIM"})
+# ChEBI's synonym types for structures, which are no names a text mentions
+STRUCTURE_TYPES = frozenset({"FORMULA", "InChI", "InChIKey", "SMILES"})
 _LEGACY_SYNONYMS = {"exact_synonym": "EXACT", "related_synonym": "RELATED", "narrow_synonym": "NARROW",
                     "broad_synonym": "BROAD"}
 _HEADER = re.compile(r"^\[([A-Za-z]+)\]$")
@@ -52,23 +55,25 @@ def _plain(value: str) -> str:
     return _unescape(_MODIFIERS.sub("", _COMMENT.sub("", value)).strip())
 
 
-def _synonym(tag: str, value: str, path: PathLike, line_no: int) -> Tuple[str, str]:
-    """(text, scope) of a synonym line: ``"text" SCOPE [TYPE] [xrefs] {modifiers} ! comment``."""
+def _synonym(tag: str, value: str, path: PathLike, line_no: int) -> Tuple[str, str, str]:
+    """(text, scope, type) of a synonym line: ``"text" SCOPE [TYPE] [xrefs] {modifiers} ! comment``."""
     match = _QUOTED.match(value.strip())
     if match is None:
         raise CorpusFormatError(path, line_no, f"{tag}: expected a quoted string, found {value.strip()!r}")
     text, rest = _unescape(match.group(1)).strip(), _MODIFIERS.sub("", _COMMENT.sub("", match.group(2))).strip()
     if tag in _LEGACY_SYNONYMS:
-        return text, _LEGACY_SYNONYMS[tag]
-    scope = rest.split(None, 1)[0] if rest and not rest.startswith("[") else "RELATED"  # OBO 1.4's default
+        return text, _LEGACY_SYNONYMS[tag], ""
+    words = rest.split("[", 1)[0].split()
+    scope = words[0] if words else "RELATED"  # OBO 1.4's default
     if scope not in SCOPES:
         raise CorpusFormatError(path, line_no, f"synonym scope {scope!r} is none of {', '.join(SCOPES)}")
-    return text, scope
+    return text, scope, words[1] if len(words) > 1 else ""
 
 
 def _stanzas(path: PathLike, header: Dict[str, str]) -> Iterator[Tuple[str, int, List[_Line]]]:
     """(stanza type, line of its header, its tag-value lines); `header` gets the file header's tags."""
-    kind, start, lines = "", 0, []  # type: Tuple[str, int, List[_Line]]
+    kind, start = "", 0
+    lines: List[_Line] = []
     with open_text(path) as text:
         for line_no, raw in enumerate(text, start=1):
             line = raw.strip()
@@ -139,8 +144,10 @@ def read_obo(
                     raise CorpusFormatError(path, line_no, "a second name in one [Term]")
                 name = _plain(value)
             elif tag == "synonym" or tag in _LEGACY_SYNONYMS:
-                text, scope = _synonym(tag, value, path, line_no)
-                if scope in synonym_scopes and text:
+                text, scope, synonym_type = _synonym(tag, value, path, line_no)
+                if synonym_type in STRUCTURE_TYPES:
+                    stats["synonyms left out: structures (formula, InChI, SMILES)"] += 1
+                elif scope in synonym_scopes and text:
                     synonyms.append(text)
                     stats[f"synonyms {scope}"] += 1
                 else:

@@ -96,6 +96,8 @@ def read_mrsty(
     tree: Dict[str, str] = {}
     with open_text(path) as lines:
         for line_no, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
             cui, tui, stn = _fields(line, MRSTY_FIELDS, path, line_no)[:3]
             if not cui or not tui:
                 raise CorpusFormatError(path, line_no, f"empty CUI or TUI: {cui!r} {tui!r}")
@@ -173,7 +175,11 @@ def read_umls(
     out_of_order = False
     with open_text(mrconso) as lines:
         for line_no, line in enumerate(lines, start=1):
-            cols = _fields(line, MRCONSO_FIELDS, mrconso, line_no)
+            cols = line.split("|")
+            if len(cols) != MRCONSO_FIELDS + 1:  # the usual row ends in '|' and its last piece is the line end
+                if not line.strip():
+                    continue
+                cols = _fields(line, MRCONSO_FIELDS, mrconso, line_no)
             cui, lat, ts, stt, ispref, sab, string, suppress = (
                 cols[0], cols[1], cols[2], cols[4], cols[6], cols[11], cols[14].strip(), cols[16])
             if not cui or not string:
@@ -212,7 +218,10 @@ def _flush(kb: ConceptKB, cui: str, names: List[Tuple[int, str]], types: Dict[st
     Only a block out of CUI order can meet its concept again (looking it up for every block would cost)."""
     if not names:
         return
-    best = max(range(len(names)), key=lambda i: (names[i][0], -i))
+    best, best_rank = 0, -1
+    for i, (rank, _) in enumerate(names):
+        if rank > best_rank:
+            best, best_rank = i, rank
     name = names[best][1]
     synonyms = tuple(dict.fromkeys(s for i, (_, s) in enumerate(names) if i != best and s != name))
     cid = PREFIX + cui
