@@ -316,3 +316,101 @@ def _fit_on_corpus(nlp: "Language", generator: "CandidateGenerator", train: Path
     typer.echo(f"Ranker fit on {report['mentions']} mentions of {train}"
                + "".join(f"; {key}: {acc}" for key, acc in report.get("out_of_fold", {}).items()))
     return ranker, full_generator, {"train": str(train), "synonyms_added": added.get("added", 0), **report}
+
+
+@kb_app.command("calibrate")
+def kb_calibrate_cli(
+    kb_dir: Path = typer.Argument(..., help="KB folder written by `kb build`"),
+    output: Path = typer.Option(..., "--output", help="JSON report: the pseudo-mentions, the map's held-out quality and, with --eval, its quality on a corpus's gold mentions"),
+    eval_corpus: Optional[Path] = typer.Option(None, "--eval", help="A corpus (.spacy) annotated with the KB's IDs: how well the calibrated score of its gold mentions' top-1 candidate says whether it is right"),
+    type_map: str = typer.Option("", "--type-map", help="As `kb attach --type-map`: KB type=label pairs, the corpus's labels"),
+    calibration_mentions: int = typer.Option(4000, "--calibration-mentions", help="Pseudo-mentions drawn from the KB"),
+    seed: int = typer.Option(0, "--seed"),
+    save: bool = typer.Option(False, "--save", help="Save the calibrated ranking into KB_DIR/ranker (refused where a trained ranker is there), for a linker configured with this kb_path"),
+) -> None:
+    """Fit the calibrated similarity that `kb attach` gives a KB without a trained ranker, and
+    report how well it is calibrated: on held-out pseudo-mentions, and on a corpus's gold mentions."""
+    import srsly
+
+    from ..kb.calibration import fit_calibration
+    from ..kb.candidates import RANKER_DIR, CandidateGenerator
+    from ..kb.ranker import CandidateRanker
+
+    generator = CandidateGenerator.from_disk(kb_dir, ranker=False)
+    mapping = parse_type_map(type_map)
+    if mapping:
+        if save:
+            raise typer.BadParameter("--save with --type-map: the saved ranking would not match the KB's own types")
+        kb, _ = retype_kb(generator.kb, mapping)
+        generator = generator.with_kb(kb)
+    calibration = fit_calibration(generator, n_mentions=calibration_mentions, seed=seed)
+    held = calibration.info["held_out"]
+    typer.echo(f"{calibration.info['pseudo_mentions']} pseudo-mentions, accuracy@1 {calibration.info['accuracy@1']}; "
+               f"held-out ECE {held['calibrated']['ece']} (raw similarity {held['raw_similarity']['ece']})")
+    result: Dict[str, Any] = {"kb": str(kb_dir), "type_map": mapping, "calibration": calibration.to_dict()}
+    ranker = CandidateRanker.calibrated(calibration)
+    if eval_corpus is not None:
+        result["eval"] = {"corpus": str(eval_corpus), **evaluate_calibration(generator, ranker, eval_corpus)}
+        for key, part in result["eval"]["by_label"].items():
+            typer.echo(f"{eval_corpus} {key}: {part['mentions']} mentions, accuracy@1 {part['accuracy@1']}, ECE "
+                       f"{part['calibrated']['ece']} (raw similarity {part['raw_similarity']['ece']})")
+    if save:
+        if _trained_ranker(kb_dir) is not None:
+            raise typer.BadParameter(f"{kb_dir} has a trained ranker; the calibrated ranking would replace it")
+        ranker.to_disk(kb_dir / RANKER_DIR)
+        typer.echo(f"Saved the calibrated ranking to {kb_dir / RANKER_DIR}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    srsly.write_json(output, result)
+    typer.echo(f"Wrote {output}")
+
+
+def evaluate_calibration(generator: "CandidateGenerator", ranker: "CandidateRanker", corpus: Path,
+                         thresholds: Sequence[float] = (0.5, 0.7, 0.9)) -> Dict[str, Any]:
+    """The top-1 of each single-concept gold mention of `corpus` (looked up as a pipeline
+    does: typed by its label, short forms by their long form; no composites), its raw and
+    calibrated score and whether it is the gold concept: reliability of both scores and, per
+    threshold, the share of mentions linked and the precision of those links."""
+    import spacy
+    import numpy
+    from spacy.tokens import DocBin
+
+    from ..kb.calibration import reliability
+    from ..kb.mention_stats import gold_atoms
+    from ..kb.span_lookup import span_candidates
+
+    docs = list(DocBin().from_disk(corpus).get_docs(spacy.blank("en").vocab))
+    resolve = generator.kb.resolve
+    spans, gold = [], []
+    for doc in docs:
+        for ent in doc.ents:
+            atoms = gold_atoms(ent.kb_id_, resolve)
+            if len(atoms) == 1:
+                spans.append(ent)
+                gold.append(atoms[0])
+    saved, generator.ranker = generator.ranker, None
+    try:
+        raw = span_candidates(generator, spans, k=10, composites=False)
+        generator.ranker = ranker
+        calibrated = span_candidates(generator, spans, k=10, composites=False)
+    finally:
+        generator.ranker = saved
+    rows = []
+    for span, g, r, c in zip(spans, gold, raw, calibrated):
+        rows.append((span.label_, r[0].score if r else 0.0, c[0].score if c else 0.0,
+                     float(bool(c) and c[0].concept_id == g), bool(c)))
+    out: Dict[str, Any] = {"by_label": {}}
+    for key in ["all"] + sorted({row[0] for row in rows}):
+        part = [row for row in rows if key == "all" or row[0] == key]
+        raw_s = [row[1] for row in part]
+        cal_s = numpy.asarray([row[2] for row in part])
+        right = numpy.asarray([row[3] for row in part])
+        cuts = {}
+        for t in thresholds:
+            linked = cal_s >= t
+            cuts[str(t)] = {"linked": round(float(linked.mean()), 4) if len(part) else 0.0,
+                            "precision": round(float(right[linked].mean()), 4) if linked.any() else None}
+        out["by_label"][key] = {"mentions": len(part), "no_candidates": sum(1 for row in part if not row[4]),
+                                "accuracy@1": round(float(right.mean()), 4) if len(part) else 0.0,
+                                "raw_similarity": reliability(raw_s, right), "calibrated": reliability(cal_s, right),
+                                "calibrated_thresholds": cuts}
+    return out

@@ -343,3 +343,33 @@ def test_attach_ranker_only_refuses_a_ranker_of_another_kb(recognizer, tmp_path)
     assert result.exit_code == 2 and "trained against another KB" in result.message
     assert not (tmp_path / "out").exists()
     assert (tmp_path / "umls" / RANKER_DIR / "ranker.msgpack").exists()
+
+
+def test_kb_calibrate_reports_on_a_corpus_and_saves_the_calibrated_ranking(tmp_path):
+    from spacy.tokens import DocBin
+
+    from ..pipeline.helpers import make_examples
+
+    CandidateGenerator(_vocabulary()).to_disk(tmp_path / "kb")
+    data = [("cardiitis 0 and acute hepatopathy 13.", [(0, 11, "Disease", "X:0001"), (16, 36, "Disease", "X:0013")]),
+            ("neuritis 2 then nephritis disease 3.", [(0, 10, "Disease", "X:0002"), (16, 35, "Chemical", "X:0003")])]
+    DocBin(docs=[eg.reference for eg in make_examples(spacy.blank("en"), data)]).to_disk(tmp_path / "dev.spacy")
+    result = CliRunner().invoke(app, ["kb", "calibrate", str(tmp_path / "kb"), "--output", str(tmp_path / "c.json"),
+                                      "--eval", str(tmp_path / "dev.spacy"), "--calibration-mentions", "120",
+                                      "--save"])
+    assert result.exit_code == 0, result.output
+    report = srsly.read_json(tmp_path / "c.json")
+    evaluated = report["eval"]["by_label"]
+    assert set(evaluated) == {"all", "Chemical", "Disease"} and evaluated["all"]["mentions"] == 4
+    assert set(evaluated["all"]["calibrated_thresholds"]) == {"0.5", "0.7", "0.9"}
+    assert ScoreCalibration.from_dict(report["calibration"]).maps.keys() >= {ALL}
+    loaded = CandidateGenerator.from_disk(tmp_path / "kb")
+    assert loaded.ranker.cfg["learner"] == "calibrated"
+    # a KB with a trained ranker keeps it
+    generator = CandidateGenerator(_vocabulary())
+    generator.ranker = _ranker_with_stats(["X:0001"])
+    generator.to_disk(tmp_path / "trained")
+    result = CliRunner().invoke(app, ["kb", "calibrate", str(tmp_path / "trained"), "--output",
+                                      str(tmp_path / "c2.json"), "--calibration-mentions", "60", "--save"])
+    assert result.exit_code == 2
+    assert CandidateRanker.from_disk(tmp_path / "trained" / RANKER_DIR).cfg["learner"] == "logistic"
