@@ -21,7 +21,7 @@ own to a recognizer that links to it:
    (`kb.calibration`). `--ranker none` keeps the raw similarity.
 3. The recognizer's own concept head (the joint tagger's MEN head, the
    hierarchical linker's EL head) names the training corpus's IDs: where most
-   of them are not primary IDs of the attached KB, the KB decides every span
+   of them (HEAD_MIN_SHARE) are not primary IDs of the attached KB, the KB decides every span
    (`_head_off`), and a span it has no candidate for gets no concept.
 4. The no-concept threshold stays the pipeline's (`--threshold` sets it): it
    applies to a probability either way.
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 
 RANKER_CHOICES = ("auto", "trained", "calibrated", "none")
 HEAD_OFF = 1.01  # a men_threshold above every probability: the KB decides every span
+# a concept head stays where at least this share of its IDs' atoms are primary IDs of the attached KB:
+# near 1 for the KB of its own vocabulary (short by retired records), near 0 for another vocabulary
+HEAD_MIN_SHARE = 0.5
 
 
 def parse_type_map(text: str) -> Dict[str, List[str]]:
@@ -104,10 +107,14 @@ def recognizer_labels(nlp: "Language") -> Set[str]:
 
 
 def primary_share(ids: Sequence[str], kb: "ConceptKB") -> float:
-    """The share of `ids` that `kb` holds under the same primary ID (1.0 for none)."""
-    if not ids:
+    """The share of the atoms of `ids` (composite IDs split) that `kb` holds under the same
+    primary ID (1.0 for none): another vocabulary holds a MeSH ID as an alternative ID at most."""
+    from ..ids import split_kb_id
+
+    atoms = [atom for cid in ids for atom in split_kb_id(cid)]
+    if not atoms:
         return 1.0
-    return sum(1 for cid in ids if cid in kb and kb.resolve(cid) == cid) / len(ids)
+    return sum(1 for atom in atoms if atom in kb and kb.resolve(atom) == atom) / len(atoms)
 
 
 def _set(nlp: "Language", name: str, key: str, value: Any) -> None:
@@ -186,7 +193,7 @@ def kb_attach_cli(
     train: Optional[Path] = typer.Option(None, "--train", help="A corpus (.spacy) annotated with the KB's IDs and the recognizer's labels: its mentions join the KB as synonyms and a ranker is cross-fit on it against the attached KB. Implies --whole"),
     folds: int = typer.Option(5, "--folds", help="Document folds for --train's cross-fitting"),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Set the no-concept threshold on the KB's score (kb_threshold; a KB linker's threshold)"),
-    min_coverage: float = typer.Option(0.9, "--min-coverage", help="A trained ranker, or a concept head, is kept only where at least this share of the concepts it names are concepts of the attached KB"),
+    min_coverage: float = typer.Option(0.5, "--min-coverage", help="A trained ranker is used only where at least this share of its training mentions' concepts are concepts of the attached KB"),
     calibration_mentions: int = typer.Option(4000, "--calibration-mentions", help="Pseudo-mentions drawn from the KB to fit the calibrated score"),
     seed: int = typer.Option(0, "--seed"),
     report: Optional[Path] = typer.Option(None, "--report", help="Write what was attached as JSON: concepts kept and left out, the ranker and why, the calibration's held-out quality, each component's settings"),
@@ -206,7 +213,7 @@ def kb_attach_cli(
     whole = whole or bool(mapping) or train is not None
     if train is not None and ranker_mode in ("calibrated", "none"):
         raise typer.BadParameter(f"--train fits a ranker; --ranker {ranker_mode} asks for none")
-    nlp = spacy.load(model)
+    nlp = spacy.load(model if model.exists() else str(model))  # a folder, or an installed pipeline's name
     names = [name for name, proc in nlp.pipeline
              if hasattr(proc, "generator") and (whole or getattr(proc, "generator") is not None)]
     if not names:
@@ -274,7 +281,7 @@ def kb_attach_cli(
         if "men_threshold" in pipe.cfg and concepts is not None:
             share = primary_share(list(concepts), generator.kb)
             settings["head_concepts_in_kb"] = round(share, 4)
-            if share < min_coverage:
+            if share < HEAD_MIN_SHARE:
                 _head_off(nlp, name)
                 settings["head"] = "off"
                 typer.echo(f"{name}: {share:.1%} of its concept head's concepts are concepts of the KB: the KB "

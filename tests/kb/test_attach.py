@@ -250,6 +250,15 @@ def test_attach_needs_types_the_recognizer_knows(recognizer, tmp_path):
     assert [e._.medlink_score for e in doc.ents] == [1.0, 1.0]  # --ranker none: the raw similarity
 
 
+def test_attach_of_the_same_vocabulary_keeps_the_concept_head(recognizer, kb_dir, tmp_path):
+    result = _attach(recognizer, kb_dir, tmp_path / "out", "--whole", "--ranker", "none", "--report", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    settings = srsly.read_json(tmp_path / "r.json")["components"]["joint_tagger"]
+    assert settings["head_concepts_in_kb"] == 1.0 and "head" not in settings and settings["men_threshold"] == 0.0
+    doc = spacy.load(tmp_path / "out")(TEXT)
+    assert [e.kb_id_ for e in doc.ents] == ["D001241", "D014456"]  # the head's, as trained
+
+
 def test_attach_with_a_trained_ranker_of_this_kb_keeps_it(recognizer, tmp_path):
     generator = CandidateGenerator(_umls_like_kb())
     generator.ranker = _ranker_with_stats(["C0017168", "C0004057"])
