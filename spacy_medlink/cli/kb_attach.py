@@ -290,7 +290,7 @@ def kb_attach_cli(
         if key is not None:
             if threshold is not None:
                 _set(nlp, name, key, threshold)
-            typer.echo(f"{name}: no concept under a KB score of {pipe.cfg[key]} ({key}; the score: {kind})")
+            typer.echo(f"{name}: no concept under a KB score of {pipe.cfg[key]:g} ({key}; the score: {kind})")
         elif threshold is not None:
             typer.echo(f"{name}: --threshold not set (its threshold is on its own combined score)")
         settings.update({k: pipe.cfg[k] for k in ("men_threshold", "rerank_weight", "kb_threshold", "threshold",

@@ -19,8 +19,9 @@ to the probability that the top-1 is the right concept:
   share the name (an ambiguous name counts as right 1/m of the time among m
   concepts tied at the top).
 
-Each pseudo-mention is queried with its concept's type, as a mention of that
-label is. The map is isotonic (scikit-learn's `IsotonicRegression`),
+Each entity type gets the same number of pseudo-mentions (a small vocabulary's
+concepts drawn again, with other names and perturbations), each queried with
+its concept's type, as a mention of that label is. The map is isotonic (scikit-learn's `IsotonicRegression`),
 fit per type where a type has `min_per_type` pseudo-mentions and over all of
 them; it is kept as breakpoints, interpolated linearly, bounded away from 0 and
 1 by 1/(n+1), and saved as JSON-compatible lists (no pickle). What it
@@ -177,10 +178,12 @@ def perturb(text: str, rng: random.Random) -> Tuple[str, str]:
 
 
 def pseudo_mentions(generator: "CandidateGenerator", *, n: int = 4000, exact_share: float = 0.3,
-                    perturb_share: float = 0.5, seed: int = 0) -> List[PseudoMention]:
-    """Up to `n` pseudo-mentions, the same number per entity type of the KB (types with
-    fewer eligible concepts give what they have). A concept qualifies for a held-out
-    pseudo-mention when it keeps another distinct normalized name once one is held out."""
+                    perturb_share: float = 0.5, seed: int = 0, max_rounds: int = 10) -> List[PseudoMention]:
+    """Up to `n` pseudo-mentions, the same number per entity type of the KB. A concept
+    qualifies for a held-out pseudo-mention when it keeps another distinct normalized name
+    once one is held out. A type with fewer concepts than it needs is drawn again (another
+    name, another perturbation), `max_rounds` times at most, so that a small vocabulary
+    still gives a map with more than a few points."""
     rng = random.Random(seed)
     mode = generator.cfg["normalize"]
     kb = generator.kb
@@ -189,6 +192,35 @@ def pseudo_mentions(generator: "CandidateGenerator", *, n: int = 4000, exact_sha
     out: List[PseudoMention] = []
     if not types:
         return out
+    per_type = max(1, n // len(types))
+    n_exact = round(per_type * exact_share)
+    n_held = per_type - n_exact
+    for bit_pos, type_ in enumerate(types):
+        members = numpy.flatnonzero(numpy.asarray(generator.concept_types) & (1 << bit_pos)).tolist()
+        exact_taken = held_taken = 0
+        for _ in range(max_rounds):
+            rng.shuffle(members)
+            before = exact_taken + held_taken
+            for ci in members:
+                if exact_taken >= n_exact and held_taken >= n_held:
+                    break
+                concept = kb[ids[ci]]
+                names = [name for name in (concept.name,) + concept.synonyms if normalize_name(name, mode)]
+                if not names:
+                    continue
+                holdable = len({normalize_name(name, mode) for name in names}) >= 2
+                if held_taken < n_held and holdable and (exact_taken >= n_exact or rng.random() >= exact_share):
+                    name = rng.choice(names)
+                    text, kind = perturb(name, rng) if rng.random() < perturb_share else (name, "")
+                    out.append(PseudoMention(text, concept.concept_id, type_, normalize_name(name, mode),
+                                             kind or "none"))
+                    held_taken += 1
+                elif exact_taken < n_exact:
+                    out.append(PseudoMention(rng.choice(names), concept.concept_id, type_, None, "exact"))
+                    exact_taken += 1
+            if exact_taken + held_taken in (before, per_type):
+                break
+    return out
     per_type = max(1, n // len(types))
     n_exact = round(per_type * exact_share)
     n_held = per_type - n_exact
