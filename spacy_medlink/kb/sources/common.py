@@ -3,7 +3,10 @@ reading a (gzipped) text file line by line."""
 import gzip
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+if TYPE_CHECKING:
+    from ..concept_kb import Concept, ConceptKB
 
 PathLike = Union[str, Path]
 DISEASE = "Disease"
@@ -40,6 +43,16 @@ def mesh_tree_types(tree_numbers: Iterable[str]) -> Tuple[str, ...]:
 def keep_types(types: Tuple[str, ...], allowed: Optional[Sequence[str]]) -> Tuple[str, ...]:
     return tuple(t for t in types if allowed is None or t in allowed)
 
+
+
+def add_typed_concept(kb: "ConceptKB", concept: "Concept", stats: Counter) -> None:
+    """Add a MeSH concept to `kb`, counting it and its synonyms overall and per type."""
+    kb.add(concept)
+    stats["concepts"] += 1
+    stats["synonyms"] += len(concept.synonyms)
+    for t in concept.types or ("(untyped)",):
+        stats[f"concepts {t}"] += 1
+        stats[f"synonyms {t}"] += len(concept.synonyms)
 
 
 def format_counts(stats: Counter) -> str:

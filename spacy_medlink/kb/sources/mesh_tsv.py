@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ...corpora.report import CorpusFormatError
 from ..concept_kb import Concept, ConceptKB
-from .common import CHEMICAL, DISEASE, PathLike, keep_types, mesh_tree_types, open_lines, split_values
+from .common import CHEMICAL, DISEASE, PathLike, add_typed_concept, keep_types, mesh_tree_types, open_lines, split_values
 
 MESH_DESC_COLUMNS = 5
 MESH_SUPP_COLUMNS = 4
@@ -48,12 +48,7 @@ def read_mesh_descriptors(
             stats["skipped: no kept entity type"] += 1
             continue
         synonyms = tuple(split_values(cols[2]))
-        kb.add(Concept(cid, name, synonyms, kept_types, (), (source,)))
-        stats["concepts"] += 1
-        stats["synonyms"] += len(synonyms)
-        for t in kept_types or ("(untyped)",):
-            stats[f"concepts {t}"] += 1
-            stats[f"synonyms {t}"] += len(synonyms)
+        add_typed_concept(kb, Concept(cid, name, synonyms, kept_types, (), (source,)), stats)
     return kb, stats, desc_types
 
 
@@ -107,10 +102,5 @@ def read_mesh_supplementary(
             stats["skipped: no kept entity type"] += 1
             continue
         synonyms = tuple(split_values(syn_field))
-        kb.add(Concept(cid, name, synonyms, kept_types, (), (source,)))
-        stats["concepts"] += 1
-        stats["synonyms"] += len(synonyms)
-        for t in kept_types or ("(untyped)",):
-            stats[f"concepts {t}"] += 1
-            stats[f"synonyms {t}"] += len(synonyms)
+        add_typed_concept(kb, Concept(cid, name, synonyms, kept_types, (), (source,)), stats)
     return kb, stats

@@ -35,7 +35,7 @@ from xml.etree import ElementTree
 from xml.parsers import expat
 
 from ...corpora.report import CorpusFormatError, is_gzip, read_error
-from .common import CHEMICAL, DISEASE, keep_types, mesh_tree_types
+from .common import CHEMICAL, DISEASE, add_typed_concept, keep_types, mesh_tree_types
 from ..concept_kb import Concept, ConceptKB
 
 PathLike = Union[str, Path]
@@ -184,12 +184,7 @@ def read_mesh_xml(
             stats["skipped: no kept entity type"] += 1
             continue
         synonyms = _synonyms(record, name, preferred_concept_only, stats)
-        kb.add(Concept(cid, name, synonyms, kept_types, (), (source or spec.source,)))
-        stats["concepts"] += 1
-        stats["synonyms"] += len(synonyms)
-        for t in kept_types or ("(untyped)",):
-            stats[f"concepts {t}"] += 1
-            stats[f"synonyms {t}"] += len(synonyms)
+        add_typed_concept(kb, Concept(cid, name, synonyms, kept_types, (), (source or spec.source,)), stats)
     return kb, stats, desc_types
 
 
