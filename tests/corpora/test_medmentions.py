@@ -254,7 +254,7 @@ def test_kb_build_from_train_corpus_only(gz_sample, tmp_path):
         "kb", "build", str(out), "--train-corpus", str(tmp_path / "corpus" / "train.spacy"), "--train-name", "medmentions",
     ])
     assert result.exit_code == 0, result.output
-    assert "No dictionary (MEDIC/MeSH)" in result.output
+    assert "No dictionary (MEDIC, MeSH, UMLS, OBO, concept file)" in result.output
     # docs 1-2: 17 mentions of 11 CUIs (dev/test CUIs such as C0032285 pneumonia are not in it)
     assert "KB: 11 concepts" in result.output
     gen = CandidateGenerator.from_disk(out)
