@@ -221,30 +221,6 @@ def pseudo_mentions(generator: "CandidateGenerator", *, n: int = 4000, exact_sha
             if exact_taken + held_taken in (before, per_type):
                 break
     return out
-    per_type = max(1, n // len(types))
-    n_exact = round(per_type * exact_share)
-    n_held = per_type - n_exact
-    for bit_pos, type_ in enumerate(types):
-        members = numpy.flatnonzero(numpy.asarray(generator.concept_types) & (1 << bit_pos)).tolist()
-        rng.shuffle(members)
-        exact_taken = held_taken = 0
-        for ci in members:
-            if exact_taken >= n_exact and held_taken >= n_held:
-                break
-            concept = kb[ids[ci]]
-            names = [name for name in (concept.name,) + concept.synonyms if normalize_name(name, mode)]
-            if not names:
-                continue
-            holdable = len({normalize_name(name, mode) for name in names}) >= 2
-            if held_taken < n_held and holdable and (exact_taken >= n_exact or rng.random() >= exact_share):
-                name = rng.choice(names)
-                text, kind = perturb(name, rng) if rng.random() < perturb_share else (name, "")
-                out.append(PseudoMention(text, concept.concept_id, type_, normalize_name(name, mode), kind or "none"))
-                held_taken += 1
-            elif exact_taken < n_exact:
-                out.append(PseudoMention(rng.choice(names), concept.concept_id, type_, None, "exact"))
-                exact_taken += 1
-    return out
 
 
 def pseudo_outcomes(generator: "CandidateGenerator", mentions: Sequence[PseudoMention],
