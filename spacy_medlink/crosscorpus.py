@@ -103,11 +103,8 @@ def score_corpus(
     for ref, pred in zip(refs, nlp.pipe(texts, batch_size=batch_size)):
         gold = gold_mentions(ref)
         tokens = nlp.make_doc(ref.text)
-        starts = {t.idx for t in tokens}
-        ends = {t.idx + len(t) for t in tokens}
-        for start, end, _, _ in gold:
-            aligned[0] += 1
-            aligned[1] += start in starts and end in ends
+        aligned[0] += len(gold)
+        aligned[1] += sum(is_aligned(tokens, m) for m in gold)
         predicted = {(e.start_char, e.end_char, e.label_) for e in pred.ents}
         gene_spans = [(s, e, label) for s, e, label, _ in gold if label == spec.gene_label]
         for label, score in per_type.items():
@@ -167,6 +164,60 @@ def score_corpus(
         out["unseen_name_recall"] = {label: {"gold": g, "found": f, "r": f / g if g else None}
                                      for label, (g, f) in unseen.items()}
     return out
+
+
+def is_aligned(tokens: Doc, mention: Tuple[int, int, str, str]) -> bool:
+    """Whether a gold mention (start, end, ...) is a span of `tokens`: both of its
+    character offsets fall on token boundaries (`Doc.char_span`, strict)."""
+    return tokens.char_span(mention[0], mention[1]) is not None
+
+
+def tokenizer_alignment(
+    make_doc: Callable[[str], Doc], refs: Iterable[Doc], *, top: int = TOP_ERRORS, context: int = 30,
+) -> Dict[str, Any]:
+    """How many of the gold mentions of `refs` (original offsets, `gold_mentions`)
+    are spans of the tokens `make_doc` cuts their text into, overall and per
+    label; the `top` most frequent misaligned mention strings, each with its
+    first occurrence's covering tokens and `context` characters either side;
+    and the token count (whitespace tokens left out) against whitespace-separated
+    words (over-splitting costs speed). Every mention read is counted: mentions = aligned + misaligned."""
+    per_label: Dict[str, List[int]] = {}  # label -> [mentions, aligned]
+    misses: Counter = Counter()
+    example: Dict[Tuple[str, str], Dict[str, Any]] = {}
+    docs = tokens_n = words = 0
+    for ref in refs:
+        text = ref.text
+        tokens = make_doc(text)
+        docs += 1
+        tokens_n += sum(not t.is_space for t in tokens)
+        words += len(text.split())
+        for mention in gold_mentions(ref):
+            start, end, label, _ = mention
+            counts = per_label.setdefault(label, [0, 0])
+            counts[0] += 1
+            if is_aligned(tokens, mention):
+                counts[1] += 1
+                continue
+            key = (text[start:end], label)
+            misses[key] += 1
+            if key not in example:
+                cover = tokens.char_span(start, end, alignment_mode="expand")
+                example[key] = {
+                    "tokens": [t.text for t in cover] if cover is not None else [],
+                    "context": f"{text[max(0, start - context):start]}[{text[start:end]}]{text[end:end + context]}",
+                }
+    mentions = sum(n for n, _ in per_label.values())
+    aligned = sum(a for _, a in per_label.values())
+    return {
+        "docs": docs, "mentions": mentions, "aligned": aligned, "misaligned": mentions - aligned,
+        "share": aligned / mentions if mentions else None,
+        "per_label": {label: {"mentions": n, "aligned": a, "share": a / n if n else None}
+                      for label, (n, a) in sorted(per_label.items())},
+        "tokens": tokens_n, "whitespace_words": words,
+        "tokens_per_word": tokens_n / words if words else None,
+        "top_misaligned": [{"text": m_text, "label": label, "count": n, **example[(m_text, label)]}
+                           for (m_text, label), n in misses.most_common(top)],
+    }
 
 
 def id_resolver(nlp: Language) -> Optional[Callable[[str], str]]:

@@ -9,8 +9,8 @@ from spacy_medlink.corpora.brat import read_brat
 from spacy_medlink.corpora.craft import read_craft
 from spacy_medlink.corpora.ddi import read_ddi
 from spacy_medlink.corpora.report import ConversionReport
-from spacy_medlink.corpora.standoff import gold_mentions, split_paragraphs
-from spacy_medlink.crosscorpus import CORPORA, CorpusSpec, score_corpus, summarize
+from spacy_medlink.corpora.standoff import GOLD_KEY, gold_mentions, split_paragraphs
+from spacy_medlink.crosscorpus import CORPORA, CorpusSpec, score_corpus, summarize, tokenizer_alignment
 from spacy_medlink.tokenizer import biomed_nlp
 
 
@@ -177,3 +177,31 @@ def test_summary_leaves_out_training_corpora():
     summary = summarize(results, ["bc5cdr"])
     assert summary["mean_ner_f"] == pytest.approx(0.6)
     assert summary["mean_nen_f"] == pytest.approx(0.6) and summary["held_out"] == ["ddi", "ncbi"]
+
+
+ION_TEXT = "Na+/K+-ATPase rose after (CYP)-induced cystitis."
+
+
+def ion_doc():
+    """A Doc carrying original gold offsets: "K+" inside "Na+/K+-ATPase", "CYP"
+    inside "(CYP)-induced" (both one token for spaCy's English tokenizer) and
+    "cystitis", which every tokenizer aligns."""
+    doc = spacy.blank("en").make_doc(ION_TEXT)
+    gold = [(ION_TEXT.index(m), ION_TEXT.index(m) + len(m), label, "") for m, label in
+            (("K+", "Chemical"), ("CYP", "Chemical"), ("cystitis", "Disease"))]
+    doc.user_data[GOLD_KEY] = [list(m) for m in gold]
+    return doc
+
+
+def test_tokenizer_alignment_counts_every_mention(nlp):
+    before = tokenizer_alignment(spacy.blank("en").tokenizer, [ion_doc()])
+    assert (before["mentions"], before["aligned"], before["misaligned"]) == (3, 1, 2)
+    assert before["per_label"] == {"Chemical": {"mentions": 2, "aligned": 0, "share": 0.0},
+                                   "Disease": {"mentions": 1, "aligned": 1, "share": 1.0}}
+    assert [(m["text"], m["count"], m["tokens"]) for m in before["top_misaligned"]] == [
+        ("K+", 1, ["Na+/K+-ATPase"]), ("CYP", 1, ["CYP)-induced"])]
+    assert before["top_misaligned"][0]["context"] == "Na+/[K+]-ATPase rose after (CYP)-induc"
+    assert (before["tokens"], before["whitespace_words"]) == (7, 5)
+    after = tokenizer_alignment(nlp.tokenizer, [ion_doc()])
+    assert (after["mentions"], after["aligned"], after["misaligned"], after["share"]) == (3, 3, 0, 1.0)
+    assert after["top_misaligned"] == [] and after["tokens"] == 16
