@@ -145,3 +145,19 @@ def test_reproduce_builds_the_train_only_kbs_and_the_dev_choices():
         assert all((ROOT / path).exists() for path in expected), pipeline
     kb_builds = [line for cmd in steps for line in cmd["script"] if "kb build kb/medic" in line]
     assert kb_builds and not any("--mesh" in line for line in kb_builds)  # CTD MEDIC alone
+
+
+def test_en_medlink_trains_on_the_multi_corpus_set_and_ncbi_on_its_own():
+    """`all` converts the multi-corpus set before `final` trains en_medlink on it, with
+    mention replacement; en_medlink_ncbi's `final` keeps NCBI train + dev alone, no replacement."""
+    all_steps = _project()["workflows"]["all"]
+    assert all_steps.index("convert") < all_steps.index("convert-multi") < all_steps.index("final")
+    finals = [cmd for cmd in _steps("pipelines") if cmd["name"] == "final"]
+    assert len(finals) == 2  # en_medlink's, then en_medlink_ncbi's
+    multi = next(cmd for cmd in _steps("pipelines") if cmd["name"] == "convert-multi")
+    en, ncbi = (cmd["script"][0] for cmd in finals)
+    assert "--paths.train corpus/multi/train_dev.spacy" in en and multi["outputs"][0] == "corpus/multi/train_dev.spacy"
+    assert '"level":0.3' in en and "kb/mesh_medic_base" in en
+    assert "--paths.train corpus/ncbi/train_dev.spacy" in ncbi and '"level":0}' in ncbi
+    merged = [line for line in multi["script"] if "merge corpus/multi/train_dev.spacy" in line]
+    assert merged and merged[0].count("corpus/bc5cdr/train_dev.spacy") == 2
