@@ -52,7 +52,9 @@ class MentionReplacement:
         self.mention_prob = mention_prob
         self.same_concept = same_concept
         self.variant_prob = variant_prob
-        self.random = random.Random(seed)
+        # no seed: one drawn from the global generator, which `spacy train` seeds
+        # ([training] seed) before it builds the corpora, so a run repeats
+        self.random = random.Random(random.getrandbits(64) if seed is None else seed)
         self._kb = None
         self._by_type: Dict[str, List[int]] = {}
 
