@@ -1,6 +1,6 @@
-"""`kb attach`: a trained recognizer linking to a vocabulary of the user's, typed by a
-type map and ranked by a trained ranker valid for it or by a similarity calibrated on
-the KB's own synonyms; the calibration itself."""
+"""`kb.attach` and `kb attach`: a trained recognizer linking to a vocabulary of the user's,
+typed by a type map, ranked by a trained ranker valid for it or by a similarity calibrated
+on the KB's own synonyms, with a concept head of another vocabulary switched off."""
 import json
 import os
 import subprocess
@@ -13,17 +13,18 @@ import pytest
 import spacy
 import srsly
 import typer
+from spacy.language import Language
 from typer.testing import CliRunner
 
 from spacy_medlink.cli import app
-from spacy_medlink.cli.kb_attach import HEAD_OFF, choose_ranker, parse_type_map, retype_kb
-from spacy_medlink.kb.calibration import (ALL, PERTURBATIONS, ScoreCalibration, fit_calibration, fit_monotone,
-                                          perturb, pseudo_mentions, reliability)
+from spacy_medlink.cli.kb_attach import parse_type_map
+from spacy_medlink.kb.attach import (HEAD_MIN_SHARE, HEAD_OFF, AttachError, attach_kb, attach_ranker,
+                                     check_ranker_mode, choose_ranker, primary_share, retype_kb)
+from spacy_medlink.kb.calibration import ALL, ScoreCalibration
 from spacy_medlink.kb.candidates import RANKER_DIR, CandidateGenerator
 from spacy_medlink.kb.concept_kb import Concept, ConceptKB
 from spacy_medlink.kb.mention_stats import MentionStats
 from spacy_medlink.kb.ranker import CandidateRanker
-from spacy_medlink.kb.span_lookup import span_candidates
 
 from ..pipeline.test_joint_tagger import _examples, _model_config, _train
 
@@ -52,23 +53,6 @@ def _umls_like_kb() -> ConceptKB:
     return kb
 
 
-def _vocabulary(n: int = 120) -> ConceptKB:
-    """A KB of `n` invented concepts of two types, each with a few names that share words,
-    so that held-out names are sometimes found and sometimes not."""
-    rng = numpy.random.default_rng(0)
-    stems = ["cardi", "hepat", "neur", "nephr", "gastr", "derm", "oste", "arthr", "my", "encephal", "pneum", "col"]
-    kinds = ["itis", "opathy", "algia", "oma", "osis", "ectasia"]
-    kb = ConceptKB()
-    for i in range(n):
-        stem, kind = stems[i % len(stems)], kinds[(i // len(stems)) % len(kinds)]
-        extra = ["acute", "chronic", "familial", "juvenile", "type 1", "type 2", "primary", "secondary"]
-        a, b = rng.choice(len(extra), size=2, replace=False)
-        name = f"{stem}{kind} {i}"
-        synonyms = (f"{extra[a]} {stem}{kind} {i}", f"{stem}{kind} {extra[b]} {i}", f"{stem}{kind} disease {i}")
-        kb.add(Concept(f"X:{i:04d}", name, synonyms, ("Disease" if i % 3 else "Chemical",)))
-    return kb
-
-
 # -- type map --------------------------------------------------------------------------------
 def test_parse_type_map(tmp_path):
     assert parse_type_map("T047=Disease, T191=Disease,T121=Chemical,T121=Drug") == {
@@ -94,86 +78,6 @@ def test_retype_kb_maps_types_and_counts_what_it_leaves_out():
     everything, counts = retype_kb(_umls_like_kb(), {"*": ["Disease"]})
     assert len(everything) == 7 and counts["left out"] == 0
 
-
-# -- calibration -----------------------------------------------------------------------------
-def test_perturbations_change_the_name():
-    import random
-
-    rng = random.Random(0)
-    seen = set()
-    for _ in range(200):
-        text, kind = perturb("chronic kidney disease", rng)
-        seen.add(kind)
-        assert kind in PERTURBATIONS and text != "chronic kidney disease"
-    assert seen == set(PERTURBATIONS)
-    assert perturb("X", rng) == ("X", "")  # nothing applies
-
-
-def test_fit_monotone_is_monotone_and_bounded():
-    x, y = fit_monotone([0.1, 0.2, 0.3, 0.5, 0.9, 1.0, 1.0], [0, 1, 0, 1, 1, 1, 1])
-    assert all(a <= b for a, b in zip(x, x[1:])) and all(a <= b for a, b in zip(y, y[1:]))
-    assert min(y) >= 1 / 8 and max(y) <= 7 / 8  # never certain on 7 examples
-
-
-def test_calibration_from_the_kb_is_monotone_in_unit_interval_and_round_trips(tmp_path):
-    generator = CandidateGenerator(_vocabulary())
-    mentions = pseudo_mentions(generator, n=120, seed=0)
-    assert {m.type_ for m in mentions} == {"Chemical", "Disease"}
-    # 60 a type; Disease has 80 concepts, so its 30% exact share is exact (Chemical has 40)
-    assert sum(m.type_ == "Disease" for m in mentions) == 60
-    assert sum(m.type_ == "Disease" and m.held_key is None for m in mentions) == 18
-    calibration = fit_calibration(generator, n_mentions=120, min_per_type=20, seed=0)
-    assert set(calibration.maps) == {ALL, "Chemical", "Disease"}
-    grid = numpy.linspace(0, 1, 101)
-    for key in calibration.maps:
-        values = calibration(grid, key)
-        assert numpy.all(numpy.diff(values) >= 0) and values.min() > 0.0 and values.max() < 1.0
-    info = calibration.info
-    assert info["pseudo_mentions"] == len(mentions) and 0.0 < info["accuracy@1"] < 1.0
-    assert set(info["held_out"]) == {"raw_similarity", "calibrated"}
-    assert info["held_out"]["calibrated"]["n"] == len(mentions)
-    # saved as JSON, no pickle; the same map after a round trip
-    calibration.to_disk(tmp_path / "calibration.json")
-    again = ScoreCalibration.from_disk(tmp_path / "calibration.json")
-    json.loads((tmp_path / "calibration.json").read_text())
-    for key in calibration.maps:
-        numpy.testing.assert_array_equal(again(grid, key), calibration(grid, key))
-    assert again(grid, "no such label").tolist() == calibration(grid).tolist()  # the map over all mentions
-    with pytest.raises(ValueError, match="not monotone"):
-        ScoreCalibration({ALL: ([0.0, 1.0], [0.9, 0.1])})
-
-
-def test_reliability_measures_calibration_error():
-    assert reliability([0.9, 0.9, 0.1, 0.1], [1, 1, 0, 0])["ece"] == pytest.approx(0.1)
-    assert reliability([0.5, 0.5], [1, 0])["ece"] == 0.0
-
-
-def test_calibrated_ranker_keeps_the_generator_order_and_travels_with_the_kb(tmp_path):
-    generator = CandidateGenerator(_vocabulary())
-    ranker = CandidateRanker.calibrated(fit_calibration(generator, n_mentions=120, min_per_type=20))
-    nlp = spacy.blank("en")
-    doc = nlp.make_doc("Chronic cardiitis 0 and hepatopathy 13 then hepatopathy disease 13")
-    doc.ents = [doc.char_span(0, 19, label="Disease"), doc.char_span(24, 38, label="Disease"),
-                doc.char_span(44, 66, label="Disease")]
-    raw = span_candidates(generator, list(doc.ents), k=5)
-    generator.ranker = ranker
-    calibrated = span_candidates(generator, list(doc.ents), k=5)
-    for before, after in zip(raw, calibrated):
-        assert [c.concept_id for c in after] == [c.concept_id for c in before]
-        expected = ranker.calibration([c.score for c in before], "Disease")
-        assert [c.score for c in after] == pytest.approx(expected.tolist())
-        assert all(0.0 <= c.score <= 1.0 for c in after)
-    generator.to_disk(tmp_path / "kb")
-    loaded = CandidateGenerator.from_disk(tmp_path / "kb")
-    assert loaded.ranker is not None and loaded.ranker.cfg["learner"] == "calibrated"
-    assert loaded.ranker.calibration.to_dict() == ranker.calibration.to_dict()
-    again = CandidateGenerator.from_bytes(generator.to_bytes())
-    assert [[(c.concept_id, c.score) for c in cs] for cs in span_candidates(again, list(doc.ents), k=5)] == \
-        [[(c.concept_id, c.score) for c in cs] for cs in calibrated]
-    with pytest.raises(ValueError, match="fit on the KB"):
-        ranker.fit(numpy.zeros((2, 1)), numpy.zeros(2))
-
-
 # -- which ranker ----------------------------------------------------------------------------
 def _ranker_with_stats(ids):
     ranker = CandidateRanker(learner="logistic")
@@ -197,11 +101,119 @@ def test_a_ranker_trained_against_another_kb_is_not_used():
     logged = []
     ranker, info = choose_ranker(generator, foreign, "auto", 0.7, calibration_mentions=50, log=logged.append)
     assert ranker.cfg["learner"] == "calibrated" and info["kind"] == "calibrated" and "another KB" in logged[0]
-    with pytest.raises(typer.BadParameter, match="another KB"):
+    with pytest.raises(AttachError, match="another KB"):
         choose_ranker(generator, foreign, "trained", 0.7)
-    with pytest.raises(typer.BadParameter, match="no trained ranker"):
+    with pytest.raises(AttachError, match="no trained ranker"):
         choose_ranker(generator, None, "trained", 0.7)
     assert choose_ranker(generator, own, "none", 0.7)[0] is None
+
+
+def test_a_trained_ranker_is_used_from_min_coverage_on():
+    generator = CandidateGenerator(retype_kb(_umls_like_kb(), {"T047": ["Disease"], "T121": ["Chemical"]})[0])
+    half = _ranker_with_stats(["C0017168", "C0004057", "D013276", "D003920"])  # 2 of 4 concepts of this KB
+    ranker, info = choose_ranker(generator, half, "auto", 0.5)
+    assert ranker is half and info == {"mode": "auto", "trained_coverage": 0.5, "kind": "trained"}
+    logged = []
+    ranker, info = choose_ranker(generator, half, "auto", 0.51, calibration_mentions=50, log=logged.append)
+    assert ranker.cfg["learner"] == "calibrated" and info["reason"] == "trained ranker not valid for this KB"
+    assert "50.0% of its training mentions' concepts" in logged[0]
+    ranker, info = choose_ranker(generator, half, "calibrated", 0.5, calibration_mentions=50)
+    assert ranker.cfg["learner"] == "calibrated" and "reason" not in info  # asked for, no warning
+
+
+def test_check_ranker_mode():
+    check_ranker_mode("auto", Path("train.spacy"))
+    with pytest.raises(AttachError, match="expected one of auto, trained, calibrated, none, not 'best'"):
+        check_ranker_mode("best")
+    with pytest.raises(AttachError, match="--ranker none asks for none"):
+        check_ranker_mode("none", "train.spacy")
+
+
+# -- the library: the concept head, attach_kb, attach_ranker -----------------------------------
+class _HeadPipe:
+    """A recognizer of Disease and Chemical with a KB and a concept head over `concepts`."""
+
+    def __init__(self, cfg):
+        self.generator = None
+        self.labels = ("Chemical", "Disease")
+        self.cfg = dict(cfg, concepts={})
+
+    def __call__(self, doc):
+        return doc
+
+
+@Language.factory("test_attach_head_pipe", assigns=["doc.ents"],
+                  default_config={"men_threshold": 0.3, "rerank_weight": 0.5, "kb_threshold": 0.2,
+                                  "restrict_concepts": False})
+def _make_head_pipe(nlp, name, men_threshold, rerank_weight, kb_threshold, restrict_concepts):
+    return _HeadPipe({"men_threshold": men_threshold, "rerank_weight": rerank_weight, "kb_threshold": kb_threshold,
+                      "restrict_concepts": restrict_concepts})
+
+
+def _head_pipeline(*heads):
+    """A pipeline of a `_HeadPipe` per list of head concept IDs, each with a KB of its own (`_umls_like_kb`)."""
+    nlp = spacy.blank("en")
+    for i, concepts in enumerate(heads):
+        pipe = nlp.add_pipe("test_attach_head_pipe", name=f"head{i}")
+        pipe.generator = CandidateGenerator(_umls_like_kb())
+        pipe.cfg["concepts"] = {cid: ["Disease"] for cid in concepts}
+    return nlp
+
+
+def test_primary_share_counts_primary_ids_of_the_kb():
+    kb = _umls_like_kb()
+    assert primary_share(["C0017168", "C0011849"], kb) == 1.0
+    assert primary_share(["C0017168", "D013276"], kb) == 0.5  # an alternative ID is not the concept's own
+    assert primary_share(["C0017168|D999999", "D000001"], kb) == pytest.approx(1 / 3)  # composites split
+    assert primary_share([], kb) == 1.0
+
+
+def test_attach_kb_retypes_and_switches_off_a_head_of_another_vocabulary(tmp_path):
+    CandidateGenerator(_umls_like_kb()).to_disk(tmp_path / "umls")
+    # head0: 2 of 4 IDs are the KB's (the share HEAD_MIN_SHARE keeps); head1: 1 of 3
+    nlp = _head_pipeline(["C0017168", "C0011849", "D013276", "D001241"], ["C0004057", "D001241", "D014456"])
+    logged = []
+    info = attach_kb(nlp, tmp_path / "umls", type_map={"T047": ["Disease"], "T121": ["Chemical"]}, ranker="none",
+                     threshold=0.4, log=logged.append)
+    assert info["labels"] == ["Chemical", "Disease"]
+    assert info["concepts"] == {"kept": 4, "kept: Chemical": 2, "kept: Disease": 2, "left out": 3,
+                                "left out: (untyped)": 1, "left out: T080": 1, "left out: T184": 1}
+    assert info["ranker"] == {"mode": "none", "trained_coverage": None, "kind": "none"}
+    assert logged[0] == "Types mapped: 4 concepts kept, 3 left out; kept: Chemical 2, kept: Disease 2"
+    kept, off = info["components"]["head0"], info["components"]["head1"]
+    assert kept["head_concepts_in_kb"] == HEAD_MIN_SHARE and "head" not in kept and kept["men_threshold"] == 0.3
+    assert off["head_concepts_in_kb"] == 0.3333 and off["head"] == "off"
+    assert off["men_threshold"] == HEAD_OFF and off["rerank_weight"] == 0.0
+    head0, head1 = nlp.get_pipe("head0"), nlp.get_pipe("head1")
+    assert head1.cfg["concepts"] == {"C0004057": [], "D001241": [], "D014456": []}  # allowed for no label
+    assert head0.cfg["concepts"]["C0017168"] == ["Disease"]
+    assert nlp.get_pipe_config("head1")["men_threshold"] == HEAD_OFF  # config.cfg says it too
+    assert nlp.get_pipe_config("head1")["restrict_concepts"] is True
+    assert head0.cfg["kb_threshold"] == nlp.get_pipe_config("head0")["kb_threshold"] == 0.4
+    assert head0.generator is head1.generator and len(head0.generator.kb) == 4
+    assert head0.generator.types == ["Chemical", "Disease"] and head0.generator.ranker is None
+    with pytest.raises(AttachError, match="Disorder not among the recognizer's labels"):
+        attach_kb(_head_pipeline([]), tmp_path / "umls", type_map={"T047": ["Disorder"]}, ranker="none")
+    with pytest.raises(AttachError, match="give --type-map"):
+        attach_kb(_head_pipeline([]), tmp_path / "umls", ranker="none")
+
+
+def test_attach_ranker_changes_nothing_where_a_component_is_not_covered(tmp_path):
+    generator = CandidateGenerator(_umls_like_kb())
+    generator.ranker = _ranker_with_stats(["C0017168", "C0004057"])
+    generator.to_disk(tmp_path / "umls")
+    nlp = _head_pipeline([], [])
+    assert attach_ranker(nlp, tmp_path / "umls") == ["head0", "head1"]
+    assert nlp.get_pipe("head1").generator.ranker.cfg["learner"] == "logistic"
+    nlp = _head_pipeline([], [])
+    mesh = ConceptKB()
+    mesh.add(Concept("D013276", "stomach ulcer", (), ("Disease",)))
+    nlp.get_pipe("head1").generator = CandidateGenerator(mesh)
+    with pytest.raises(AttachError, match="0.0% of its training mentions' concepts are concepts of head1's KB"):
+        attach_ranker(nlp, tmp_path / "umls")
+    assert nlp.get_pipe("head0").generator.ranker is None  # not half attached
+    with pytest.raises(AttachError, match="has no trained ranker"):
+        attach_ranker(nlp, tmp_path / "nothing")
 
 
 # -- the command, end to end -------------------------------------------------------------------
@@ -352,33 +364,3 @@ def test_attach_ranker_only_refuses_a_ranker_of_another_kb(recognizer, tmp_path)
     assert result.exit_code == 2 and "trained against another KB" in result.message
     assert not (tmp_path / "out").exists()
     assert (tmp_path / "umls" / RANKER_DIR / "ranker.msgpack").exists()
-
-
-def test_kb_calibrate_reports_on_a_corpus_and_saves_the_calibrated_ranking(tmp_path):
-    from spacy.tokens import DocBin
-
-    from ..pipeline.helpers import make_examples
-
-    CandidateGenerator(_vocabulary()).to_disk(tmp_path / "kb")
-    data = [("cardiitis 0 and acute hepatopathy 13.", [(0, 11, "Disease", "X:0001"), (16, 36, "Disease", "X:0013")]),
-            ("neuritis 2 then nephritis disease 3.", [(0, 10, "Disease", "X:0002"), (16, 35, "Chemical", "X:0003")])]
-    DocBin(docs=[eg.reference for eg in make_examples(spacy.blank("en"), data)]).to_disk(tmp_path / "dev.spacy")
-    result = CliRunner().invoke(app, ["kb", "calibrate", str(tmp_path / "kb"), "--output", str(tmp_path / "c.json"),
-                                      "--eval", str(tmp_path / "dev.spacy"), "--calibration-mentions", "120",
-                                      "--save"])
-    assert result.exit_code == 0, result.output
-    report = srsly.read_json(tmp_path / "c.json")
-    evaluated = report["eval"]["by_label"]
-    assert set(evaluated) == {"all", "Chemical", "Disease"} and evaluated["all"]["mentions"] == 4
-    assert set(evaluated["all"]["calibrated_thresholds"]) == {"0.5", "0.7", "0.9"}
-    assert ScoreCalibration.from_dict(report["calibration"]).maps.keys() >= {ALL}
-    loaded = CandidateGenerator.from_disk(tmp_path / "kb")
-    assert loaded.ranker.cfg["learner"] == "calibrated"
-    # a KB with a trained ranker keeps it
-    generator = CandidateGenerator(_vocabulary())
-    generator.ranker = _ranker_with_stats(["X:0001"])
-    generator.to_disk(tmp_path / "trained")
-    result = CliRunner().invoke(app, ["kb", "calibrate", str(tmp_path / "trained"), "--output",
-                                      str(tmp_path / "c2.json"), "--calibration-mentions", "60", "--save"])
-    assert result.exit_code == 2
-    assert CandidateRanker.from_disk(tmp_path / "trained" / RANKER_DIR).cfg["learner"] == "logistic"
