@@ -10,8 +10,8 @@ import srsly
 from typer.testing import CliRunner
 
 from spacy_medlink.cli import app
-from spacy_medlink.kb.calibration import (ALL, PERTURBATIONS, ScoreCalibration, fit_calibration, fit_monotone,
-                                          perturb, pseudo_mentions, reliability)
+from spacy_medlink.kb.calibration import (ALL, PERTURBATIONS, ScoreCalibration, evaluate_calibration, fit_calibration,
+                                          fit_monotone, perturb, pseudo_mentions, reliability)
 from spacy_medlink.kb.candidates import RANKER_DIR, CandidateGenerator
 from spacy_medlink.kb.concept_kb import Concept, ConceptKB
 from spacy_medlink.kb.ranker import CandidateRanker
@@ -114,15 +114,39 @@ def test_calibrated_ranker_keeps_the_generator_order_and_travels_with_the_kb(tmp
         ranker.fit(numpy.zeros((2, 1)), numpy.zeros(2))
 
 
-def test_kb_calibrate_reports_on_a_corpus_and_saves_the_calibrated_ranking(tmp_path):
+def _dev_corpus(path):
+    """Four gold mentions of `_vocabulary()` concepts (three Disease, one Chemical) saved as a .spacy corpus."""
     from spacy.tokens import DocBin
 
     from ..pipeline.helpers import make_examples
 
-    CandidateGenerator(_vocabulary()).to_disk(tmp_path / "kb")
     data = [("cardiitis 0 and acute hepatopathy 13.", [(0, 11, "Disease", "X:0001"), (16, 36, "Disease", "X:0013")]),
             ("neuritis 2 then nephritis disease 3.", [(0, 10, "Disease", "X:0002"), (16, 35, "Chemical", "X:0003")])]
-    DocBin(docs=[eg.reference for eg in make_examples(spacy.blank("en"), data)]).to_disk(tmp_path / "dev.spacy")
+    DocBin(docs=[eg.reference for eg in make_examples(spacy.blank("en"), data)]).to_disk(path)
+    return path
+
+
+def test_evaluate_calibration_scores_gold_mentions_and_restores_the_ranker(tmp_path):
+    generator = CandidateGenerator(_vocabulary())
+    ranker = CandidateRanker.calibrated(fit_calibration(generator, n_mentions=120, min_per_type=20))
+    own = _ranker_with_stats(["X:0001"])
+    generator.ranker = own
+    result = evaluate_calibration(generator, ranker, _dev_corpus(tmp_path / "dev.spacy"), thresholds=(0.0, 1.0))
+    assert generator.ranker is own  # the calibrated ranking only for the lookup
+    by_label = result["by_label"]
+    assert list(by_label) == ["all", "Chemical", "Disease"]
+    assert [by_label[k]["mentions"] for k in by_label] == [4, 1, 3]
+    for part in by_label.values():
+        assert part["no_candidates"] == 0 and part["calibrated"]["n"] == part["raw_similarity"]["n"] == part["mentions"]
+        # every mention is linked at 0.0, with the precision of top-1; a calibrated score never reaches 1.0
+        assert part["calibrated_thresholds"]["0.0"] == {"linked": 1.0, "precision": part["accuracy@1"]}
+        assert part["calibrated_thresholds"]["1.0"] == {"linked": 0.0, "precision": None}
+    assert [by_label[k]["accuracy@1"] for k in by_label] == [0.75, 1.0, 0.6667]  # one Disease mention missed
+
+
+def test_kb_calibrate_reports_on_a_corpus_and_saves_the_calibrated_ranking(tmp_path):
+    CandidateGenerator(_vocabulary()).to_disk(tmp_path / "kb")
+    _dev_corpus(tmp_path / "dev.spacy")
     result = CliRunner().invoke(app, ["kb", "calibrate", str(tmp_path / "kb"), "--output", str(tmp_path / "c.json"),
                                       "--eval", str(tmp_path / "dev.spacy"), "--calibration-mentions", "120",
                                       "--save"])
