@@ -117,7 +117,8 @@ def kb_calibrate_cli(
     import srsly
 
     from ..kb.attach import retype_kb, trained_ranker
-    from ..kb.calibration import evaluate_calibration, fit_calibration
+    from ..kb.calibration import fit_calibration
+    from ..kb.calibration_eval import evaluate_calibration
     from ..kb.candidates import RANKER_DIR, CandidateGenerator
     from ..kb.ranker import CandidateRanker
 

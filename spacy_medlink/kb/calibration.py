@@ -28,7 +28,7 @@ them; it is kept as breakpoints, interpolated linearly, bounded away from 0 and
 estimates is P(top-1 correct | similarity) for a mention of a concept the KB
 holds, spelled as the KB's own names vary; it knows nothing of mentions of
 concepts the KB lacks or of recognizer errors, which only a corpus can show:
-`evaluate_calibration` scores a map on a corpus's gold mentions (`kb calibrate --eval`).
+`kb.calibration_eval.evaluate_calibration` scores a map on a corpus's gold mentions (`kb calibrate --eval`).
 """
 import json
 import random
@@ -42,7 +42,6 @@ from .names import normalize_name
 
 if TYPE_CHECKING:
     from .candidates import CandidateGenerator
-    from .ranker import CandidateRanker
 
 FORMAT_VERSION = 1
 ALL = ""  # the key of the map fit on every pseudo-mention
@@ -314,61 +313,3 @@ def fit_calibration(generator: "CandidateGenerator", *, n_mentions: int = 4000, 
         "held_out": {"raw_similarity": reliability(raw, outcome), "calibrated": reliability(calibrated, outcome)},
     }
     return ScoreCalibration(fit(numpy.ones(len(mentions), dtype=bool)), info)
-
-
-def evaluate_calibration(generator: "CandidateGenerator", ranker: "CandidateRanker", corpus: Union[str, Path],
-                         thresholds: Sequence[float] = (0.5, 0.7, 0.9)) -> Dict[str, Any]:
-    """The top-1 of each single-concept gold mention of `corpus` (looked up as a pipeline
-    does: typed by its label, short forms by their long form; no composites), its raw and
-    calibrated score and whether it is the gold concept: reliability of both scores and, per
-    threshold, the share of mentions linked and the precision of those links.
-
-    The held-out ECE of `fit_calibration` is measured on pseudo-mentions of the KB's own
-    names; only a corpus shows how the map fares on real mentions (unseen spellings,
-    abbreviations, concepts the KB lacks). It lives here, not in `kb calibrate`, so that
-    anything holding a generator and a calibrated ranker can score it the same way.
-    `ranker` is set on `generator` only for the lookup; the generator's own is restored.
-    """
-    import spacy
-    from spacy.tokens import DocBin
-
-    # imported on use: kb.ranker imports this module, and fitting or applying a map needs no span lookup
-    from .mention_stats import gold_atoms
-    from .span_lookup import span_candidates
-
-    docs = list(DocBin().from_disk(corpus).get_docs(spacy.blank("en").vocab))
-    resolve = generator.kb.resolve
-    spans, gold = [], []
-    for doc in docs:
-        for ent in doc.ents:
-            atoms = gold_atoms(ent.kb_id_, resolve)
-            if len(atoms) == 1:
-                spans.append(ent)
-                gold.append(atoms[0])
-    saved, generator.ranker = generator.ranker, None
-    try:
-        raw = span_candidates(generator, spans, k=10, composites=False)
-        generator.ranker = ranker
-        calibrated = span_candidates(generator, spans, k=10, composites=False)
-    finally:
-        generator.ranker = saved
-    rows = []
-    for span, g, r, c in zip(spans, gold, raw, calibrated):
-        rows.append((span.label_, r[0].score if r else 0.0, c[0].score if c else 0.0,
-                     float(bool(c) and c[0].concept_id == g), bool(c)))
-    out: Dict[str, Any] = {"by_label": {}}
-    for key in ["all"] + sorted({row[0] for row in rows}):
-        part = [row for row in rows if key == "all" or row[0] == key]
-        raw_s = [row[1] for row in part]
-        cal_s = numpy.asarray([row[2] for row in part])
-        right = numpy.asarray([row[3] for row in part])
-        cuts = {}
-        for t in thresholds:
-            linked = cal_s >= t
-            cuts[str(t)] = {"linked": round(float(linked.mean()), 4) if len(part) else 0.0,
-                            "precision": round(float(right[linked].mean()), 4) if linked.any() else None}
-        out["by_label"][key] = {"mentions": len(part), "no_candidates": sum(1 for row in part if not row[4]),
-                                "accuracy@1": round(float(right.mean()), 4) if len(part) else 0.0,
-                                "raw_similarity": reliability(raw_s, right), "calibrated": reliability(cal_s, right),
-                                "calibrated_thresholds": cuts}
-    return out

@@ -10,8 +10,9 @@ import srsly
 from typer.testing import CliRunner
 
 from spacy_medlink.cli import app
-from spacy_medlink.kb.calibration import (ALL, PERTURBATIONS, ScoreCalibration, evaluate_calibration, fit_calibration,
+from spacy_medlink.kb.calibration import (ALL, PERTURBATIONS, ScoreCalibration, fit_calibration,
                                           fit_monotone, perturb, pseudo_mentions, reliability)
+from spacy_medlink.kb.calibration_eval import evaluate_calibration
 from spacy_medlink.kb.candidates import RANKER_DIR, CandidateGenerator
 from spacy_medlink.kb.concept_kb import Concept, ConceptKB
 from spacy_medlink.kb.ranker import CandidateRanker
